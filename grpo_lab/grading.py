@@ -1,0 +1,319 @@
+"""Autograded exercises: ``check(exercise_id, fn)`` and the solutions -> exercises generator.
+
+How exercises work (the CS336 model: small, sharply specified functions graded against expected values):
+
+- Each exercise is written once, in a notebook under ``solutions/``. Solution code sits between
+  ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (nbgrader's markers). ``python -m grpo_lab.grading
+  build`` writes ``exercises/`` with every marked region replaced by ``raise NotImplementedError(...)`` at
+  the same indentation, so the student's notebook runs up to the first call of an unfinished function.
+- Checks live in ``grpo_lab/exercise_checks/*.py``, registered with ``@exercise_test("<id>")``. Each test
+  receives the student's callable and asserts; a failing test's hint is printed.
+- ``check`` runs the tests in the student's kernel (they are the student's own functions) with a time
+  limit per test: a ``SIGALRM`` timer in the main thread, else a trace hook, so an infinite loop becomes a
+  failed test instead of a hung kernel. It never raises unless ``GRPO_LAB_STRICT_CHECKS=1`` (CI sets it
+  for the solution notebooks), works offline and in Colab, and returns a ``CheckReport``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import json
+import os
+import pkgutil
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB_MESSAGE = "not implemented yet: replace this line with your solution"
+DEFAULT_TIME_LIMIT_S = 20.0
+
+
+class ExerciseTimeout(Exception):
+    """Raised inside a student's function when a test exceeds its time limit."""
+
+
+@dataclass
+class ExerciseTest:
+    name: str
+    fn: Callable
+    hint: str = ""
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str = ""
+    tests: list[ExerciseTest] = field(default_factory=list)
+
+
+_REGISTRY: dict[str, Exercise] = {}
+_LOADED = False
+
+
+def exercise_test(exercise_id: str, hint: str = "", time_limit_s: float = DEFAULT_TIME_LIMIT_S, title: str = ""):
+    """Register a test for ``exercise_id``. The test is ``fn(student_fn) -> None`` and fails by raising.
+
+    Tests run in the order they are defined; ``hint`` is shown when the test fails.
+    """
+
+    def deco(fn):
+        ex = _REGISTRY.setdefault(exercise_id, Exercise(exercise_id, title))
+        if title and not ex.title:
+            ex.title = title
+        ex.tests.append(ExerciseTest(fn.__name__.removeprefix("test_").replace("_", " "), fn, hint, time_limit_s))
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    from grpo_lab import exercise_checks
+
+    for mod in pkgutil.iter_modules(exercise_checks.__path__):
+        importlib.import_module(f"grpo_lab.exercise_checks.{mod.name}")
+    _LOADED = True
+
+
+def list_exercises() -> list[str]:
+    """Ids of every registered exercise."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+@dataclass
+class TestOutcome:
+    name: str
+    status: str  # "passed" | "failed" | "error" | "not implemented" | "timeout"
+    message: str = ""
+    hint: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class CheckReport:
+    exercise_id: str
+    outcomes: list[TestOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+
+    @property
+    def not_implemented(self) -> bool:
+        return any(o.status == "not implemented" for o in self.outcomes)
+
+    def summary(self) -> str:
+        n_ok = sum(o.passed for o in self.outcomes)
+        lines = [f"Exercise {self.exercise_id}: {n_ok}/{len(self.outcomes)} checks passed"]
+        for o in self.outcomes:
+            mark = "PASS" if o.passed else "FAIL"
+            lines.append(f"  [{mark}] {o.name}" + ("" if o.passed else f": {o.message}"))
+            if not o.passed and o.hint and o.status != "not implemented":
+                lines.append(f"         hint: {o.hint}")
+        if self.passed:
+            lines.append(f"All {len(self.outcomes)} checks passed. Well done!")
+        elif self.not_implemented:
+            lines.append("This exercise is not implemented yet: fill in the function and run the check again.")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:  # what a notebook shows when check() is the last expression
+        return self.summary()
+
+    _repr_pretty_ = lambda self, p, cycle: p.text(self.summary())  # noqa: E731
+
+
+class _Deadline:
+    """Raise ``ExerciseTimeout`` in the current thread after ``seconds``.
+
+    In the main thread on POSIX a real-time timer interrupts anything, C loops included, between bytecodes;
+    elsewhere (Windows, a worker thread) a trace hook checks the clock on every Python line.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._mode = None
+
+    def __enter__(self):
+        main = threading.current_thread() is threading.main_thread()
+        if main and hasattr(signal, "setitimer"):
+            self._old = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self._mode = "signal"
+        else:
+            self._end = time.monotonic() + self.seconds
+            self._old_trace = sys.gettrace()
+            sys.settrace(self._trace)
+            self._mode = "trace"
+        return self
+
+    def _on_alarm(self, signum, frame):
+        raise ExerciseTimeout(f"took longer than {self.seconds:.0f} s (an infinite loop?)")
+
+    def _trace(self, frame, event, arg):
+        if time.monotonic() > self._end:
+            sys.settrace(self._old_trace)
+            raise ExerciseTimeout(f"took longer than {self.seconds:.0f} s (an infinite loop?)")
+        return self._trace
+
+    def __exit__(self, *exc):
+        if self._mode == "signal":
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+        else:
+            sys.settrace(self._old_trace)
+        return False
+
+
+def _run_one(test: ExerciseTest, fn: Callable, time_scale: float) -> TestOutcome:
+    t0 = time.perf_counter()
+    try:
+        with _Deadline(test.time_limit_s * time_scale):
+            test.fn(fn)
+        status, msg = "passed", ""
+    except NotImplementedError:
+        status, msg = "not implemented", STUB_MESSAGE.split(":")[0]
+    except ExerciseTimeout as e:
+        status, msg = "timeout", str(e)
+    except AssertionError as e:
+        status, msg = "failed", str(e) or "an assertion failed"
+    except Exception as e:  # the student's code raised: show where, briefly
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" (line {tb[-1].lineno} of {Path(tb[-1].filename).name})" if tb else ""
+        status, msg = "error", f"{type(e).__name__}: {e}{where}"
+    return TestOutcome(test.name, status, msg, test.hint, time.perf_counter() - t0)
+
+
+def check(exercise_id: str, fn: Callable, *, verbose: bool = True, time_scale: float = 1.0) -> CheckReport:
+    """Grade ``fn`` against the tests of ``exercise_id`` and print a friendly per-test report.
+
+    Never raises for a wrong or unfinished solution (a stub's ``NotImplementedError`` is reported as "not
+    implemented yet"); each test has a time limit. With ``GRPO_LAB_STRICT_CHECKS=1`` a failing report
+    raises ``AssertionError`` after printing, so executing a solution notebook fails loudly in CI.
+    """
+    _load_all()
+    if exercise_id not in _REGISTRY:
+        raise KeyError(f"unknown exercise {exercise_id!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if not callable(fn):
+        raise TypeError(f"check({exercise_id!r}, fn): pass your function itself (no parentheses), got {type(fn).__name__}")
+    outcomes: list[TestOutcome] = []
+    for t in _REGISTRY[exercise_id].tests:
+        if outcomes and outcomes[-1].status == "timeout":
+            # One runaway loop is enough to report; waiting out every limit would stall the notebook.
+            outcomes.append(TestOutcome(t.name, "timeout", "skipped after the previous test timed out", t.hint))
+            continue
+        outcomes.append(_run_one(t, fn, time_scale))
+    report = CheckReport(exercise_id, outcomes)
+    if verbose:
+        print(report.summary())
+    if os.environ.get("GRPO_LAB_STRICT_CHECKS") == "1" and not report.passed and not report.not_implemented:
+        raise AssertionError(f"exercise {exercise_id} failed its checks")
+    return report
+
+
+# --------------------------------------------------------------------------------------------------
+# solutions/ -> exercises/
+# --------------------------------------------------------------------------------------------------
+
+
+def strip_solution(source: str) -> str:
+    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region by a ``NotImplementedError`` stub.
+
+    The stub keeps the indentation of the ``BEGIN`` marker. Unbalanced markers raise ``ValueError``.
+    """
+    out, inside = [], False
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError("nested ### BEGIN SOLUTION")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f'{indent}raise NotImplementedError("{STUB_MESSAGE}")\n')
+        elif stripped == END:
+            if not inside:
+                raise ValueError("### END SOLUTION without BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError("### BEGIN SOLUTION without END")
+    return "".join(out).rstrip("\n")
+
+
+def _exercise_notebook(nb: dict) -> dict:
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code":
+            src = strip_solution(src)
+            cell["outputs"], cell["execution_count"] = [], None
+        elif cell["cell_type"] == "markdown" and "<!-- SOLUTION ONLY -->" in src:
+            src = "*(The discussion of the solution is in the solutions notebook.)*"
+        cell["source"] = src
+    return nb
+
+
+def build_exercises(root: str | Path, check_only: bool = False) -> list[str]:
+    """Write ``exercises/<name>.ipynb`` for each ``solutions/<name>.ipynb``; return the paths that differ.
+
+    With ``check_only`` nothing is written: the returned list is what a build would change (empty when the
+    committed exercises are up to date). Exercise notebooks without a solution are reported too.
+    """
+    root = Path(root)
+    sol_dir, ex_dir = root / "solutions", root / "exercises"
+    ex_dir.mkdir(exist_ok=True)
+    changed = []
+    expected = set()
+    for sol in sorted(sol_dir.glob("*.ipynb")):
+        nb = json.loads(sol.read_text())
+        text = json.dumps(_exercise_notebook(nb), indent=1, ensure_ascii=False) + "\n"
+        target = ex_dir / sol.name
+        expected.add(target.name)
+        if not target.exists() or target.read_text() != text:
+            changed.append(str(target))
+            if not check_only:
+                target.write_text(text)
+    for stray in ex_dir.glob("*.ipynb"):
+        if stray.name not in expected:
+            changed.append(f"{stray} (no solution notebook)")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grpo_lab.grading", description="Exercise tools.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="generate exercises/ from solutions/")
+    b.add_argument("--check", action="store_true", help="only report what would change (exit 1 if anything)")
+    b.add_argument("--root", default=".", help="project root (default: .)")
+    sub.add_parser("list", help="list exercise ids")
+    args = ap.parse_args(argv)
+    if args.cmd == "list":
+        print("\n".join(list_exercises()))
+        return 0
+    changed = build_exercises(args.root, check_only=args.check)
+    for c in changed:
+        print(("out of date: " if args.check else "wrote ") + c)
+    if not changed:
+        print("exercises/ is up to date with solutions/")
+    return 1 if (args.check and changed) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Execute every notebook in test mode (tiny models, few steps) with nbclient, as a student would top to bottom.
+
+- notebooks/ and solutions/: no cell may raise; exercise checks run strict (a failing check raises).
+- exercises/: the stubs raise NotImplementedError, so errors are allowed, but only that one, and the
+  check output must say "not implemented yet".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# A guard against a notebook that hangs, not a speed target: the test mode of each is meant to take well
+# under a minute; benchmarks/ measures speed.
+NOTEBOOK_LIMIT_S = int(os.environ.get("GRPO_LAB_NOTEBOOK_LIMIT_S", "420"))
+
+
+def _notebooks(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).glob("*.ipynb"))
+
+
+ALL = [p for d in ("notebooks", "solutions", "exercises") for p in _notebooks(d)]
+
+
+def _execute(path: Path, allow_errors: bool):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env_backup = dict(os.environ)
+    os.environ.update(GRPO_LAB_TEST_MODE="1", MPLBACKEND="Agg", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                      GRPO_LAB_STRICT_CHECKS="0" if allow_errors else "1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    try:
+        client = NotebookClient(nb, timeout=NOTEBOOK_LIMIT_S, kernel_name="python3", allow_errors=allow_errors,
+                                resources={"metadata": {"path": str(path.parent)}})
+        t0 = time.perf_counter()
+        client.execute()
+        elapsed = time.perf_counter() - t0
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    return nb, elapsed
+
+
+def _outputs(nb) -> tuple[list[dict], str]:
+    errors, text = [], []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                errors.append(out)
+            text.append(out.get("text", "") or json.dumps(out.get("data", {})))
+    return errors, "\n".join(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ALL, ids=[f"{p.parent.name}/{p.name}" for p in ALL])
+def test_notebook_executes_in_test_mode(path: Path):
+    is_exercise = path.parent.name == "exercises"
+    nb, elapsed = _execute(path, allow_errors=is_exercise)
+    errors, text = _outputs(nb)
+    assert elapsed < NOTEBOOK_LIMIT_S, f"{path.name} took {elapsed:.0f} s in test mode (limit {NOTEBOOK_LIMIT_S} s)"
+    if is_exercise:
+        others = [e for e in errors if e.get("ename") != "NotImplementedError"]
+        assert not others, f"{path.name}: unexpected errors {[(e['ename'], e['evalue']) for e in others]}"
+        assert "not implemented yet" in text, f"{path.name}: no check reported 'not implemented yet'"
+    else:
+        assert not errors
+        if path.parent.name == "solutions":
+            assert "checks passed. Well done!" in text, f"{path.name}: no exercise check passed"
+
+
+def test_committed_notebooks_have_no_outputs():
+    for path in ALL:
+        nb = json.loads(path.read_text())
+        dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+        assert not dirty, f"{path} has outputs in cells {dirty}: clear them before committing"
+
+
+def test_every_notebook_folder_has_content():
+    assert _notebooks("notebooks"), "no notebooks found"
+    assert _notebooks("solutions"), "no solution notebooks found"
+    assert {p.name for p in _notebooks("solutions")} == {p.name for p in _notebooks("exercises")}
