@@ -207,8 +207,18 @@ def test_group_advantages_equal_trl(make_trainer, scale_rewards):
                                atol=1e-6, rtol=1e-6)
 
 
-def test_report_max_differences():
+def test_zz_report_max_differences():
     """Runs last: prints the largest |ours - TRL| per loss type (see with ``pytest -s``)."""
     if MAX_DIFFS:
         print("\nmax |grpo_lab - TRL| per loss type:", {k: f"{v:.2e}" for k, v in sorted(MAX_DIFFS.items())})
         assert all(v < TOL for v in MAX_DIFFS.values())
+
+
+def test_trl_equivalence_helper_used_by_notebook_03():
+    from grpo_lab.trl_equivalence import trl_loss
+
+    lp, old, ref, adv = _batch(30)
+    mask = _mask()
+    for lt in LOSS_TYPES:
+        kw = dict(ref_logps=ref, beta=0.04, epsilon_high=0.28, loss_type=lt, max_completion_length=L_MAX)
+        assert abs(trl_loss(lp, old, adv, mask, **kw).item() - grpo_loss(lp, old, adv, mask, **kw).item()) < TOL
