@@ -29,6 +29,15 @@ def _model_dir() -> str:
     return d
 
 
+def _config(GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch):
+    return GRPOConfig(
+        output_dir=f"{d}/out", bf16=False, use_cpu=True, report_to=[], save_strategy="no",
+        loss_type=loss_type, beta=beta, epsilon=epsilon, epsilon_high=epsilon_high,
+        importance_sampling_level=level, num_generations=2, per_device_train_batch_size=batch,
+        max_completion_length=max_completion_length,
+    )
+
+
 @functools.lru_cache(maxsize=32)
 def _trainer(loss_type: str, beta: float, epsilon: float, epsilon_high, level: str, max_completion_length: int,
              batch: int):
@@ -38,12 +47,9 @@ def _trainer(loss_type: str, beta: float, epsilon: float, epsilon_high, level: s
     from grpo_lab.models import load_tokenizer
 
     d = _model_dir()
-    args = GRPOConfig(
-        output_dir=f"{d}/out", bf16=False, use_cpu=True, report_to=[], save_strategy="no",
-        loss_type=loss_type, beta=beta, epsilon=epsilon, epsilon_high=epsilon_high,
-        importance_sampling_level=level, num_generations=2, per_device_train_batch_size=batch,
-        max_completion_length=max_completion_length,
-    )
+    with warnings.catch_warnings():  # transformers' deprecation notices are noise in a notebook
+        warnings.simplefilter("ignore")
+        args = _config(GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch)
     ds = Dataset.from_dict({"prompt": ["1+1="] * 2})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
