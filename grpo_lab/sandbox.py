@@ -61,6 +61,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 STATUSES = ("passed", "failed", "error", "timeout", "killed")
 
@@ -212,16 +213,18 @@ def _install_audit(work):
 
 def _harness(p):
     import ast
-    _write, _exit, _type, _len, _id = os.write, os._exit, type, len, id
+    # Everything used after the code ran is bound now: the code may replace builtins and module attributes.
+    _write, _exit, _type, _str, _BaseException = os.write, os._exit, type, str, BaseException
+    _AssertionError, _SystemExit = AssertionError, SystemExit
     _settrace, _setprofile = sys.settrace, sys.setprofile
     sfd, nonce = p["status_fd"], p.pop("nonce")
     code, tests = p.pop("code"), p.pop("tests")
     pristine = dict(builtins.__dict__)
-    def report(status, reason=""):
-        line = json.dumps({"status": status, "reason": reason[:500]})
+    def report(status, reason="", proof="-"):
+        line = "%s\t%s\t%s\n" % (status, proof, reason[:500].replace("\n", " ").replace("\t", " "))
         try:
-            _write(sfd, (line + "\n").encode())
-        except OSError:
+            _write(sfd, line.encode("utf-8", "replace"))
+        except _BaseException:
             pass
     plain = {int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range, type}
     containers = {list, tuple, set, frozenset}
@@ -232,7 +235,7 @@ def _harness(p):
             t = _type(x)
             seen += 1
             if t not in plain or seen > 200000:
-                raise AssertionError("a test compared a %s, not a plain built-in value" % t.__name__)
+                raise _AssertionError("a test compared a %s, not a plain built-in value" % t.__name__)
             if t in containers:
                 stack.extend(x)
             elif t is dict:
@@ -272,30 +275,29 @@ def _harness(p):
     ns = {"__name__": "solution", "__builtins__": dict(pristine)}
     try:
         exec(compile(code, "<solution>", "exec", optimize=0, dont_inherit=True), ns)
-    except SystemExit as e:
+    except _SystemExit as e:
         report("failed", "the code called exit(%r) before the tests ran" % (e.code,)); _exit(0)
-    except BaseException as e:
-        report("error", "the code raised %s: %s" % (_type(e).__name__, str(e)[:200])); _exit(0)
+    except _BaseException as e:
+        report("error", "the code raised %s: %s" % (_type(e).__name__, _str(e)[:200])); _exit(0)
     _settrace(None); _setprofile(None)
     tns = dict(ns)
     tns["__builtins__"] = dict(pristine)
     tns["__sandbox_safe__"] = safe
     try:
         exec(tests_code, tns)
-    except AssertionError as e:
-        report("failed", "assert failed: %s" % (str(e)[:200] or "(no message)")); _exit(0)
-    except SystemExit as e:
+    except _AssertionError as e:
+        report("failed", "assert failed: %s" % (_str(e)[:200] or "(no message)")); _exit(0)
+    except _SystemExit as e:
         report("failed", "exit(%r) during the tests" % (e.code,)); _exit(0)
-    except BaseException as e:
-        report("error", "the tests raised %s: %s" % (_type(e).__name__, str(e)[:200])); _exit(0)
+    except _BaseException as e:
+        report("error", "the tests raised %s: %s" % (_type(e).__name__, _str(e)[:200])); _exit(0)
     if tns.get("__sandbox_safe__") is not safe:
         report("failed", "the test helper was tampered with"); _exit(0)
     try:
         sys.stdout.flush(); sys.stderr.flush()
-    except BaseException:
+    except _BaseException:
         pass
-    line = json.dumps({"status": "passed", "nonce": nonce, "asserts": n_asserts})
-    _write(sfd, (line + "\n").encode())
+    report("passed", "%d asserts held" % n_asserts, nonce)
     _exit(0)
 
 _harness(_boot())
@@ -480,10 +482,9 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
     res = CodeResult(False, "failed", stdout, stderr, "", mode, proc.returncode, duration, limits)
     reports = []
     for line in out["status"].decode("utf-8", "replace").splitlines():
-        try:
-            reports.append(json.loads(line))
-        except ValueError:
-            pass
+        parts = line.split("\t", 2)
+        if len(parts) == 3 and parts[0] in STATUSES:
+            reports.append({"status": parts[0], "proof": parts[1], "reason": parts[2]})
     if killed_for == "timeout":
         res.status, res.reason = "timeout", f"wall-clock limit of {timeout_s:g} s"
         return res
@@ -491,11 +492,11 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
         res.status, res.reason = "killed", f"printed more than {max_output_total} bytes"
         return res
     rc = proc.returncode
-    passed = [r for r in reports if r.get("status") == "passed" and r.get("nonce") == nonce]
+    passed = [r for r in reports if r["status"] == "passed" and secrets.compare_digest(r["proof"], nonce)]
     if passed and rc == 0:
-        res.passed, res.status, res.reason = True, "passed", f"{passed[-1].get('asserts')} asserts held"
+        res.passed, res.status, res.reason = True, "passed", passed[-1]["reason"]
         return res
-    others = [r for r in reports if r.get("status") in ("failed", "error") and "nonce" not in r]
+    others = [r for r in reports if r["status"] in ("failed", "error")]
     if rc is not None and rc < 0:
         sig = -rc
         if sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and duration >= limits["cpu_s"] - 0.5):
@@ -524,7 +525,27 @@ def _feed(pipe, data: bytes) -> None:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the child's whole process group (in the namespace modes that also ends its PID namespace)."""
+    """SIGKILL the child's whole process group; in the namespace modes first its PID namespace.
+
+    There the direct child is ``unshare``, whose child is the namespace's init (our harness). Killing that
+    init makes the kernel kill everything else in the namespace (``setsid`` daemons included) and
+    ``unshare`` exits only once they are all gone, so waiting for it proves nothing was left behind.
+    """
+    if proc.poll() is None:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for c in children:
+            try:
+                os.kill(int(c), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
+        if children:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, OSError):
@@ -556,3 +577,101 @@ def extract_code(text: str) -> str | None:
     py = [b for b in re.findall(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*?)```", text, re.S | re.I)]
     chosen = py or blocks
     return chosen[-1] if chosen else None
+
+
+# --------------------------------------------------------------------------------------------------
+# The hostile-code gallery (notebook 01 and tests/test_sandbox.py)
+# --------------------------------------------------------------------------------------------------
+
+GALLERY_TESTS = "assert add(1, 2) == 3\nassert add(-4, 4) == 0\nassert add(10, 5) == 15\n"
+GALLERY_SOLUTION = "def add(a, b):\n    return a + b\n"
+_WRONG = "def add(a, b):\n    return 0\n"
+
+# name -> (what it tries, code, the statuses it may end with; the first is the one in the namespace modes)
+HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "infinite loop": ("never returns", "while True:\n    pass\n", ("timeout",)),
+    "busy child process": (
+        "forks a child that spins, then waits for it",
+        "import os\npid = os.fork()\nif pid == 0:\n    while True:\n        pass\nos.waitpid(pid, 0)\n" + GALLERY_SOLUTION,
+        ("timeout", "error"),
+    ),
+    "orphaned daemon": (
+        "double-forks a setsid daemon that outlives the code, then gives up",
+        "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        while True:\n            pass\n    os._exit(0)\n" + _WRONG,
+        ("failed", "error"),
+    ),
+    "fork bomb": (
+        "forks forever",
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        ("timeout", "error"),
+    ),
+    "memory bomb": ("allocates 10 GB", "x = bytearray(10 * 1024 ** 3)\n" + GALLERY_SOLUTION, ("error",)),
+    "huge output": ("prints 100 MB", "import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 100_000)\n" + GALLERY_SOLUTION, ("killed",)),
+    "file bomb": (
+        "writes 100 MB files until the disk is full",
+        "i = 0\nwhile True:\n    with open(f'f{i}', 'wb') as f:\n        f.write(b'0' * 100 * 1024 * 1024)\n    i += 1\n",
+        ("error",),
+    ),
+    "network": (
+        "opens a socket to the internet",
+        "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1).close()\n" + GALLERY_SOLUTION,
+        ("error",),
+    ),
+    "exit(0) before the tests": ("ends the interpreter with success before the asserts run", "import sys\nsys.exit(0)\n", ("failed",)),
+    "os._exit(0) before the tests": ("leaves without running anything else", "import os\nos._exit(0)\n", ("failed",)),
+    "always-equal object": (
+        "returns an object whose __eq__ is always True",
+        "class Anything:\n    def __eq__(self, other):\n        return True\n\ndef add(a, b):\n    return Anything()\n",
+        ("failed",),
+    ),
+    "int subclass": (
+        "returns an int whose __eq__ is always True",
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n\ndef add(a, b):\n    return Int(0)\n",
+        ("failed",),
+    ),
+    "monkeypatched builtins": (
+        "replaces isinstance/AssertionError/print in builtins",
+        "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\nbuiltins.isinstance = lambda *a: True\n" + _WRONG,
+        ("failed",),
+    ),
+    "swallowed exception": (
+        "installs excepthooks and an atexit handler that print a fake success",
+        "import sys, atexit, threading\nsys.excepthook = lambda *a: print('all tests passed')\n"
+        "threading.excepthook = lambda *a: None\natexit.register(lambda: print('{\"status\": \"passed\"}'))\n" + _WRONG,
+        ("failed",),
+    ),
+    "trace hook skips asserts": (
+        "installs a trace hook that jumps over every assert line",
+        "import sys\ndef skip(frame, event, arg):\n    if frame.f_code.co_filename == '<tests>' and event == 'line':\n"
+        "        try:\n            frame.f_lineno = frame.f_lineno + 1\n        except Exception:\n            pass\n"
+        "    return skip\nsys.settrace(skip)\n" + _WRONG,
+        ("failed",),
+    ),
+    "signal.alarm trick": (
+        "arms an alarm whose handler fakes success and exits 0 during the tests",
+        "import os, signal, time\ndef fake(*a):\n    print('{\"status\": \"passed\"}')\n    os._exit(0)\n"
+        "signal.signal(signal.SIGALRM, fake)\nsignal.setitimer(signal.ITIMER_REAL, 0.05)\n"
+        "def add(a, b):\n    time.sleep(1)\n    return 0\n",
+        ("failed",),
+    ),
+    "ignores signals": (
+        "ignores SIGTERM/SIGXCPU/SIGALRM and spins",
+        "import signal\nfor s in (signal.SIGTERM, signal.SIGXCPU, signal.SIGALRM, signal.SIGINT):\n    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass\n",
+        ("timeout",),
+    ),
+    "kills its parent": (
+        "sends SIGKILL to its parent and to every process it can see",
+        "import os, signal\nfor pid in [os.getppid()] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "    if pid not in (0, 1, os.getpid()):\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except Exception:\n            pass\n" + _WRONG,
+        ("failed", "error"),
+    ),
+    "reads the tests": (
+        "looks for the tests in files, argv, the environment and /proc to answer from them",
+        "import os, sys, re, glob\nseen = ' '.join(sys.argv) + ' '.join(os.environ.values())\n"
+        "for path in glob.glob('**/*', recursive=True) + ['/proc/self/cmdline', '/proc/self/environ', '/proc/self/fd/0']:\n"
+        "    try:\n        seen += open(path, errors='ignore').read()\n    except Exception:\n        pass\n"
+        "table = {(int(a), int(b)): int(c) for a, b, c in re.findall(r'add\\((-?\\d+), (-?\\d+)\\) == (-?\\d+)', seen)}\n"
+        "def add(a, b):\n    return table.get((a, b), 0)\n",
+        ("failed",),
+    ),
+}
