@@ -1,0 +1,192 @@
+"""Batched sampling of groups of completions, with per-token log-probs and masks.
+
+Design notes:
+
+- One hand-written decoding loop over the model's KV cache instead of ``model.generate``: it is short
+  enough to read, returns exactly what GRPO needs (token ids, log-probs of the sampled tokens at the
+  sampling temperature, a completion mask cut after the first EOS, truncation flags), and on tiny models
+  it avoids most of ``generate``'s per-step overhead.
+- Prompts are left-padded so that every row's next token sits in the last column; position ids are
+  computed from the attention mask so padding does not shift positions.
+- The log-probs are ``log_softmax(logits / temperature)``, the same convention TRL uses for the ratio, so
+  they are the "old" log-probs of the sampling policy.
+- Sampling uses an explicit ``torch.Generator`` so a trainer can checkpoint and resume it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Rollout:
+    """A batch of B completions (the G completions of each prompt are consecutive).
+
+    ``prompt_ids``/``prompt_mask``: [B, P] left-padded. ``completion_ids``: [B, T] (pad after EOS).
+    ``completion_mask``: [B, T], 1 up to and including the first EOS. ``logps``: [B, T] log-probs of the
+    sampled tokens under the sampling policy (0 where masked). ``truncated``: [B] bool, no EOS within
+    ``max_completion_length``. ``texts``: decoded completions without special tokens.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    logps: torch.Tensor
+    truncated: torch.Tensor
+    texts: list[str]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(1)
+
+
+def encode_prompts(tokenizer, prompts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``(input_ids, attention_mask)`` for a list of prompt strings (no special tokens added)."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def _cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` in 5.x; accept either so Colab's version works."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    max_completion_length: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+):
+    """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
+
+    Returns ``(completion_ids, completion_mask, logps, truncated)`` as described in ``Rollout``. With
+    ``do_sample=False`` (or ``temperature == 0``) decoding is greedy and ``logps`` are at temperature 1.
+    """
+    greedy = (not do_sample) or temperature == 0
+    temp = 1.0 if greedy else float(temperature)
+    B = prompt_ids.shape[0]
+    device = prompt_ids.device
+    attn = prompt_mask.clone()
+    positions = (attn.cumsum(1) - 1).clamp(min=0)
+    cache_kw = _cache_kwarg(model)
+    out = model(input_ids=prompt_ids, attention_mask=attn, position_ids=positions, use_cache=True)
+    cache, logits = _cache_of(out), out.logits[:, -1, :]
+    next_pos = positions[:, -1:] + 1
+
+    tokens = torch.full((B, max_completion_length), pad_token_id, dtype=torch.long, device=device)
+    logps = torch.zeros(B, max_completion_length, device=device)
+    mask = torch.zeros(B, max_completion_length, dtype=torch.long, device=device)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    for t in range(max_completion_length):
+        logprobs = torch.log_softmax(logits.float() / temp, dim=-1)
+        if greedy:
+            tok = logprobs.argmax(-1)
+        else:
+            probs = logprobs.exp()
+            if top_k:
+                kth = probs.topk(top_k, dim=-1).values[:, -1:]
+                probs = probs.masked_fill(probs < kth, 0.0)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        alive = ~finished
+        tokens[:, t] = torch.where(alive, tok, torch.full_like(tok, pad_token_id))
+        logps[:, t] = torch.where(alive, logprobs.gather(1, tok[:, None]).squeeze(1), torch.zeros_like(logps[:, t]))
+        mask[:, t] = alive.long()
+        finished |= tok == eos_token_id
+        if bool(finished.all()) or t == max_completion_length - 1:
+            break
+        attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype, device=device)], dim=1)
+        out = model(input_ids=tokens[:, t : t + 1], attention_mask=attn, position_ids=next_pos,
+                    use_cache=True, **{cache_kw: cache})
+        cache, logits = _cache_of(out), out.logits[:, -1, :]
+        next_pos = next_pos + 1
+    truncated = ~finished
+    return tokens, mask, logps, truncated
+
+
+def sample_groups(
+    model,
+    tokenizer,
+    prompts: list[str],
+    num_generations: int,
+    *,
+    max_completion_length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """Sample ``num_generations`` (G) completions for each prompt: B = len(prompts) * G rows, grouped.
+
+    The prompts are repeated G times consecutively (prompt 0 x G, prompt 1 x G, ...), the layout that
+    ``grpo.group_advantages`` expects, and decoded in one batch.
+    """
+    device = next(model.parameters()).device
+    repeated = [p for p in prompts for _ in range(num_generations)]
+    ids, am = encode_prompts(tokenizer, repeated, device)
+    was_training = model.training
+    model.eval()
+    try:
+        c_ids, c_mask, logps, trunc = generate(
+            model, ids, am, max_completion_length=max_completion_length, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, temperature=temperature, top_k=top_k, do_sample=do_sample,
+            generator=generator,
+        )
+    finally:
+        model.train(was_training)
+    texts = tokenizer.batch_decode(c_ids * c_mask + tokenizer.pad_token_id * (1 - c_mask), skip_special_tokens=True)
+    return Rollout(ids, am, c_ids, c_mask, logps, trunc, texts)
+
+
+def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
+                     with_entropy: bool = False):
+    """Per-token log-probs [B, T] of ``completion_ids`` under ``model`` (with gradients), at ``temperature``.
+
+    One forward pass over prompt + completion; logits at position ``p`` predict token ``p + 1``. With
+    ``with_entropy`` also returns the per-token entropy of the (tempered) next-token distribution, which
+    the trainer logs as a collapse signal.
+    """
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
+    positions = (attn.cumsum(1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False).logits
+    T = completion_ids.shape[1]
+    logits = logits[:, -T - 1 : -1, :].float() / temperature
+    logprobs = torch.log_softmax(logits, dim=-1)
+    lp = logprobs.gather(2, completion_ids[..., None]).squeeze(2)
+    if not with_entropy:
+        return lp
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    return lp, entropy
+
+
+@torch.no_grad()
+def greedy_complete(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 256) -> list[str]:
+    """Greedy completions (text, special tokens removed) for many prompts, in batches."""
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        r = sample_groups(model, tokenizer, prompts[i : i + batch_size], 1, max_completion_length=max_new_tokens, do_sample=False)
+        out.extend(r.texts)
+    return out

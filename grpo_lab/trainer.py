@@ -1,0 +1,368 @@
+"""GRPO from scratch: rollout -> reward -> advantages -> loss -> update, in one readable loop.
+
+The loop (``GRPOTrainer.step``), with TRL's parameter names:
+
+1. Draw ``per_device_train_batch_size / num_generations`` prompts; sample ``num_generations`` (G)
+   completions for each (``rollout.sample_groups``), recording the sampling policy's log-probs.
+2. Score every completion with the reward functions (TRL's signature: ``f(prompts, completions, **columns)``)
+   and combine them with ``reward_weights``.
+3. Group-relative advantages (``grpo.group_advantages``): reward minus the group mean, over the group std
+   when ``scale_rewards="group"`` (Shao et al., DeepSeekMath, arXiv 2402.03300). No critic.
+4. ``num_iterations`` optimizer steps on this batch with the clipped objective (``grpo.grpo_loss_terms``),
+   plus ``beta`` * k3 KL to a frozen reference when ``beta > 0``.
+
+Design notes:
+
+- On the first iteration the "old" log-probs are the current ones detached (ratio 1 in value, gradient
+  of the policy-gradient term intact), as TRL does when a batch is used once; the rollout's own log-probs
+  are used only when ``num_iterations > 1``, where they differ.
+- Dynamic sampling (DAPO, arXiv 2503.14476) is implemented by dropping groups with zero reward std from
+  the update; DAPO also resamples to refill the batch, which costs extra generation we skip on a CPU.
+- Checkpoints hold the model, optimizer, scheduler and both random generators (prompt order, sampling),
+  so a resumed run continues bit-for-bit like an uninterrupted one (tested).
+- Every step appends a diagnostics record: the quantities to watch instead of the loss (see
+  ``shared`` TRL notes: the loss starts near 0 by construction).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from grpo_lab import grpo
+from grpo_lab.rollout import Rollout, completion_logps, sample_groups
+from grpo_lab.tasks import Problem, Task
+
+
+class ConfigError(ValueError):
+    """A trainer configuration that cannot work; the message names the fix."""
+
+
+@dataclass
+class GRPOConfig:
+    """The knobs of the from-scratch trainer, named and defaulted as in TRL 1.16's ``GRPOConfig`` where it has them.
+
+    ``per_device_train_batch_size`` counts completions (not prompts), as in TRL: a step draws
+    ``per_device_train_batch_size // num_generations`` prompts. TRL defaults we change for tiny models on a
+    CPU: ``learning_rate`` (TRL: 1e-6), ``max_completion_length`` (512), ``num_generations`` (8 kept),
+    ``bf16`` (off). Extra knobs: ``dynamic_sampling`` (DAPO), ``eval_steps``/``eval_size`` (held-out greedy
+    accuracy), ``save_steps`` (checkpoints into ``output_dir``).
+    """
+
+    learning_rate: float = 1e-4
+    num_generations: int = 8
+    per_device_train_batch_size: int = 64
+    max_completion_length: int = 8
+    max_steps: int = 100
+    temperature: float = 1.0
+    top_k: int | None = None
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    importance_sampling_level: str = "token"
+    num_iterations: int = 1
+    max_grad_norm: float = 1.0
+    mask_truncated_completions: bool = False
+    dynamic_sampling: bool = False
+    reward_weights: list[float] | None = None
+    lr_scheduler_type: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.99
+    seed: int = 0
+    eval_steps: int = 0
+    eval_size: int = 200
+    save_steps: int = 0
+    output_dir: str | None = None
+    bf16: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GRPOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown GRPO setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def validate_config(cfg: GRPOConfig, reward_funcs: Sequence[Callable], device: torch.device) -> None:
+    """Reject configurations that cannot work, before any compute: the errors TRL would raise, and ours."""
+    try:
+        grpo.validate_grpo_config(
+            num_generations=cfg.num_generations, batch_size=cfg.per_device_train_batch_size,
+            loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, beta=cfg.beta, epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high, max_completion_length=cfg.max_completion_length,
+            importance_sampling_level=cfg.importance_sampling_level,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if cfg.bf16 and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        raise ConfigError(f"bf16=True needs a GPU with bfloat16 support; this run is on {device.type}: set bf16=False")
+    if cfg.num_iterations < 1:
+        raise ConfigError(f"num_iterations={cfg.num_iterations}: use 1 (on-policy) or more updates per rollout")
+    if cfg.temperature <= 0:
+        raise ConfigError(f"temperature={cfg.temperature}: GRPO needs sampling (> 0) so that a group's rewards differ")
+    if cfg.lr_scheduler_type not in ("constant", "linear", "cosine"):
+        raise ConfigError(f"lr_scheduler_type={cfg.lr_scheduler_type!r}: use 'constant', 'linear' or 'cosine'")
+    if cfg.reward_weights is not None and len(cfg.reward_weights) != len(reward_funcs):
+        raise ConfigError(f"{len(cfg.reward_weights)} reward_weights for {len(reward_funcs)} reward functions")
+    if not reward_funcs:
+        raise ConfigError("pass at least one reward function")
+    for f in reward_funcs:
+        check_reward_signature(f)
+
+
+def check_reward_signature(f: Callable) -> None:
+    """A reward function must accept TRL's call ``f(prompts=..., completions=..., **columns)``.
+
+    Raises ``ConfigError`` naming the fix for a non-callable, or a function without ``**kwargs`` or without
+    ``prompts``/``completions`` parameters.
+    """
+    if not callable(f):
+        raise ConfigError(f"reward function {f!r} is not callable")
+    params = inspect.signature(f).parameters
+    kinds = {p.kind for p in params.values()}
+    name = getattr(f, "__name__", repr(f))
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        raise ConfigError(f"reward function {name} must accept **kwargs: def {name}(prompts, completions, **kwargs)")
+    if not {"prompts", "completions"} <= set(params):
+        raise ConfigError(f"reward function {name} must take 'prompts' and 'completions' (TRL passes them by name)")
+
+
+def task_reward(task: Task) -> Callable:
+    """A TRL-style correctness reward for a char-level task: 1.0 if ``task.check`` accepts the completion.
+
+    Reads the ``problem`` column (one ``Problem`` per completion) that the trainer passes along.
+    """
+
+    def correctness(prompts, completions, problem, **kwargs) -> list[float]:
+        return [float(task.check(p, c.strip())) for p, c in zip(problem, completions)]
+
+    correctness.__name__ = f"{task.name}_correct"
+    return correctness
+
+
+def _lr_lambda(cfg: GRPOConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        if cfg.lr_scheduler_type == "linear":
+            return 1.0 - frac
+        if cfg.lr_scheduler_type == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * frac))
+        return 1.0
+
+    return f
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+class GRPOTrainer:
+    """The from-scratch GRPO trainer. ``train()`` runs ``max_steps`` of ``step()``; see the module docstring.
+
+    ``train_problems``: the prompts to draw from (``Problem`` objects; their ``prompt`` is what the model
+    continues and every field travels to the reward functions as a column). ``eval_problems``: held-out
+    problems for greedy accuracy every ``eval_steps``. ``ref_model``: a frozen copy for the KL term (made
+    from ``model`` when ``beta > 0`` and none is given).
+    """
+
+    def __init__(self, model, tokenizer, reward_funcs: Callable | Sequence[Callable], train_problems: list[Problem],
+                 config: GRPOConfig | None = None, *, task: Task | None = None, eval_problems: list[Problem] | None = None,
+                 ref_model=None, callbacks: Sequence[Callable] = ()):
+        self.cfg = config or GRPOConfig()
+        self.model, self.tokenizer = model, tokenizer
+        self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+        self.device = next(model.parameters()).device
+        validate_config(self.cfg, self.reward_funcs, self.device)
+        if not train_problems:
+            raise ConfigError("train_problems is empty")
+        self.train_problems, self.eval_problems, self.task = list(train_problems), eval_problems, task
+        self.callbacks = list(callbacks)
+        self.ref_model = ref_model
+        if self.cfg.beta > 0 and self.ref_model is None:
+            import copy
+
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay,
+                                     betas=(self.cfg.adam_beta1, self.cfg.adam_beta2))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.cfg))
+        self.rng = random.Random(self.cfg.seed)
+        self.gen = torch.Generator(device="cpu" if self.device.type != "cuda" else self.device).manual_seed(self.cfg.seed)
+        self.step_idx = 0
+        self.history: list[dict] = []
+        self.weights = torch.tensor(self.cfg.reward_weights or [1.0] * len(self.reward_funcs), dtype=torch.float32)
+
+    # ----------------------------------------------------------------------------------------------
+    def score(self, rollout: Rollout, problems: list[Problem]) -> tuple[torch.Tensor, dict[str, list[float]]]:
+        """Weighted sum of the reward functions for each completion, and each function's raw scores."""
+        prompts = [p.prompt for p in problems]
+        columns = {"problem": problems, "answer": [p.answer for p in problems]}
+        per_func = {}
+        total = torch.zeros(len(problems))
+        for w, f in zip(self.weights, self.reward_funcs):
+            scores = f(prompts=prompts, completions=rollout.texts, **columns)
+            if len(scores) != len(problems):
+                raise ConfigError(f"reward function {f.__name__} returned {len(scores)} scores for {len(problems)} completions")
+            vals = torch.tensor([0.0 if s is None else float(s) for s in scores])
+            per_func[getattr(f, "__name__", "reward")] = vals.tolist()
+            total += w * vals
+        return total, per_func
+
+    def step(self) -> dict:
+        """One GRPO step (generation + ``num_iterations`` updates); returns its diagnostics record."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        n_prompts = cfg.per_device_train_batch_size // cfg.num_generations
+        batch = [self.rng.choice(self.train_problems) for _ in range(n_prompts)]
+        rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], cfg.num_generations,
+                                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+                                top_k=cfg.top_k, generator=self.gen)
+        problems = [p for p in batch for _ in range(cfg.num_generations)]
+        rewards, per_func = self.score(rollout, problems)
+        adv = grpo.group_advantages(rewards, cfg.num_generations, cfg.scale_rewards)
+        G = cfg.num_generations
+        group_std = rewards.view(-1, G).std(dim=1)
+        zero_std = (group_std < 1e-6).repeat_interleave(G)
+
+        keep = torch.ones(len(problems), dtype=torch.bool)
+        if cfg.dynamic_sampling:
+            keep = ~zero_std
+        mask = rollout.completion_mask.float()
+        if cfg.mask_truncated_completions:
+            mask = mask * (~rollout.truncated).float()[:, None]
+
+        rec = {"step": self.step_idx + 1}
+        stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan")}
+        if bool(keep.any()):
+            idx = keep.nonzero().squeeze(1)
+            pi, pm = rollout.prompt_ids[idx], rollout.prompt_mask[idx]
+            ci, cm, old = rollout.completion_ids[idx], mask[idx], rollout.logps[idx]
+            a = adv[idx].to(self.device)
+            ref = None
+            if cfg.beta > 0:
+                with torch.no_grad():
+                    ref = completion_logps(self.ref_model, pi, pm, ci, cm, cfg.temperature)
+            self.model.train()
+            for it in range(cfg.num_iterations):
+                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, with_entropy=True)
+                old_logps = logps.detach() if (it == 0 and cfg.num_iterations == 1) else old
+                terms = grpo.grpo_loss_terms(
+                    logps, old_logps, a, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
+                    epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+                    max_completion_length=cfg.max_completion_length,
+                    importance_sampling_level=cfg.importance_sampling_level,
+                )
+                self.opt.zero_grad(set_to_none=True)
+                terms.loss.backward()
+                gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+            self.model.eval()
+            with torch.no_grad():
+                stats = {"loss": float(terms.loss), "grad_norm": float(gn),
+                         "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)), **terms.metrics()}
+        self.sched.step()
+        self.step_idx += 1
+
+        lengths = rollout.completion_mask.sum(1).float()
+        first = next(iter(per_func.values()))
+        rec.update({
+            "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
+            "accuracy": float(sum(first) / len(first)) if self.task is not None or len(per_func) == 1 else float("nan"),
+            "frac_reward_zero_std": float(zero_std.float().mean()),
+            "completion_length": float(lengths.mean()),
+            "truncated_share": float(rollout.truncated.float().mean()),
+            "learning_rate": self.opt.param_groups[0]["lr"],
+            "kept_share": float(keep.float().mean()),
+            **stats,
+        })
+        for name, vals in per_func.items():
+            rec[f"rewards/{name}"] = sum(vals) / len(vals)
+        if cfg.eval_steps and self.eval_problems and (self.step_idx % cfg.eval_steps == 0 or self.step_idx == cfg.max_steps):
+            rec["eval_accuracy"] = self.evaluate()
+        rec["step_time"] = time.perf_counter() - t0
+        self.history.append(rec)
+        for cb in self.callbacks:
+            cb(rec)
+        if cfg.save_steps and cfg.output_dir and self.step_idx % cfg.save_steps == 0:
+            self.save_checkpoint(Path(cfg.output_dir) / f"checkpoint-{self.step_idx}")
+        return rec
+
+    def evaluate(self, problems: list[Problem] | None = None) -> float:
+        """Greedy accuracy on held-out problems (the task's own checker)."""
+        from grpo_lab.evaluation import evaluate
+
+        problems = problems or self.eval_problems
+        if self.task is None or not problems:
+            raise ConfigError("evaluation needs task=... and eval_problems=...")
+        return evaluate(self.model, self.tokenizer, self.task, problems[: self.cfg.eval_size]).accuracy
+
+    def train(self, progress: bool = True) -> TrainResult:
+        """Run until ``max_steps`` (continuing from a resumed step), with a progress bar."""
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.cfg.max_steps, initial=self.step_idx, desc="GRPO", disable=not progress)
+        while self.step_idx < self.cfg.max_steps:
+            rec = self.step()
+            post = {"reward": f"{rec['reward']:.2f}", "zero_std": f"{rec['frac_reward_zero_std']:.2f}"}
+            if "eval_accuracy" in rec:
+                post["eval_acc"] = f"{rec['eval_accuracy']:.2f}"
+            bar.set_postfix(post)
+            bar.update(1)
+        bar.close()
+        return TrainResult(self.history, time.perf_counter() - t0, self.step_idx)
+
+    # ----------------------------------------------------------------------------------------------
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write everything needed to resume exactly (written to a temp file, then renamed: a crash mid-write
+        never leaves a half checkpoint under the final name)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "python_rng": self.rng.getstate(), "torch_gen": self.gen.get_state(), "step": self.step_idx,
+            "history": self.history, "config": asdict(self.cfg),
+        }
+        tmp = path / "trainer_state.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(path / "trainer_state.pt")
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore a ``save_checkpoint`` folder into this trainer (same model architecture and config)."""
+        f = Path(path) / "trainer_state.pt"
+        if not f.exists():
+            raise FileNotFoundError(f"no trainer_state.pt in {path}: pass a checkpoint-N folder written by save_checkpoint")
+        state = torch.load(f, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.rng.setstate(state["python_rng"])
+        self.gen.set_state(state["torch_gen"])
+        self.step_idx, self.history = state["step"], state["history"]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The ``checkpoint-N`` folder with the largest N in ``output_dir``, or None."""
+    cands = [p for p in Path(output_dir).glob("checkpoint-*") if (p / "trainer_state.pt").exists()]
+    return max(cands, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def save_history(history: list[dict], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(history, indent=1))
