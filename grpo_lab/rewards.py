@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 from grpo_lab.sandbox import CodeResult, extract_code, run_tests  # noqa: F401  (public here, COURSE.md 4)
 
 __all__ = [
-    "extract_answer", "answers_match", "is_correct", "completion_text", "RewardFunction",
+    "extract_answer", "answers_match", "is_correct", "strict_is_correct", "completion_text", "RewardFunction",
     "correctness_reward", "make_correctness_reward", "format_reward_strict", "format_reward_soft",
     "make_overlong_penalty", "overlong_penalty_value", "combine_rewards", "code_reward", "make_code_reward",
     "run_tests", "CodeResult", "extract_code",
@@ -365,6 +365,17 @@ def answers_match(pred: str | None, gold: str, *, timeout_s: float = 2.0) -> boo
 def is_correct(completion: str, gold: str) -> bool:
     """``answers_match(extract_answer(completion), gold)``: the verifiable reward of one completion."""
     return answers_match(extract_answer(completion), gold)
+
+
+def strict_is_correct(completion: str, gold: str) -> bool:
+    """The strict grader of notebook 01: the completion must pass ``format_reward_strict`` (reasoning, then
+    exactly one final ``#### x`` / ``\\boxed{x}`` on the last line) and ``x`` must equal ``gold``
+    character for character. The opposite end of the scale from ``is_correct``."""
+    text = completion_text(completion)
+    if text is None or _strict_format(text, 0, {})[0] != 1.0:
+        return False
+    pred = extract_answer(text)
+    return pred is not None and pred.strip() == str(gold).strip()
 
 
 # --------------------------------------------------------------------------------------------------
