@@ -608,8 +608,8 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "memory bomb": ("allocates 10 GB", "x = bytearray(10 * 1024 ** 3)\n" + GALLERY_SOLUTION, ("error",)),
     "huge output": ("prints 100 MB", "import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 100_000)\n" + GALLERY_SOLUTION, ("killed",)),
     "file bomb": (
-        "writes 100 MB files until the disk is full",
-        "i = 0\nwhile True:\n    with open(f'f{i}', 'wb') as f:\n        f.write(b'0' * 100 * 1024 * 1024)\n    i += 1\n",
+        "writes 20 MB files until the disk is full",
+        "i = 0\nwhile True:\n    with open(f'f{i}', 'wb') as f:\n        f.write(b'0' * 20 * 1024 * 1024)\n    i += 1\n",
         ("error",),
     ),
     "network": (
