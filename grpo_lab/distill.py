@@ -484,3 +484,48 @@ def kd_eval_loss(student, teachers: Sequence, tokenizer, examples: Sequence[Dist
     target = mix_teachers([t(input_ids=ids, attention_mask=att).logits[:, :-1] for t in teachers], teacher_weights, temperature)
     return float(kd_loss(s, teacher_logprobs=target, beta=beta, temperature=temperature, mask=cm))
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Teachers for the notebooks
+# --------------------------------------------------------------------------------------------------
+
+
+def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft: dict | None = None,
+                   grpo: dict | None = None, seed: int = 0, progress: bool = True):
+    """GRPO-trained tiny teachers for the distillation notebooks: one SFT warm start, then one GRPO run per seed.
+
+    The warm start is ``sft.sft_train`` on a fresh ``tiny:<size>`` model (keyword arguments in ``sft``; pass
+    ``target_accuracy`` for a deliberately partial model). Each teacher is a copy of it trained by the
+    from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``; ``grpo`` holds ``GRPOConfig``
+    fields (TRL names) on top of the CPU addition recipe (lr 1e-4, 8 per group, 64 completions), and teacher k uses ``seed + k`` for its prompt
+    order and sampling, so the teachers differ the way seeds of one recipe differ. Sharing the warm start
+    saves the most expensive phase on a CPU; it also makes the teachers' mistakes correlated, which limits
+    what voting can gain (notebook 07). Returns ``(teachers, base, tokenizer, info)`` with ``info`` a list of dicts
+    (``seconds``, ``sft_steps``/``grpo_steps``).
+    """
+    import copy as _copy
+
+    from grpo_lab.models import build_tiny_model
+    from grpo_lab.sft import sft_train
+    from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
+
+    base, tok = build_tiny_model(size, seed=seed)
+    t0 = time.perf_counter()
+    res = sft_train(base, tok, task, seed=seed, progress=progress, **(sft or {}))
+    info = [{"stage": "sft", "steps": res.steps, "seconds": time.perf_counter() - t0, "val_accuracy": res.val_accuracy}]
+    # The lead's CPU addition recipe (a small learning rate: larger ones collapse a fresh warm start).
+    knobs = dict(learning_rate=1e-4, num_generations=8, per_device_train_batch_size=64, max_completion_length=5,
+                 max_steps=100, temperature=0.7, beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo",
+                 scale_rewards="group", max_grad_norm=1.0, eval_steps=0)
+    knobs.update(grpo or {})
+    teachers = []
+    for k in range(n_teachers):
+        model = _copy.deepcopy(base)
+        cfg = GRPOConfig.from_dict({**knobs, "seed": seed + k})
+        t0 = time.perf_counter()
+        tr = GRPOTrainer(model, tok, task_reward(task), task.train(20000, seed=seed + 100 + k), cfg, task=task)
+        tr.train(progress=progress)
+        info.append({"stage": f"grpo-{k + 1}", "steps": cfg.max_steps, "seconds": time.perf_counter() - t0})
+        teachers.append(model.eval())
+    return teachers, base.eval(), tok, info
