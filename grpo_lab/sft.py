@@ -34,16 +34,17 @@ class SFTResult:
     val_accuracy: float | None = None
 
 
-def sft_batch(tokenizer, problems: list[Problem], device=None):
+def sft_batch(tokenizer, problems: list[Problem], device=None, answers: list[str] | None = None):
     """Tensors for one SFT batch: ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and padding).
 
     Each row is ``prompt + answer + EOS``, right-padded.
     """
     eos = tokenizer.eos_token_id
     rows, labels = [], []
-    for p in problems:
+    answers = answers or [p.answer for p in problems]
+    for p, ans in zip(problems, answers):
         prompt = tokenizer(p.prompt, add_special_tokens=False)["input_ids"]
-        answer = tokenizer(p.answer, add_special_tokens=False)["input_ids"] + [eos]
+        answer = tokenizer(ans, add_special_tokens=False)["input_ids"] + [eos]
         rows.append(prompt + answer)
         labels.append([-100] * len(prompt) + answer)
     width = max(map(len, rows))
@@ -70,12 +71,14 @@ def sft_train(
     val_size: int = 256,
     progress: bool = True,
     callback=None,
+    teacher_drop: float = 0.0,
 ) -> SFTResult:
     """Train ``model`` on ``task``'s training split with teacher forcing; returns an ``SFTResult``.
 
     AdamW with linear warmup then cosine decay to 10% over ``max_steps``. With ``target_accuracy`` the run
     stops at the first validation check (every ``eval_every`` steps, on ``val_size`` training-split
-    problems) whose greedy accuracy reaches it.
+    problems) whose greedy accuracy reaches it. ``teacher_drop > 0`` trains on a sloppy teacher's labels
+    (``AdditionTask.sloppy_answer``: the final carry forgotten with that probability) instead of gold.
     """
     from tqdm.auto import tqdm
 
@@ -100,14 +103,16 @@ def sft_train(
     step = 0
     for step in range(1, max_steps + 1):
         model.train()
-        ids, att, lab = sft_batch(tokenizer, rng.sample(pool, batch_size), device)
+        batch = rng.sample(pool, batch_size)
+        answers = [task.sloppy_answer(p, rng, teacher_drop) for p in batch] if teacher_drop > 0 else None
+        ids, att, lab = sft_batch(tokenizer, batch, device, answers)
         loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        rec = {"step": step, "loss": float(loss), "lr": sched.get_last_lr()[0]}
+        rec = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]}
         if eval_every and (step % eval_every == 0 or step == max_steps):
             model.eval()
             val_acc = evaluate(model, tokenizer, task, val).accuracy

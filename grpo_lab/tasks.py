@@ -107,6 +107,19 @@ class AdditionTask(Task):
     def _random_problem(self, rng: random.Random) -> Problem:
         return self.make(rng.randint(self.lo, self.hi), rng.randint(self.lo, self.hi))
 
+    def sloppy_answer(self, problem: Problem, rng: random.Random, p_drop: float = 0.6) -> str:
+        """A sloppy teacher's answer: with probability ``p_drop`` it forgets the final carry.
+
+        When the sum reaches 100, the leading ``1`` is dropped (``55+66`` -> ``"21"`` instead of ``"121"``);
+        other problems are answered correctly. SFT on such labels gives a model that knows both answers but
+        prefers the wrong one on carry problems: the right answer is in its samples, not at the top, the
+        regime where RL with a verifier (which knows the truth) helps most.
+        """
+        total = problem.meta["a"] + problem.meta["b"]
+        if total >= 100 and rng.random() < p_drop:
+            return str(total - 100)
+        return problem.answer
+
     def all_problems(self, split: str = "train") -> list[Problem]:
         """Every problem of a split, in a fixed order (2-digit addition: 8,100 in all)."""
         out = []

