@@ -158,8 +158,8 @@ class LMGeneration:
     generation: int
     accuracy: float          # greedy held-out accuracy
     sample_accuracy: float   # share of the generation's own training samples that are correct
-    distinct_1: float        # distinct answers / samples over the generation's sampled answers (char unit: distinct-2)
-    distinct_2_char: float
+    distinct_1: float        # distinct answers / samples over the generation's sampled answers
+    distinct_2_char: float   # character bigram diversity of the same samples
     entropy: float           # mean per-prompt answer entropy (bits) over the samples
     tail: float              # share of sampled numeric answers outside the real answers' band
     kept: int                # training examples used for the next generation
