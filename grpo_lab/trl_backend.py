@@ -1,0 +1,287 @@
+"""The same GRPO run as ``jobs.run_grpo``, on TRL 1.16's ``GRPOTrainer`` (notebook 05).
+
+``train_with_trl(model, tokenizer, preset, out)`` reads the same preset, draws the same training and
+held-out problems, scores with the same reward function and records a history with the same keys as the
+from-scratch trainer, so the two backends can be plotted side by side and benchmarked.
+
+Design notes:
+
+- Knobs: ``preset.grpo`` already uses TRL's names, so ``trl_args`` copies them one to one into
+  ``trl.GRPOConfig``. The grpo_lab-only keys become TRL equivalents (``save_steps`` -> TRL's own
+  checkpointing) or a callback (``eval_steps``/``eval_size`` -> ``HeldoutEvalCallback``).
+  ``dynamic_sampling=True`` has no counterpart in TRL 1.16 (DAPO's "drop zero-std groups" is not in its
+  ``GRPOConfig``), so it is refused instead of silently running a different algorithm.
+- Data: TRL's ``Dataset`` rows cannot hold ``Problem`` objects, so each row carries the problem's fields
+  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` rebuilds the ``Problem``
+  and calls ``trainer.task_reward(task)``, the from-scratch trainer's own function. The pool of prompts is
+  the same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset
+  (its ``RepeatSampler``), the from-scratch trainer draws with replacement.
+- Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length``
+  tokens and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config
+  EOS); ``trl_args`` leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution
+  is the plain tempered softmax that ``rollout.sample_groups`` draws from.
+- CPU: ``bf16`` only where the device supports it, ``use_cpu`` when the model sits on the CPU, no
+  reporting, no hub. One process, ``gradient_accumulation_steps=1`` and ``steps_per_generation=1``, so
+  one optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
+- Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading
+  ``model.config._name_or_path`` from disk. An in-memory model (a tiny model, an SFT warm start) is
+  therefore saved to a temporary folder first and pointed at it, then the original name is restored.
+- Tokenizer: always passed as ``processing_class``; otherwise TRL would call ``AutoTokenizer`` on the
+  model folder, which for a char tokenizer rebuilds the wrong pipeline (see ``models.load_tokenizer``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from transformers import TrainerCallback
+
+from grpo_lab.tasks import Problem, Task, get_task
+from grpo_lab.trainer import ConfigError, GRPOConfig, task_reward
+
+# grpo_lab knobs that TRL's GRPOConfig does not have, and what happens to each.
+GRPO_LAB_ONLY = {
+    "dynamic_sampling": "not in TRL 1.16: refused when True (the run would not be the same algorithm)",
+    "eval_steps": "HeldoutEvalCallback: greedy held-out accuracy every eval_steps (and at the last step)",
+    "eval_size": "HeldoutEvalCallback: number of held-out problems",
+    "save_steps": "TRL save_strategy='steps' + save_steps (Trainer checkpoints in output_dir)",
+    "output_dir": "TRL output_dir (out/checkpoints)",
+}
+
+# TRL's logged names -> the from-scratch trainer's history names, where they differ.
+_RENAME = {"completions/mean_length": "completion_length", "completions/clipped_ratio": "truncated_share"}
+_KEEP = ("loss", "grad_norm", "learning_rate", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
+         "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean")
+
+
+def problems_to_dataset(problems: Sequence[Problem]):
+    """A ``datasets.Dataset`` with one row per problem: ``prompt`` (plain string), ``question``, ``answer``,
+    ``meta`` (JSON text).
+
+    TRL passes every column except ``prompt`` to the reward functions as a keyword with one value per
+    completion (TRL 1.16 ``GRPOTrainer._calculate_rewards``), so these columns are what ``trl_reward`` sees.
+    """
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "prompt": [p.prompt for p in problems],
+        "question": [p.question for p in problems],
+        "answer": [p.answer for p in problems],
+        "meta": [json.dumps(p.meta, sort_keys=True) for p in problems],
+    })
+
+
+def trl_reward(task: Task) -> Callable:
+    """``trainer.task_reward(task)`` adapted to the columns of ``problems_to_dataset``.
+
+    Contract: called as TRL 1.16 calls reward functions, ``f(prompts=..., completions=..., answer=...,
+    question=..., meta=..., **kwargs)`` with one value per completion; returns one float per completion
+    (1.0 if ``task.check`` accepts the stripped completion). The ``Problem`` is rebuilt from the columns so
+    that the check is literally the from-scratch trainer's; ``question``/``meta`` are optional, so a dataset
+    with only ``prompt`` and ``answer`` works for tasks whose check needs only the answer (addition).
+    """
+    inner = task_reward(task)
+
+    def reward(prompts, completions, answer, question=None, meta=None, **kwargs) -> list[float]:
+        n = len(completions)
+        question = question if question is not None else [""] * n
+        meta = meta if meta is not None else ["{}"] * n
+        problems = [Problem(p, q, a, json.loads(m) if isinstance(m, str) else dict(m or {}))
+                    for p, q, a, m in zip(prompts, question, answer, meta)]
+        return inner(prompts=prompts, completions=completions, problem=problems)
+
+    reward.__name__ = inner.__name__  # TRL logs it as rewards/<name>/mean: same name as the from-scratch history
+    return reward
+
+
+def _model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device) -> GRPOConfig:
+    """Refuse a configuration before TRL builds anything: unknown keys, ``num_generations < 2``, a batch not
+    divisible by ``num_generations``, an unknown loss type, ``bf16`` without a bf16 GPU, a reward function
+    with the wrong signature, ``dynamic_sampling``. Raises ``ConfigError`` naming the fix; returns the
+    parsed config. Same rules as ``trainer.validate_config`` (TRL raises most of these too, but later and
+    for bf16 with a message about ``use_cpu`` rather than the knob to change).
+    """
+    from grpo_lab.trainer import validate_config
+
+    cfg = GRPOConfig.from_dict(dict(knobs))
+    validate_config(cfg, list(reward_funcs), device)
+    if cfg.dynamic_sampling:
+        raise ConfigError("dynamic_sampling=True has no TRL 1.16 equivalent: use backend 'grpo_lab' or set "
+                          "dynamic_sampling=False for the TRL run")
+    return cfg
+
+
+def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True):
+    """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
+
+    ``lr_scheduler_type="constant"`` with warmup becomes ``constant_with_warmup`` (HF's plain constant
+    schedule ignores warmup). Logging every step (``logging_steps=1``) so the history has one record per
+    step; checkpoints only when ``save_steps`` is set. Contract: the returned config describes the same
+    optimisation as ``trainer.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
+    same clipping, one update per generation batch per ``num_iterations``).
+    """
+    from trl import GRPOConfig as TRLConfig
+
+    cfg = GRPOConfig.from_dict(dict(knobs))
+    device = torch.device(device)
+    sched = cfg.lr_scheduler_type
+    if sched == "constant" and cfg.warmup_steps:
+        sched = "constant_with_warmup"
+    with warnings.catch_warnings():  # TrainingArguments deprecation notices are noise here
+        warnings.simplefilter("ignore")
+        return TRLConfig(
+            output_dir=str(output_dir),
+            # the optimisation, TRL names = our names
+            learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, lr_scheduler_type=sched,
+            warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1,
+            adam_beta2=cfg.adam_beta2, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, data_seed=cfg.seed,
+            optim="adamw_torch",
+            # GRPO
+            num_generations=cfg.num_generations, per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=cfg.num_iterations,
+            beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+            scale_rewards=cfg.scale_rewards, importance_sampling_level=cfg.importance_sampling_level,
+            mask_truncated_completions=cfg.mask_truncated_completions, reward_weights=cfg.reward_weights,
+            # generation: plain tempered sampling, as rollout.sample_groups
+            max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+            top_k=cfg.top_k or 0, top_p=1.0, min_p=None, repetition_penalty=1.0,
+            # machine and bookkeeping
+            bf16=cfg.bf16, use_cpu=device.type == "cpu", report_to=[], push_to_hub=False,
+            logging_steps=1, disable_tqdm=not progress, log_completions=False,
+            save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
+            disable_dropout=True, shuffle_dataset=True,
+        )
+
+
+class HistoryCallback(TrainerCallback):
+    """Builds the from-scratch trainer's history from TRL's logs, adding held-out accuracy and step time.
+
+    Every ``eval_steps`` (and at ``max_steps``) it runs ``evaluation.evaluate`` (greedy, the task's checker)
+    on ``eval_problems`` after the optimizer step and before TRL logs, the order of
+    ``trainer.GRPOTrainer.step``. ``step_time`` is the wall time since the previous step ended (generation,
+    scoring, update and evaluation, as in the from-scratch record). ``on_record`` callables receive each
+    finished record (the from-scratch trainer's callback protocol). Relies on ``logging_steps=1`` and on
+    the Trainer calling ``on_step_end`` before ``on_log`` (transformers 5 ``Trainer._inner_training_loop``).
+    """
+
+    def __init__(self, tokenizer, task: Task | None, eval_problems, eval_steps: int, max_steps: int,
+                 reward_name: str | None, on_record: Sequence[Callable] = ()):
+        self.tokenizer, self.task, self.eval_problems = tokenizer, task, eval_problems
+        self.eval_steps, self.max_steps, self.reward_name = eval_steps, max_steps, reward_name
+        self.on_record = list(on_record)
+        self.history: list[dict] = []
+        self._t: float | None = None
+        self._pending: dict = {}
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        step = state.global_step
+        if self.eval_steps and self.eval_problems and self.task is not None and (
+                step % self.eval_steps == 0 or step == self.max_steps):
+            from grpo_lab.evaluation import evaluate
+
+            self._pending["eval_accuracy"] = evaluate(model, self.tokenizer, self.task, self.eval_problems).accuracy
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        logs = logs or {}
+        if "reward" not in logs:  # the end-of-training summary (train_runtime, ...)
+            return
+        rec = {"step": state.global_step}
+        for k in _KEEP:
+            if logs.get(k) is not None:
+                rec[k] = float(logs[k])
+        for src, dst in _RENAME.items():
+            if logs.get(src) is not None:
+                rec[dst] = float(logs[src])
+        for k, v in logs.items():
+            if k.startswith("rewards/") and k.endswith("/mean") and v is not None:
+                rec[k[: -len("/mean")]] = float(v)
+        if self.reward_name and f"rewards/{self.reward_name}" in rec:
+            rec["accuracy"] = rec[f"rewards/{self.reward_name}"]
+        rec.update(self._pending)
+        self._pending = {}
+        now = time.perf_counter()
+        rec["step_time"] = now - (self._t or now)
+        self._t = now
+        self.history.append(rec)
+        for cb in self.on_record:
+            cb(rec)
+
+
+def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, callbacks: Sequence = (), *,
+                   reward_funcs: Callable | Sequence[Callable] | None = None) -> tuple[dict, list[dict]]:
+    """GRPO with ``trl.GRPOTrainer`` on ``preset``: the TRL twin of ``jobs.run_grpo``. Returns ``(summary,
+    history)``; ``summary`` has ``seconds`` and ``steps``; ``history`` one record per step with the
+    from-scratch keys (step, reward, accuracy, eval_accuracy, frac_reward_zero_std, kl, entropy,
+    clip_ratio/*, completion_length, truncated_share, learning_rate, step_time, ...).
+
+    ``model`` is trained in place (TRL wraps nothing in one process) and saved with the tokenizer to
+    ``out/final``. Data: ``task.train(20000, seed + 1)``, held-out ``task.heldout(eval_size, seed + 2)``,
+    the seeds ``run_grpo`` uses. ``reward_funcs`` defaults to ``[trl_reward(task)]``; any TRL-style reward
+    function (``f(prompts, completions, **kwargs)``; columns ``answer``, ``question``, ``meta``) may be
+    passed instead. ``callbacks``: plain callables get each history record (as with the from-scratch
+    trainer); ``transformers.TrainerCallback`` objects go to TRL unchanged. Bad configurations raise
+    ``ConfigError`` before TRL builds anything.
+    """
+    out = Path(out)
+    task = get_task(preset.task)
+    funcs = [trl_reward(task)] if reward_funcs is None else (
+        list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
+    device = _model_device(model)
+    cfg = validate(preset.grpo, funcs, device)
+    try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
+        args = trl_args(preset.grpo, out / "checkpoints", device=device, progress=progress)
+    except ValueError as e:
+        raise ConfigError(f"TRL rejected the configuration: {e}") from None
+
+    from trl import GRPOTrainer
+
+    train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
+    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
+    plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
+    hist = HistoryCallback(tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps,
+                           getattr(funcs[0], "__name__", None), on_record=plain)
+    trl_cbs = [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
+
+    old_name = model.config._name_or_path
+    ref_dir = None
+    try:
+        if cfg.beta > 0:  # TRL reloads the reference from _name_or_path: give it this model's current weights
+            ref_dir = tempfile.mkdtemp(prefix="grpo_lab_trl_ref_")
+            model.save_pretrained(ref_dir)
+            model.config._name_or_path = ref_dir
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train,
+                                  processing_class=tokenizer, callbacks=trl_cbs)
+        if progress is False:  # Trainer adds a printer callback when tqdm is off; we print nothing
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.train()
+        seconds = time.perf_counter() - t0
+    finally:
+        model.config._name_or_path = old_name
+        if ref_dir:
+            shutil.rmtree(ref_dir, ignore_errors=True)
+    model.eval()
+    (out / "final").mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out / "final")
+    tokenizer.save_pretrained(out / "final")
+    return {"seconds": seconds, "steps": trainer.state.global_step}, hist.history

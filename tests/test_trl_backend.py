@@ -1,0 +1,123 @@
+"""grpo_lab.trl_backend: the preset run on TRL 1.16's GRPOTrainer (short runs on tiny:nano, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+
+from grpo_lab.models import build_tiny_model, load_pretrained_dir  # noqa: E402
+from grpo_lab.presets import get_preset  # noqa: E402
+from grpo_lab.tasks import get_task  # noqa: E402
+from grpo_lab.trainer import ConfigError  # noqa: E402
+from grpo_lab.trl_backend import problems_to_dataset, train_with_trl, trl_args, trl_reward  # noqa: E402
+
+HISTORY_KEYS = {"step", "reward", "accuracy", "frac_reward_zero_std", "entropy", "clip_ratio/low_mean",
+                "clip_ratio/high_mean", "clip_ratio/region_mean", "completion_length", "truncated_share",
+                "learning_rate", "step_time", "loss", "grad_norm"}
+
+
+def small_preset(**over):
+    p = get_preset("cpu-addition")
+    p.grpo.update(max_steps=3, per_device_train_batch_size=16, num_generations=4, eval_steps=2, eval_size=20)
+    p.grpo.update(over)
+    return p
+
+
+def digits(prompts, completions, **kwargs):
+    """A dense reward a random model can earn: the share of digit characters (so groups differ)."""
+    return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def test_short_run_trains_and_records_comparable_history(tmp_path):
+    torch.manual_seed(0)
+    model, tok = build_tiny_model("nano", seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    seen = []
+    p = small_preset(beta=0.04)  # beta > 0: TRL must find the reference on disk (saved from memory)
+    summary, history = train_with_trl(model, tok, p, tmp_path, progress=False, callbacks=[seen.append],
+                                      reward_funcs=[digits])
+    assert summary["steps"] == 3 and summary["seconds"] > 0
+    assert [r["step"] for r in history] == [1, 2, 3]
+    assert seen == history  # plain callables get each record, as with the from-scratch trainer
+    for rec in history:
+        assert HISTORY_KEYS - {"accuracy"} <= set(rec), HISTORY_KEYS - set(rec)
+        assert "kl" in rec and rec["kl"] >= 0
+        assert 0 < rec["completion_length"] <= p.grpo["max_completion_length"]
+        assert rec["learning_rate"] == pytest.approx(p.grpo["learning_rate"])
+    # held-out accuracy at eval_steps=2 and at the last step, not at step 1
+    assert ["eval_accuracy" in r for r in history] == [False, True, True]
+    assert any(r["reward_std"] > 0 for r in history)  # the digit reward varies within groups
+    changed = sum(float((a - b.detach()).abs().sum()) for a, b in zip(before, model.parameters()))
+    assert changed > 0, "TRL did not update the model passed in"
+    # out/final holds the trained weights + the char tokenizer; the temp reference path was not leaked
+    m2, t2 = load_pretrained_dir(tmp_path / "final")
+    assert t2.decode(t2.encode("12+35=47", add_special_tokens=False)) == "12+35=47"
+    for a, b in zip(model.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b)
+    assert "grpo_lab_trl_ref_" not in (model.config._name_or_path or "")
+
+
+def test_default_reward_is_the_task_checker(tmp_path):
+    task = get_task("addition")
+    probs = task.train(4, seed=1)
+    ds = problems_to_dataset(probs)
+    f = trl_reward(task)
+    cols = {k: ds[k] for k in ds.column_names if k != "prompt"}
+    right = [p.answer for p in probs]
+    assert f(prompts=ds["prompt"], completions=right, **cols) == [1.0] * 4
+    assert f(prompts=ds["prompt"], completions=[a + "1" for a in right], **cols) == [0.0] * 4
+    # a dataset with only prompt + answer (what students build in notebook 05) works too
+    assert f(prompts=ds["prompt"], completions=[" " + a for a in right], answer=right) == [1.0] * 4
+    assert f.__name__ == "addition_correct"
+
+    model, tok = build_tiny_model("nano", seed=0)
+    summary, history = train_with_trl(model, tok, small_preset(max_steps=1, eval_steps=0), tmp_path,
+                                      progress=False)
+    assert summary["steps"] == 1 and "rewards/addition_correct" in history[0] and "accuracy" in history[0]
+    assert "eval_accuracy" not in history[0]
+
+
+def test_knobs_map_one_to_one():
+    p = small_preset(temperature=0.7, epsilon_high=0.28, loss_type="dr_grpo", scale_rewards="none", top_k=5,
+                     warmup_steps=2, save_steps=0)
+    a = trl_args(p.grpo, "/tmp/unused", device="cpu", progress=False)
+    for k in ("learning_rate", "num_generations", "per_device_train_batch_size", "max_completion_length",
+              "max_steps", "temperature", "beta", "epsilon", "epsilon_high", "loss_type", "scale_rewards",
+              "max_grad_norm", "seed", "top_k"):
+        assert getattr(a, k) == p.grpo[k], k
+    assert (a.bf16, a.use_cpu, a.report_to, a.gradient_accumulation_steps, a.steps_per_generation) == \
+        (False, True, [], 1, 1)
+    assert a.lr_scheduler_type == "constant_with_warmup"
+    assert a.save_strategy == "no" and a.logging_steps == 1
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"bf16": True}, "bf16"),
+    ({"num_generations": 1}, "num_generations"),
+    ({"per_device_train_batch_size": 10, "num_generations": 4}, "multiple of 4"),
+    ({"loss_type": "ppo"}, "loss_type"),
+    ({"dynamic_sampling": True}, "dynamic_sampling"),
+    ({"not_a_knob": 1}, "unknown"),
+])
+def test_bad_configs_fail_before_training(tmp_path, over, match):
+    model, tok = build_tiny_model("nano", seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match=match):
+        train_with_trl(model, tok, small_preset(**over), tmp_path, progress=False)
+    assert not (tmp_path / "final").exists()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_bad_reward_signature_is_refused(tmp_path):
+    model, tok = build_tiny_model("nano", seed=0)
+
+    def no_kwargs(prompts, completions):
+        return [0.0] * len(completions)
+
+    with pytest.raises(ConfigError, match="kwargs"):
+        train_with_trl(model, tok, small_preset(), tmp_path, progress=False, reward_funcs=[no_kwargs])
+    with pytest.raises(ConfigError, match="completions"):
+        train_with_trl(model, tok, small_preset(), tmp_path, progress=False,
+                       reward_funcs=[lambda texts, **kw: [0.0] * len(texts)])
