@@ -56,3 +56,4 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
     return copy.deepcopy(PRESETS[name])
+import grpo_lab.capstone  # noqa: E402,F401  (registers the GSM8K capstone presets, issue 7)

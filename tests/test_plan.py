@@ -1,0 +1,100 @@
+"""Presets and dry-run plans (issue 7): every preset plans on a CPU with no network; estimates behave."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grpo_lab import cli, plan
+from grpo_lab.presets import PRESETS, get_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_list_presets_prints_names_one_a_line(capsys):
+    assert cli.main(["train", "--list-presets"]) == 0
+    names = capsys.readouterr().out.split()
+    assert set(names) == set(PRESETS)
+    for want in ("cpu-smollm2-gsm8k", "t4-qwen2.5-0.5b-gsm8k", "t4-qwen2.5-0.5b-gsm8k-lora", "a100-qwen2.5-0.5b-gsm8k"):
+        assert want in names
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_dry_run_every_preset(name, capsys):
+    assert cli.main(["train", "--preset", name, "--dry-run", "--steps", "7"]) == 0
+    out = capsys.readouterr().out
+    assert name in out and "peak memory (estimate)" in out and "time per step (estimate)" in out
+    assert "total for 7 steps" in out and "ESTIMATES" in out
+
+
+def test_dry_run_in_a_fresh_offline_process():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "grpo_lab.cli", "train", "--preset", "t4-qwen2.5-0.5b-gsm8k", "--dry-run"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "494.03M parameters" in r.stdout and "fits in 15 GiB" in r.stdout
+
+
+def test_param_counts_match_real_models():
+    from grpo_lab.models import TINY_SIZES, build_tiny_model, count_parameters
+
+    for size in TINY_SIZES:
+        m, _ = build_tiny_model(size)
+        assert plan.param_count(plan.architecture(f"tiny:{size}")) == count_parameters(m)
+    assert plan.param_count(plan.architecture("Qwen/Qwen2.5-0.5B-Instruct")) == 494_032_768  # published size
+    assert plan.param_count(plan.architecture("smollm2")) == 134_515_008
+
+
+def test_param_count_matches_a_model_built_from_the_config():
+    from transformers import AutoModelForCausalLM
+
+    from grpo_lab.models import count_parameters
+
+    arch = dict(plan.architecture("Qwen/Qwen2.5-0.5B-Instruct"), hidden_size=64, intermediate_size=96,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=300)
+    m = AutoModelForCausalLM.from_config(plan.hf_config(arch))
+    assert plan.param_count(arch) == count_parameters(m)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(KeyError, match="downloads nothing"):
+        plan.architecture("someone/unknown-7b")
+
+
+@pytest.mark.parametrize("name", ["t4-qwen2.5-0.5b-gsm8k", "cpu-smollm2-gsm8k", "a100-qwen2.5-0.5b-gsm8k"])
+def test_estimates_are_monotone_in_batch_group_and_length(name):
+    p = get_preset(name)
+    G = p.grpo["num_generations"]
+    base = plan.estimate(p)
+    for kw in (dict(batch=4 * G), dict(max_completion_length=2 * p.grpo["max_completion_length"])):
+        big = plan.estimate(p, **kw)
+        assert big.peak_bytes > base.peak_bytes and big.step_seconds > base.step_seconds
+    # more completions per prompt (G) at the same number of prompts
+    n_prompts = p.grpo["per_device_train_batch_size"] // G
+    more_g = plan.estimate(p, num_generations=2 * G, batch=2 * G * n_prompts)
+    assert more_g.peak_bytes > base.peak_bytes and more_g.step_seconds > base.step_seconds
+
+
+def test_t4_presets_fit_in_16_gb_by_the_estimate():
+    for name in ("t4-qwen2.5-0.5b-gsm8k", "t4-qwen2.5-0.5b-gsm8k-lora"):
+        est = plan.estimate(get_preset(name), device="t4")
+        assert est.peak_gib < 15.0, (name, est.peak_gib)
+        assert get_preset(name).runtime["compute_dtype"] == "fp16"  # a T4 has no bf16
+    # LoRA saves memory; a 40 GB preset fits its class
+    full = plan.estimate(get_preset("t4-qwen2.5-0.5b-gsm8k"), use_peft=False)
+    lora = plan.estimate(get_preset("t4-qwen2.5-0.5b-gsm8k"), use_peft=True)
+    assert lora.peak_bytes < full.peak_bytes and lora.trainable < full.trainable / 20
+    assert plan.estimate(get_preset("a100-qwen2.5-0.5b-gsm8k")).peak_gib < 39.5
+
+
+def test_gsm8k_preset_knobs_are_accepted_by_the_trainer_config():
+    from grpo_lab.trainer import GRPOConfig
+
+    for name, p in PRESETS.items():
+        cfg = GRPOConfig.from_dict(p.grpo)  # raises on a key the backends do not know
+        assert cfg.per_device_train_batch_size % cfg.num_generations == 0
+        assert cfg.loss_type in ("grpo", "bnpo", "dr_grpo", "dapo")
