@@ -305,8 +305,8 @@ def simulate_vote_accuracy(accuracies: Sequence[float], n_items: int = 20000, n_
     n = len(accuracies)
     for _ in range(n_items):
         if correlation > 0:
-            # Shared difficulty: one uniform u per item; member j is right when u < its own beta draw's
-            # quantile. Simplest exact version for equal accuracies: draw q ~ Beta, then Bernoulli(q).
+            # Shared difficulty: the item's success chance q ~ Beta (mean = the members' mean accuracy), each
+            # member shifted by its own offset from that mean. Exact for equal accuracies (then Bernoulli(q)).
             p_mean = sum(accuracies) / n
             s = (1 - correlation) / correlation
             q = rng.betavariate(max(p_mean * s, 1e-9), max((1 - p_mean) * s, 1e-9))

@@ -531,7 +531,8 @@ def hf_generator(model, tokenizer, *, max_new_tokens: int = 256, temperature: fl
     The messages are rendered with the tokenizer's chat template (generation prompt appended) and decoded
     with ``grpo_lab.rollout.generate`` (KV cache): greedy when ``temperature == 0``, else sampled at
     ``temperature`` (optionally ``top_k``) from a ``torch.Generator`` seeded with ``seed``, so a run is
-    reproducible. Returns the completion text without special tokens.
+    reproducible (on a GPU the sampler uses the device's global generator: seed it with ``torch.manual_seed``).
+    Returns the completion text without special tokens.
     """
     import torch
 
