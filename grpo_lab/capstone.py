@@ -292,3 +292,170 @@ def evaluate_gsm8k(model, tokenizer, problems: Sequence[Problem], *, k: int = 0,
     n = max(1, len(rows))
     return GSM8KEval(len(rows), k if k >= 2 else 1, sum(r["strict"] for r in rows) / n,
                      sum(r["lenient"] for r in rows) / n, seconds=time.perf_counter() - t0, rows=rows, **res)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading, LoRA, training, the report
+# --------------------------------------------------------------------------------------------------
+
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def apply_lora(model, runtime: dict):
+    """Wrap ``model`` with LoRA adapters (peft) on every linear map of the decoder (q, k, v, o, gate, up,
+    down), rank ``runtime["lora_r"]``, alpha ``runtime["lora_alpha"]`` (Hu et al., arXiv 2106.09685).
+
+    peft is optional, not a dependency of grpo-lab: without it this raises ``ImportError`` whose message
+    says ``pip install peft`` (or to pick a full fine-tuning preset).
+    """
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:
+        raise ImportError("LoRA presets need the optional package peft: `pip install peft` (or choose a full "
+                          "fine-tuning preset, e.g. t4-qwen2.5-0.5b-gsm8k)") from err
+    cfg = LoraConfig(r=int(runtime.get("lora_r", 16)), lora_alpha=int(runtime.get("lora_alpha", 32)), lora_dropout=0.0,
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                     task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def load_for_preset(preset: Preset, device=None):
+    """``(model, tokenizer)`` for a preset, in its ``runtime["dtype"]``, with gradient checkpointing and LoRA
+    as the preset says. Offline, a hub model fails with ``models.ModelLoadError`` naming the offline choices."""
+    import torch
+
+    from grpo_lab.models import load_model, pick_device
+
+    rt = getattr(preset, "runtime", {}) or {}
+    device = torch.device(device) if device is not None else (torch.device("cpu") if preset.hardware == "cpu" else pick_device())
+    dtype = getattr(torch, _TORCH_DTYPES[rt.get("dtype", "fp32")])
+    if device.type == "cpu":
+        dtype = torch.float32  # half precision on a CPU is slow and fragile: the CPU presets are fp32 anyway
+    model, tok = load_model(preset.model, dtype=dtype, device=device, seed=preset.grpo.get("seed", 0))
+    if tok.pad_token_id is None:  # the rollout pads prompts on the left
+        tok.pad_token = tok.eos_token
+    if rt.get("gradient_checkpointing") and device.type == "cuda":
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False  # the rollout passes use_cache=True itself; training must not cache
+    if rt.get("use_peft"):
+        model = apply_lora(model, rt)
+    return model, tok
+
+
+def gsm8k_reward_funcs() -> list[Callable]:
+    """The capstone's reward: ``rewards.correctness_reward`` (1 if the extracted final answer equals the gold
+    ``answer`` column by ``answers_match``, else 0) -- a verifier, no reward model (RLVR)."""
+    from grpo_lab.rewards import make_correctness_reward
+
+    return [make_correctness_reward("answer")]
+
+
+def _autocast(model, runtime: dict):
+    """Mixed precision for the from-scratch trainer on a GPU: fp32 master weights, ``compute_dtype`` matmuls.
+
+    No loss scaling: the from-scratch trainer calls ``backward`` itself. With fp16 (T4) tiny gradients can
+    underflow; the TRL backend (HF Trainer's GradScaler) is the safer choice there, and the notebook says so.
+    """
+    import contextlib
+
+    import torch
+
+    device = next(model.parameters()).device
+    comp, store = runtime.get("compute_dtype"), runtime.get("dtype", "fp32")
+    if device.type != "cuda" or not comp or comp == store:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=getattr(torch, _TORCH_DTYPES[comp]))
+
+
+def train_gsm8k(model, tokenizer, preset: Preset, task: GSM8KTask, out: Path, *, backend: str = "grpo_lab",
+                progress: bool = True, callbacks: Sequence[Callable] = (), reward_funcs: Sequence[Callable] | None = None):
+    """GRPO on GSM8K with either backend; returns ``(summary, history)`` like ``jobs.run_grpo``.
+
+    ``backend="grpo_lab"``: ``trainer.GRPOTrainer`` on ``task.train`` problems (chat-formatted prompts; the
+    trainer passes the ``answer`` and ``problem`` columns to the rewards). ``backend="trl"``:
+    ``trl_backend.train_with_trl`` with this ``task`` bound to the preset's task name for the call.
+    ``callbacks`` get each history record (the dashboard's ``update``).
+    """
+    from grpo_lab.trainer import GRPOConfig, GRPOTrainer
+
+    out = Path(out)
+    rt = getattr(preset, "runtime", {}) or {}
+    funcs = list(reward_funcs or gsm8k_reward_funcs())
+    steps = preset.grpo["max_steps"]
+    n_prompts = preset.grpo["per_device_train_batch_size"] // preset.grpo["num_generations"]
+    train = task.train(max(64, steps * n_prompts), seed=preset.grpo.get("seed", 0) + 1)
+    if backend == "grpo_lab":
+        cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": str(out / "checkpoints")})
+        trainer = GRPOTrainer(model, tokenizer, funcs, train, cfg, task=task, callbacks=callbacks)
+        with _autocast(model, rt):
+            res = trainer.train(progress=progress)
+        return {"seconds": res.seconds, "steps": res.steps}, res.history
+    if backend == "trl":
+        from grpo_lab.trl_backend import train_with_trl
+
+        # train_with_trl draws its problems from get_task(preset.task); bind this (tokenizer-aware) task to it.
+        old = TASKS.get(preset.task)
+        TASKS[preset.task] = lambda **kw: task
+        try:
+            return train_with_trl(model, tokenizer, preset, out, progress=progress, callbacks=callbacks,
+                                  reward_funcs=funcs)
+        finally:
+            if old is None:
+                TASKS.pop(preset.task, None)
+            else:
+                TASKS[preset.task] = old
+    raise ValueError(f"unknown backend {backend!r}: use 'grpo_lab' or 'trl'")
+
+
+def run_capstone(preset_name: str | None = None, *, backend: str = "grpo_lab", out: str | Path | None = None,
+                 steps: int | None = None, eval_size: int | None = None, k: int | None = None,
+                 source: str | Path = "auto", model_tok=None, progress: bool = True,
+                 callbacks: Sequence[Callable] = (), n_samples: int = 3) -> dict:
+    """The capstone end to end: load the preset's model, evaluate on the fixed held-out GSM8K subset
+    (``evaluate_gsm8k``: strict + lenient, greedy + pass@k/majority@k), train with ``backend``, evaluate
+    again, write ``out/report.json`` (and ``out/final``) and return the report.
+
+    ``preset_name`` None: ``choose_preset()``. ``steps``/``eval_size``/``k`` override the preset. The report
+    holds ``before``/``after`` summaries, ``samples`` (greedy completions before/after on the first
+    ``n_samples`` problems), the history, timings and where the data came from.
+    """
+    from grpo_lab.jobs import write_json
+
+    preset = PRESETS[preset_name or choose_preset()].copy()
+    if steps is not None:
+        preset.grpo["max_steps"] = steps
+    rt = getattr(preset, "runtime", {}) or {}
+    n_eval = eval_size or preset.eval_size
+    k = rt.get("eval_k", 4) if k is None else k
+    max_new = rt.get("eval_max_new_tokens", preset.grpo["max_completion_length"])
+    out = Path(out or f"runs/capstone-{preset.name}-{backend}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    model, tok = model_tok or load_for_preset(preset)
+    t_load = time.perf_counter() - t0
+    task = GSM8KTask(tok, source=source)
+    heldout = task.heldout(n_eval)
+    before = evaluate_gsm8k(model, tok, heldout, k=k, max_new_tokens=max_new)
+    report = {"preset": preset.name, "backend": backend, "model": preset.model, "data": task.where,
+              "heldout_n": len(heldout), "k": k, "eval_max_new_tokens": max_new, "before": before.summary(),
+              "seconds_load": round(t_load, 2), "grpo_config": preset.grpo, "runtime": rt, "status": "evaluated-before"}
+    write_json(out / "report.json", report)
+    if progress:
+        print(f"before: {before}")
+    summary, history = train_gsm8k(model, tok, preset, task, out, backend=backend, progress=progress, callbacks=callbacks)
+    after = evaluate_gsm8k(model, tok, heldout, k=k, max_new_tokens=max_new)
+    if progress:
+        print(f"after:  {after}")
+    samples = [{"question": b["question"], "gold": b["gold"], "before": b["greedy"], "after": a["greedy"],
+                "before_lenient": b["lenient"], "after_lenient": a["lenient"]}
+               for b, a in zip(before.rows[:n_samples], after.rows[:n_samples])]
+    report.update({"after": after.summary(), "seconds_train": round(summary["seconds"], 2), "steps": summary["steps"],
+                   "samples": samples, "history": history, "status": "done"})
+    write_json(out / "report.json", report)
+    if backend == "grpo_lab":  # train_with_trl saves out/final itself
+        (out / "final").mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out / "final")
+        tok.save_pretrained(out / "final")
+    report["_before"], report["_after"] = before, after  # in-memory only (not in report.json): per-row details
+    return report

@@ -1,0 +1,111 @@
+"""The GSM8K capstone (issue 7): preset choice from the hardware, GSM8K held-out evaluation on the local file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from grpo_lab import capstone
+from grpo_lab.capstone import GSM8KTask, choose_preset, evaluate_gsm8k
+from grpo_lab.tasks import local_gsm8k_path
+
+GiB = 1024**3
+needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (../shared/data/gsm8k/train.jsonl)")
+
+
+@pytest.mark.parametrize("mem_gib,peft,want", [
+    (14.75, False, "t4-qwen2.5-0.5b-gsm8k"),  # what a Colab T4 reports
+    (39.4, False, "a100-qwen2.5-0.5b-gsm8k"),
+    (79.3, False, "a100-qwen2.5-0.5b-gsm8k"),
+    (139.8, False, "a100-qwen2.5-0.5b-gsm8k"),
+    (7.8, True, "t4-qwen2.5-0.5b-gsm8k-lora"),
+    (7.8, False, "cpu-smollm2-gsm8k"),
+])
+def test_preset_choice_from_mocked_cuda_properties(monkeypatch, mem_gib, peft, want):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: SimpleNamespace(total_memory=int(mem_gib * GiB), name="mock"))
+    assert choose_preset(test=False, peft_available=peft, smollm2_available=True) == want
+
+
+def test_preset_choice_without_cuda_and_in_test_mode(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_preset(test=False, smollm2_available=True) == "cpu-smollm2-gsm8k"
+    assert choose_preset(test=False, smollm2_available=False) == "cpu-tiny-gsm8k"
+    assert choose_preset(test=True) == "cpu-tiny-gsm8k"
+    monkeypatch.setenv("GRPO_LAB_TEST_MODE", "1")
+    assert choose_preset() == "cpu-tiny-gsm8k"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("peft") is not None, reason="peft is installed")
+def test_lora_without_peft_names_the_install():
+    with pytest.raises(ImportError, match="pip install peft"):
+        capstone.apply_lora(object(), {"lora_r": 8})
+
+
+@needs_gsm8k
+def test_local_split_is_disjoint_fixed_and_chat_formatted():
+    from grpo_lab.models import build_char_tokenizer
+
+    task = GSM8KTask(build_char_tokenizer())
+    train, held = task.rows()
+    assert len(held) == 1000 and len(train) > 5000
+    assert not {r["question"] for r in held} & {r["question"] for r in train}
+    a, b = task.heldout(5), task.heldout(5, seed=9)
+    assert [p.question for p in a] == [p.question for p in b]  # a fixed subset: before/after compare alike
+    assert a[0].prompt.startswith("Solve the problem") and a[0].prompt.endswith(a[0].question)
+    assert task.check(a[0], f"so #### {a[0].answer}") and not task.check(a[0], "#### -12345")
+    assert len(task.train(3, seed=1)) == 3
+
+
+@needs_gsm8k
+def test_scoring_strict_lenient_pass_and_majority(monkeypatch):
+    """With the decoders replaced by canned text: the gold solution is strict- and lenient-correct, a bare
+    "The answer is x." only lenient; pass@k/majority@k follow the canned samples."""
+    import grpo_lab.ensemble as ens
+    import grpo_lab.rollout as ro
+
+    probs = GSM8KTask(None).heldout(3)
+    sol = {p.prompt: p.meta["solution"] for p in probs}
+    canned = {probs[0].prompt: sol[probs[0].prompt], probs[1].prompt: f"The answer is {probs[1].answer}.",
+              probs[2].prompt: "I think 0"}
+    monkeypatch.setattr(ro, "greedy_complete", lambda m, t, prompts, n, bs=32: [canned[p] for p in prompts])
+
+    def fake_samples(m, t, prompts, k, **kw):
+        texts = [[f"#### {probs[0].answer}", "#### 1", "#### 2"] if p == probs[0].prompt else
+                 [f"#### {probs[2].answer}", "#### 7", "#### 7"] if p == probs[2].prompt else ["#### 5"] * k
+                 for p in prompts]
+        from grpo_lab.rewards import extract_answer
+
+        return texts, [[extract_answer(x) for x in row] for row in texts]
+
+    monkeypatch.setattr(ens, "sample_answers", fake_samples)
+    res = evaluate_gsm8k(None, None, probs, k=3)
+    assert [r["strict"] for r in res.rows] == [True, False, False]
+    assert [r["lenient"] for r in res.rows] == [True, True, False]
+    assert res.strict == pytest.approx(1 / 3) and res.lenient == pytest.approx(2 / 3)
+    assert res.pass_at_k == pytest.approx(2 / 3)  # problems 0 and 2 have a correct sample
+    assert res.majority_at_k == pytest.approx(1 / 3)  # problem 2's vote goes to 7; problem 0's 3-way tie to the first
+
+
+@needs_gsm8k
+def test_tiny_model_end_to_end_on_the_local_file(tmp_path):
+    """The notebook's test-mode path: evaluate, 2 GRPO steps, evaluate, report.json with strict + lenient."""
+    rep = capstone.run_capstone("cpu-tiny-gsm8k", out=tmp_path, steps=2, eval_size=4, k=2, progress=False)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["status"] == "done" and saved["steps"] == 2 and len(saved["history"]) == 2
+    for when in ("before", "after"):
+        s = saved[when]
+        assert s["n"] == 4 and s["k"] == 2
+        for key in ("strict", "lenient", "pass_at_k", "majority_at_k"):
+            assert 0.0 <= s[key] <= 1.0
+        assert s["strict"] <= s["lenient"] + 1e-9  # strict-correct implies lenient-correct
+    assert "gsm8k_split" in saved["data"] and len(saved["samples"]) == 3
+    assert (tmp_path / "final" / "config.json").exists()
+    assert rep["_after"].rows[0]["question"] == saved["samples"][0]["question"]
