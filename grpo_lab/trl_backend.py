@@ -129,7 +129,9 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
     schedule ignores warmup). Logging every step (``logging_steps=1``) so the history has one record per
     step; checkpoints only when ``save_steps`` is set. Contract: the returned config describes the same
     optimisation as ``trainer.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
-    same clipping, one update per generation batch per ``num_iterations``).
+    same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
+    (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
+    ``learning_rate`` (1e-6), ``max_completion_length`` (512).
     """
     from trl import GRPOConfig as TRLConfig
 
@@ -161,6 +163,10 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
             logging_steps=1, disable_tqdm=not progress, log_completions=False,
             save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
             disable_dropout=True, shuffle_dataset=True,
+            # TRL 1.16's GRPOConfig turns gradient checkpointing on by default (a memory saving for big models
+            # that recomputes the forward pass in backward); the from-scratch trainer does not, and a tiny model
+            # needs no saving, so the two runs do the same work.
+            gradient_checkpointing=False,
         )
 
 
