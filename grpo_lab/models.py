@@ -296,6 +296,19 @@ def hub_offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """True if a TCP connection to the Hugging Face Hub (``HF_ENDPOINT`` or huggingface.co:443) opens in time."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def load_hub_model(name: str, dtype: torch.dtype | None = None, device: str | torch.device | None = None):
     """Load a model from the Hugging Face Hub (or its local cache) for the GPU track.
 
@@ -306,9 +319,12 @@ def load_hub_model(name: str, dtype: torch.dtype | None = None, device: str | to
 
     device = device or pick_device()
     dtype = dtype or pick_dtype(device)
+    # Cached models load without the network; otherwise probe the hub once so an offline machine fails in
+    # seconds instead of after the HTTP client's retries (about a minute).
+    local_only = hub_offline() or not hub_reachable()
     try:
-        tok = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local_only)
     except (OSError, ValueError) as err:  # transformers reports hub/connection problems as OSError
         why = "the hub is switched off (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hugging Face Hub cannot be reached"
         raise ModelLoadError(

@@ -1,0 +1,48 @@
+"""The command line as a user meets it: one-line errors that name the fix, the eval line, presets."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grpo_lab import cli
+
+
+def run(*args, env_extra=None):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "grpo_lab.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_eval_prints_the_accuracy_line(tmp_path):
+    from grpo_lab.models import build_tiny_model
+
+    model, tok = build_tiny_model("nano")
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    r = run("eval", "--model", str(tmp_path / "m"), "--task", "addition", "--n", "20", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("accuracy: ") and 0.0 <= float(line.split()[1]) <= 1.0
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["eval", "--model", "does/not/exist/here", "--task", "addition"], "save_pretrained"),
+    (["eval", "--model", "tiny:nano", "--task", "chess"], "unknown task"),
+    (["eval", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--task", "addition"], "offline"),
+    (["train", "--preset", "no-such-preset", "--dry-run"], "unknown preset"),
+])
+def test_expected_failures_are_one_line_errors(args, needle):
+    r = run(*args)
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert err and err[-1].startswith("grpo-lab: error:") and needle.lower() in err[-1].lower(), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_list_presets_includes_the_main_job(capsys):
+    assert cli.main(["train", "--list-presets"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "cpu-addition" in names
