@@ -122,6 +122,14 @@ def run_train(backend: str, preset_name: str, init: str | None = None, steps: in
     """Train with either backend from the same starting checkpoint; writes ``out/final`` and ``out/report.json``."""
     _threads()
     preset = get_preset(preset_name)
+    if preset.task == "gsm8k":
+        # Chat models on GSM8K need the chat template, the math verifier and long completions: the capstone
+        # path (notebook 06) handles them; the tiny-task path below would not.
+        from grpo_lab.capstone import run_capstone
+
+        if init is not None:
+            raise ValueError("--init is for the char-level presets; GSM8K presets load their own model")
+        return run_capstone(preset_name, backend=backend, out=out, steps=steps, progress=progress)
     if steps is not None:
         preset.grpo["max_steps"] = steps
     out = Path(out or f"runs/train-{preset.name}-{backend}")
