@@ -85,3 +85,20 @@ def test_every_notebook_folder_has_content():
     assert _notebooks("notebooks"), "no notebooks found"
     assert _notebooks("solutions"), "no solution notebooks found"
     assert {p.name for p in _notebooks("solutions")} == {p.name for p in _notebooks("exercises")}
+
+
+def test_every_notebook_is_colab_ready():
+    """A badge that opens this very notebook in Colab, and an install cell that only runs inside Colab."""
+    import re
+
+    for path in ALL:
+        nb = json.loads(path.read_text())
+        cells = nb["cells"]
+        head = "".join("".join(c["source"]) for c in cells[:2])
+        m = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([\w/.\-]+\.ipynb)", head)
+        assert m, f"{path}: no Open-in-Colab badge in the first cells"
+        want = f"exercises/{path.name}" if path.parent.name in ("solutions", "exercises") else f"{path.parent.name}/{path.name}"
+        assert m.group(1) == want, f"{path}: badge opens {m.group(1)}, expected {want}"
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        install = next((c for c in code[:2] if "pip" in c), None)
+        assert install and 'if "google.colab" in sys.modules' in install, f"{path}: the first code cells must install only in Colab"
