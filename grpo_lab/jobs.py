@@ -33,17 +33,21 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def plot_history(history: list[dict], path: Path, title: str = "GRPO") -> Path:
-    """A PNG with the mean reward per step and the held-out greedy accuracy at each evaluation."""
+def plot_history(history: list[dict], path: Path, title: str = "GRPO", start_accuracy: float | None = None) -> Path:
+    """A PNG with the mean reward per step and the held-out greedy accuracy at each evaluation
+    (from ``start_accuracy`` at step 0 when given)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in history]
+    trained = [r for r in history if "reward" in r]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, [r["reward"] for r in history], lw=1, alpha=0.6, label="mean reward (train samples, T>0)")
+    ax.plot([r["step"] for r in trained], [r["reward"] for r in trained], lw=1, alpha=0.6,
+            label="mean reward (train samples, T>0)")
     ev = [(r["step"], r["eval_accuracy"]) for r in history if "eval_accuracy" in r]
+    if start_accuracy is not None:
+        ev.insert(0, (0, start_accuracy))
     if ev:
         ax.plot(*zip(*ev), "o-", lw=2, label="held-out greedy accuracy")
     ax.set_xlabel("GRPO step")
@@ -71,7 +75,7 @@ def run_grpo(model, tokenizer, preset: Preset, out: Path, progress: bool = True,
     (out / "final").mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "final")
     tokenizer.save_pretrained(out / "final")
-    return {"seconds": res.seconds, "steps": res.steps}, res.history
+    return {"seconds": res.seconds, "steps": res.steps, "eval_at_start": trainer.eval_at_start}, res.history
 
 
 def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", progress: bool = True,
@@ -111,7 +115,8 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     report.update({"accuracy_after": after.accuracy, "seconds_grpo": round(summary["seconds"], 2),
                    "grpo_steps": summary["steps"], "grpo_config": preset.grpo, "history": history, "status": "done"})
     write_json(out / "report.json", report)
-    plot_history(history, out / "grpo.png", title=f"GRPO on {preset.task} ({preset.name})")
+    plot_history(history, out / "grpo.png", title=f"GRPO on {preset.task} ({preset.name})",
+                 start_accuracy=summary.get("eval_at_start"))
     print(f"      held-out greedy accuracy after GRPO: {after.accuracy:.3f}  ({summary['seconds']:.0f} s)")
     print(f"Wrote {out}/sft, {out}/final, {out}/grpo.png, {out}/report.json")
     return report

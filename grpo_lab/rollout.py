@@ -79,15 +79,17 @@ def generate(
     top_k: int | None = None,
     do_sample: bool = True,
     generator: torch.Generator | None = None,
+    num_generations: int = 1,
 ):
     """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
 
     Returns ``(completion_ids, completion_mask, logps, truncated)`` as described in ``Rollout``. With
     ``do_sample=False`` (or ``temperature == 0``) decoding is greedy and ``logps`` are at temperature 1.
+    With ``num_generations = G > 1`` the N prompt rows are encoded once and their cache is repeated G times
+    (rows ``i*G .. i*G+G-1`` continue prompt ``i``): the prompt forward is shared by the whole group.
     """
     greedy = (not do_sample) or temperature == 0
     temp = 1.0 if greedy else float(temperature)
-    B = prompt_ids.shape[0]
     device = prompt_ids.device
     attn = prompt_mask.clone()
     positions = (attn.cumsum(1) - 1).clamp(min=0)
@@ -95,6 +97,10 @@ def generate(
     out = model(input_ids=prompt_ids, attention_mask=attn, position_ids=positions, use_cache=True)
     cache, logits = _cache_of(out), out.logits[:, -1, :]
     next_pos = positions[:, -1:] + 1
+    if num_generations > 1:
+        cache.batch_repeat_interleave(num_generations)
+        logits, attn, next_pos = (t.repeat_interleave(num_generations, dim=0) for t in (logits, attn, next_pos))
+    B = logits.shape[0]
 
     tokens = torch.full((B, max_completion_length), pad_token_id, dtype=torch.long, device=device)
     logps = torch.zeros(B, max_completion_length, device=device)
@@ -140,22 +146,25 @@ def sample_groups(
 ) -> Rollout:
     """Sample ``num_generations`` (G) completions for each prompt: B = len(prompts) * G rows, grouped.
 
-    The prompts are repeated G times consecutively (prompt 0 x G, prompt 1 x G, ...), the layout that
-    ``grpo.group_advantages`` expects, and decoded in one batch.
+    Rows are grouped consecutively (prompt 0 x G, prompt 1 x G, ...), the layout that
+    ``grpo.group_advantages`` expects; each prompt is encoded once and its KV cache shared by its group.
     """
     device = next(model.parameters()).device
-    repeated = [p for p in prompts for _ in range(num_generations)]
-    ids, am = encode_prompts(tokenizer, repeated, device)
+    ids, am = encode_prompts(tokenizer, list(prompts), device)
     was_training = model.training
     model.eval()
     try:
         c_ids, c_mask, logps, trunc = generate(
             model, ids, am, max_completion_length=max_completion_length, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id, temperature=temperature, top_k=top_k, do_sample=do_sample,
-            generator=generator,
+            generator=generator, num_generations=num_generations,
         )
     finally:
         model.train(was_training)
+    ids, am = ids.repeat_interleave(num_generations, dim=0), am.repeat_interleave(num_generations, dim=0)
+    # Columns after the longest completion are pure padding: dropping them shrinks the training forward.
+    width = max(int(c_mask.sum(1).max()), 1)
+    c_ids, c_mask, logps = c_ids[:, :width], c_mask[:, :width], logps[:, :width]
     texts = tokenizer.batch_decode(c_ids * c_mask + tokenizer.pad_token_id * (1 - c_mask), skip_special_tokens=True)
     return Rollout(ids, am, c_ids, c_mask, logps, trunc, texts)
 

@@ -207,6 +207,7 @@ class GRPOTrainer:
         self.gen = torch.Generator(device="cpu" if self.device.type != "cuda" else self.device).manual_seed(self.cfg.seed)
         self.step_idx = 0
         self.history: list[dict] = []
+        self.eval_at_start: float | None = None
         self.weights = torch.tensor(self.cfg.reward_weights or [1.0] * len(self.reward_funcs), dtype=torch.float32)
 
     # ----------------------------------------------------------------------------------------------
@@ -317,6 +318,9 @@ class GRPOTrainer:
         from tqdm.auto import tqdm
 
         t0 = time.perf_counter()
+        if self.step_idx == 0 and self.cfg.eval_steps and self.eval_problems and self.task is not None:
+            # The starting point belongs on the accuracy curve: GRPO's effect is the rise from here.
+            self.eval_at_start = self.evaluate()
         bar = tqdm(total=self.cfg.max_steps, initial=self.step_idx, desc="GRPO", disable=not progress)
         while self.step_idx < self.cfg.max_steps:
             rec = self.step()
