@@ -326,10 +326,14 @@ def _match_cached(pred: str, gold: str, timeout_s: float) -> bool:
         return True
     if len(pred) > 300 or len(gold) > 300 or _explosive(pred) or _explosive(gold):
         return False  # beyond any GSM8K/MATH answer; keeps big-number C code (uninterruptible) out of sympy
+    _math_verify()  # import sympy and math-verify (seconds on a busy machine) outside the time budget
     budget = _TimeBudget(timeout_s)
     try:
         with budget:
             return _symbolic_match(pred, gold)
+    except _VerifyTimeout:
+        # Not cached (lru_cache does not store exceptions): on a busy machine a retry may well finish.
+        raise
     except Exception:
         if budget.outer_fired:
             raise
