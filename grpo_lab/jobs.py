@@ -62,20 +62,26 @@ def plot_history(history: list[dict], path: Path, title: str = "GRPO", start_acc
     return path
 
 
-def run_grpo(model, tokenizer, preset: Preset, out: Path, progress: bool = True, callbacks=()) -> tuple[dict, list[dict]]:
-    """GRPO with the from-scratch trainer on ``preset``; returns (summary, history). Saves ``out/final``."""
+def run_grpo(model, tokenizer, preset: Preset, out: Path | None, progress: bool = True, callbacks=()) -> tuple[dict, list[dict]]:
+    """GRPO with the from-scratch trainer on ``preset``; returns (summary, history).
+
+    The data are the ones every course run uses (training prompts from seed ``seed + 1``, evaluation
+    problems from ``seed + 2``), so the demo, notebook 04 and the benchmark are comparable. Saves
+    ``out/final`` (and checkpoints when ``save_steps``) unless ``out`` is None.
+    """
     from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
 
     task = get_task(preset.task)
-    cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": str(out / "checkpoints")})
+    cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": None if out is None else str(Path(out) / "checkpoints")})
     train = task.train(20000, seed=cfg.seed + 1)
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2)
     trainer = GRPOTrainer(model, tokenizer, [task_reward(task)], train, cfg, task=task, eval_problems=evalp,
                           callbacks=callbacks)
     res = trainer.train(progress=progress)
-    (out / "final").mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "final")
-    tokenizer.save_pretrained(out / "final")
+    if out is not None:
+        (Path(out) / "final").mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(Path(out) / "final")
+        tokenizer.save_pretrained(Path(out) / "final")
     return {"seconds": res.seconds, "steps": res.steps, "eval_at_start": trainer.eval_at_start}, res.history
 
 
