@@ -20,8 +20,8 @@ Design notes:
   the update; DAPO also resamples to refill the batch, which costs extra generation we skip on a CPU.
 - Checkpoints hold the model, optimizer, scheduler and both random generators (prompt order, sampling),
   so a resumed run continues bit-for-bit like an uninterrupted one (tested).
-- Every step appends a diagnostics record: the quantities to watch instead of the loss (see
-  ``shared`` TRL notes: the loss starts near 0 by construction).
+- Every step appends a diagnostics record: the quantities to watch instead of the loss, which starts
+  near 0 by construction (on-policy the ratio is 1 and group-centred advantages average to 0; notebook 03).
 """
 
 from __future__ import annotations
