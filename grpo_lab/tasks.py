@@ -244,16 +244,14 @@ def find_project_root(start: str | Path | None = None) -> Path | None:
 
 
 def local_gsm8k_path() -> Path | None:
-    """The course's local GSM8K copy: ``$GRPO_LAB_GSM8K`` or ``../shared/data/gsm8k/train.jsonl`` from the project root."""
+    """The offline GSM8K train file: ``$GRPO_LAB_GSM8K`` when set, else the copy shipped inside the package
+    (``grpo_lab/data/gsm8k/train.jsonl``, MIT licence, 7,473 problems; see the README beside it)."""
     import os
 
     if os.environ.get("GRPO_LAB_GSM8K"):
         p = Path(os.environ["GRPO_LAB_GSM8K"])
         return p if p.exists() else None
-    root = find_project_root()
-    if root is None:
-        return None
-    p = root.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+    p = Path(__file__).resolve().parent / "data" / "gsm8k" / "train.jsonl"
     return p if p.exists() else None
 
 

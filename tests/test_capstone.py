@@ -13,7 +13,7 @@ from grpo_lab.capstone import GSM8KTask, choose_preset, evaluate_gsm8k
 from grpo_lab.tasks import local_gsm8k_path
 
 GiB = 1024**3
-needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (../shared/data/gsm8k/train.jsonl)")
+needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl)")
 
 
 @pytest.mark.parametrize("mem_gib,peft,want", [

@@ -55,7 +55,7 @@ def test_parse_gsm8k_answer():
         tasks.parse_gsm8k_answer("no marker here")
 
 
-@pytest.mark.skipif(tasks.local_gsm8k_path() is None, reason="../shared/data/gsm8k/train.jsonl is not beside the project")
+@pytest.mark.skipif(tasks.local_gsm8k_path() is None, reason="the packaged GSM8K copy is missing")
 def test_local_gsm8k_file_loads_every_row():
     rows = tasks.load_gsm8k()
     assert len(rows) == 7473
