@@ -194,7 +194,8 @@ def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "un
     import torch
     from tqdm.auto import tqdm
 
-    from grpo_lab.distill import DistillExample, train_student
+    from grpo_lab.distill.data import DistillExample
+    from grpo_lab.distill.student import train_student
     from grpo_lab.evaluation import evaluate
     from grpo_lab.rollout import sample_groups
 
