@@ -134,10 +134,7 @@ def train_student(student, tokenizer, examples: Sequence[DistillExample], *, tea
             rec["eval_accuracy"] = evaluate(student, tokenizer, task, list(eval_problems)).accuracy
         history.append(rec)
         bar.update(1)
-        post = {"loss": f"{rec['loss']:.3f}"}
-        if "eval_accuracy" in rec:
-            post["acc"] = f"{rec['eval_accuracy']:.2f}"
-        bar.set_postfix(post)
+        bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "eval_accuracy") if k in rec})
     bar.close()
     student.eval()
     return StudentResult(max_steps, time.perf_counter() - t0, history)

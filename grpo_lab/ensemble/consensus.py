@@ -103,6 +103,11 @@ def consensus_prompt(question: str, own: ConsensusTurn, others: list[ConsensusTu
     return "\n".join(lines)
 
 
+def _changed(old: str | None, new: str | None) -> bool:
+    """A change of mind: answering where it did not before (or the reverse), or a non-equivalent answer."""
+    return (old is None) != (new is None) or (new is not None and not answers_match(new, old))
+
+
 def iterative_consensus(
     question: str,
     generators: Sequence[Generator],
@@ -136,7 +141,7 @@ def iterative_consensus(
         raise ValueError("iterative_consensus needs at least one generator")
     if max_rounds < 1:
         raise ValueError("max_rounds counts round 0, so it must be >= 1")
-    names = list(names) if names is not None else [f"model {chr(65 + i)}" if i < 26 else f"model {i}" for i in range(len(gens))]
+    names = list(names) if names is not None else [f"model {chr(65 + i) if i < 26 else i}" for i in range(len(gens))]
     if len(names) != len(gens):
         raise ValueError(f"{len(gens)} generators but {len(names)} names")
     base = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
@@ -148,16 +153,13 @@ def iterative_consensus(
         for i, gen in enumerate(gens):
             if prev is not None:
                 others = [t for k, t in enumerate(prev) if k != i]
-                convs[i] = convs[i] + [{"role": "user", "content": consensus_prompt(question, prev[i], others, max_reason_chars)}]
+                follow_up = consensus_prompt(question, prev[i], others, max_reason_chars)
+                convs[i] = convs[i] + [{"role": "user", "content": follow_up}]
             text = gen([dict(m) for m in convs[i]])
             text = text if isinstance(text, str) else str(text)
             convs[i] = convs[i] + [{"role": "assistant", "content": text}]
             ans = extract(text)
-            changed = False
-            if prev is not None:
-                old = prev[i].answer
-                changed = (old is None) != (ans is None) or (ans is not None and not answers_match(ans, old))
-            turns.append(ConsensusTurn(names[i], r, text, ans, changed))
+            turns.append(ConsensusTurn(names[i], r, text, ans, prev is not None and _changed(prev[i].answer, ans)))
         vote = majority_vote([t.answer for t in turns], weights)
         rounds.append(ConsensusRound(r, turns, vote))
         if vote.answer is not None and vote.agreement >= threshold - _TIE_TOL:
