@@ -11,7 +11,7 @@ import torch
 from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, distill_batch,
                               forward_kl, generalized_jsd, kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
                               reverse_kl, teacher_answers, train_student, voted_dataset)
-from grpo_lab.tasks import AdditionTask, Problem
+from grpo_lab.tasks import AdditionTask
 
 D = torch.float64
 
@@ -226,3 +226,13 @@ def test_sequence_level_student_raises_accuracy_on_teacher_text():
                         progress=False, task=task, eval_problems=probs, eval_every=150)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert res.history[-1]["eval_accuracy"] >= acc0 + 0.5, (acc0, res.history[-1])
+
+
+def test_package_exports_every_submodule_name():
+    import grpo_lab.distill as dl
+    from grpo_lab.distill import data, kd, student
+
+    for mod in (kd, data, student):
+        for name in mod.__all__:
+            assert getattr(dl, name) is getattr(mod, name), (mod.__name__, name)
+    assert not hasattr(dl, "sample_answers")  # the teachers' answers are teacher_answers
