@@ -22,6 +22,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from grpo_lab.ensemble.voting import majority_vote
+
 __all__ = [
     "inference_flops", "training_flops", "Price", "api_cost", "Option", "single_option", "ensemble_option",
     "distilled_option", "compare_options", "vote_accuracy_given_correct", "vote_accuracy",
@@ -296,10 +298,8 @@ def simulate_vote_accuracy(accuracies: Sequence[float], n_items: int = 20000, n_
                            correlation: float = 0.0, weights: Sequence[float] | None = None, seed: int = 0) -> float:
     """Monte Carlo estimate of a vote's accuracy: draws each item's difficulty (the same beta model as
     ``vote_accuracy``, shifting every member's accuracy), each member's right/wrong and its wrong answer
-    (uniform over ``n_wrong`` values), and votes with ``ensemble.majority_vote`` over string answers, members
-    in random order. Its standard error is about sqrt(a (1 - a) / n_items)."""
-    from grpo_lab.ensemble import majority_vote
-
+    (uniform over ``n_wrong`` values), and votes with ``grpo_lab.ensemble.voting.majority_vote`` over string
+    answers, members in random order. Its standard error is about sqrt(a (1 - a) / n_items)."""
     rng = random.Random(seed)
     hits = 0
     n = len(accuracies)

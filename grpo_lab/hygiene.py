@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -171,6 +172,19 @@ class LMCollapseRun:
     generations: list[LMGeneration] = field(default_factory=list)
 
 
+def _next_generation_data(task, owners, answers, correct, mode: str, real_fraction: float, real_seed: int) -> list:
+    """The next generation's SFT examples: every non-empty sample (``"unverified"``), or the verified samples
+    plus fresh real ``(prompt, gold)`` pairs making up ``real_fraction`` of the mix (``"verified"``)."""
+    from grpo_lab.distill.data import DistillExample
+
+    if mode == "unverified":
+        return [DistillExample(p.prompt, a) for p, a in zip(owners, answers) if a]
+    examples = [DistillExample(p.prompt, a) for p, a, ok in zip(owners, answers, correct) if ok]
+    n_real = int(round(len(examples) * real_fraction / max(1e-9, 1 - real_fraction))) if real_fraction < 1 else len(owners)
+    real = task.train(max(n_real, 1), seed=real_seed)
+    return examples + [DistillExample(p.prompt, p.answer) for p in real]
+
+
 def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "unverified", n_prompts: int = 512,
                 samples_per_prompt: int = 4, temperature: float = 1.0, steps_per_generation: int = 150,
                 batch_size: int = 64, learning_rate: float = 1e-3, real_fraction: float = 0.5,
@@ -189,12 +203,10 @@ def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "un
     entropy, and the tail mass of numeric answers relative to the real answers' central ``1 - tail`` band.
     Returns an ``LMCollapseRun``; the input model is not modified.
     """
-    import random
-
     import torch
     from tqdm.auto import tqdm
 
-    from grpo_lab.distill import DistillExample, train_student
+    from grpo_lab.distill.student import train_student
     from grpo_lab.evaluation import evaluate
     from grpo_lab.rollout import sample_groups
 
@@ -215,18 +227,11 @@ def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "un
         correct = [task.check(p, a) for p, a in zip(owners, answers)]
         per_prompt_h = [answer_entropy(answers[i * samples_per_prompt : (i + 1) * samples_per_prompt])
                         for i in range(len(problems))]
-        nums = [float(a) if re.fullmatch(r"-?\d+", a) else float("nan") for a in answers]
-        if mode == "unverified":
-            examples = [DistillExample(p.prompt, a) for p, a in zip(owners, answers) if a]
-        else:
-            examples = [DistillExample(p.prompt, a) for p, a, ok in zip(owners, answers, correct) if ok]
-            n_real = int(round(len(examples) * real_fraction / max(1e-9, 1 - real_fraction))) if real_fraction < 1 else len(owners)
-            real = task.train(max(n_real, 1), seed=seed * 1000 + g + 500)
-            examples += [DistillExample(p.prompt, p.answer) for p in real]
+        examples = _next_generation_data(task, owners, answers, correct, mode, real_fraction, seed * 1000 + g + 500)
         run.generations.append(LMGeneration(
             g, evaluate(current, tokenizer, task, eval_problems).accuracy, sum(correct) / len(correct),
             distinct_n(answers, 1), distinct_n(answers, 2, unit="char"), float(np.mean(per_prompt_h)),
-            tail_mass(nums, lo, hi), len(examples)))
+            tail_mass([float(a) if re.fullmatch(r"-?\d+", a) else math.nan for a in answers], lo, hi), len(examples)))
         bar.update(1)
         bar.set_postfix(acc=f"{run.generations[-1].accuracy:.2f}")
         if g == generations:

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, example_batch,
+from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, distill_batch,
                               forward_kl, generalized_jsd, kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
-                              reverse_kl, train_student, voted_dataset)
-from grpo_lab.tasks import AdditionTask, Problem
+                              reverse_kl, teacher_answers, train_student, voted_dataset)
+from grpo_lab.tasks import AdditionTask
 
 D = torch.float64
 
@@ -149,21 +149,56 @@ def test_rationale_dataset_prefixes_weights_and_filter():
         rationale_dataset(probs, outs, prefixes={"A": "[A]"})
 
 
-def test_example_batch_masks_exactly_the_completion():
+def test_distill_batch_masks_exactly_the_completion():
     from grpo_lab.models import build_char_tokenizer
 
     tok = build_char_tokenizer()
-    ids, att, cm, w = example_batch(tok, [DistillExample("1+2=", "3", 2.0), DistillExample("10+20=", "30")])
+    ids, att, labels, cm, w = distill_batch(tok, [DistillExample("1+2=", "3", 2.0), DistillExample("10+20=", "30")])
     # row 0: "1+2=" (4) + "3" + eos -> logits at positions 3 and 4 predict "3" and eos
     assert cm[0].tolist()[:6] == [0, 0, 0, 1, 1, 0]
     assert cm[1].sum().item() == 3 and w.tolist() == [2.0, 1.0]
     assert tok.decode(ids[0][cm[0].nonzero().squeeze(1) + 1]) == "3" + tok.eos_token
+    assert torch.equal(cm.bool(), labels[:, 1:] != -100) and att[0].sum().item() == 6
+
+
+@pytest.mark.parametrize("prompt, completion, field", [("", "3", "prompt"), ("   ", "3", "prompt"),
+                                                       ("1+2=", "", "completion"), ("1+2=", " \n", "completion")])
+def test_empty_prompt_or_completion_is_refused_with_the_fix(prompt, completion, field):
+    """Either would silently give no supervised token (or only EOS): the error says what to do instead."""
+    with pytest.raises(ValueError, match=f"empty {field}.*(drop|build)"):
+        DistillExample(prompt, completion)
+
+
+def test_distill_batch_refuses_text_the_tokenizer_drops():
+    """A non-empty completion that encodes to no token would train only the EOS: refused, with the example named."""
+
+    class DropsLetters:
+        eos_token_id, pad_token_id = 1, 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [2 + int(c) for c in text if c.isdigit()]}
+
+    with pytest.raises(ValueError, match="completion encodes to no token"):
+        distill_batch(DropsLetters(), [DistillExample("1+2=", "three")])
+    ids, _, _, cm, _ = distill_batch(DropsLetters(), [DistillExample("1+2=", "3")])
+    assert ids[0].tolist() == [3, 4, 5, 1] and cm[0].tolist() == [0, 1, 1]
 
 
 def _tiny(seed):
     from grpo_lab.models import build_tiny_model
 
     return build_tiny_model("nano", seed=seed, max_position_embeddings=32)
+
+
+def test_teacher_answers_collects_every_teacher_in_model_order():
+    a, tok = _tiny(1)
+    b, _ = _tiny(2)
+    probs = AdditionTask().train(3, seed=0)
+    out = teacher_answers([a, b], tok, probs, samples_per_model=2, temperature=0.0, max_completion_length=3)
+    assert [len(row) for row in out] == [4, 4, 4]
+    # greedy: each model's two samples agree, and they come first for model a, then for model b
+    assert all(row[0] == row[1] and row[2] == row[3] for row in out)
+    assert all(isinstance(x, str) and x == x.strip() for row in out for x in row)
 
 
 def test_token_level_student_lowers_kd_loss():
@@ -191,3 +226,13 @@ def test_sequence_level_student_raises_accuracy_on_teacher_text():
                         progress=False, task=task, eval_problems=probs, eval_every=150)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert res.history[-1]["eval_accuracy"] >= acc0 + 0.5, (acc0, res.history[-1])
+
+
+def test_package_exports_every_submodule_name():
+    import grpo_lab.distill as dl
+    from grpo_lab.distill import data, kd, student
+
+    for mod in (kd, data, student):
+        for name in mod.__all__:
+            assert getattr(dl, name) is getattr(mod, name), (mod.__name__, name)
+    assert not hasattr(dl, "sample_answers")  # the teachers' answers are teacher_answers

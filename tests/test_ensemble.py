@@ -236,3 +236,15 @@ def test_hf_generator_wraps_a_real_model():
     # an untrained model gives no parsable answer, so no consensus: two recorded rounds, then the fallback
     assert len(res.rounds) == (1 if res.converged else 2)
     assert res.rounds[0].turns[0].text == res.rounds[0].turns[1].text == out1
+
+
+def test_package_exports_every_submodule_name_and_no_cost_model():
+    """``from grpo_lab import ensemble as ens`` reaches every public name of its submodules; the cost model is
+    ``grpo_lab.cost`` (re-exporting it here made the two modules import each other)."""
+    import grpo_lab.ensemble as ens
+    from grpo_lab.ensemble import consensus, sampling, uncertainty, voting
+
+    for mod in (voting, uncertainty, consensus, sampling):
+        for name in mod.__all__:
+            assert getattr(ens, name) is getattr(mod, name), (mod.__name__, name)
+    assert not hasattr(ens, "vote_accuracy") and not hasattr(ens, "inference_flops")

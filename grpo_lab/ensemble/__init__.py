@@ -1,0 +1,28 @@
+"""Ensembles at inference time: voting, disagreement as uncertainty, iterative consensus.
+
+- ``voting``: ``majority_vote`` (equivalent answers vote together, ties to the first seen), self-consistency
+  (Wang et al., arXiv 2203.11171), vote weights derived from member accuracies.
+- ``uncertainty``: AUROC, risk-coverage, calibration bins, ECE and the Brier score of a confidence.
+- ``consensus``: iterative consensus in the style of ICE (Omar et al., medRxiv 10.1101/2024.12.25.24319629).
+- ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
+
+The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is ``grpo_lab.cost``.
+"""
+
+from __future__ import annotations
+
+from grpo_lab.ensemble.consensus import (DEFAULT_CONSENSUS_SYSTEM, ConsensusResult, ConsensusRound, ConsensusTurn,
+                                         Generator, consensus_prompt, iterative_consensus)
+from grpo_lab.ensemble.sampling import hf_generator, sample_answers
+from grpo_lab.ensemble.uncertainty import (area_under_risk_coverage, auroc, brier_score, calibration_bins,
+                                           expected_calibration_error, risk_coverage)
+from grpo_lab.ensemble.voting import (Vote, agreement_rate, estimate_wrong_answers, fit_vote_weights, majority_vote,
+                                      self_consistency, vote_entropy, vote_items)
+
+__all__ = [
+    "Vote", "majority_vote", "vote_items", "self_consistency", "fit_vote_weights", "estimate_wrong_answers",
+    "agreement_rate", "vote_entropy", "auroc", "risk_coverage", "area_under_risk_coverage",
+    "expected_calibration_error", "calibration_bins", "brier_score",
+    "Generator", "DEFAULT_CONSENSUS_SYSTEM", "ConsensusTurn", "ConsensusRound", "ConsensusResult",
+    "iterative_consensus", "consensus_prompt", "hf_generator", "sample_answers",
+]
