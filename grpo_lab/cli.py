@@ -2,7 +2,8 @@
 
 - ``grpo-lab demo``: the main job (SFT warm start then GRPO on 2-digit addition, on a CPU).
 - ``grpo-lab eval --model DIR --task addition --n 500 --seed 0``: held-out greedy accuracy.
-- ``grpo-lab train --backend {grpo_lab,trl} --preset NAME [--init DIR] [--steps N] [--out DIR]``.
+- ``grpo-lab train --backend {grpo_lab,trl} --preset NAME [--init DIR] [--steps N] [--out DIR]``: one job for
+  every preset (char-level tasks and GSM8K): evaluate, train, evaluate, ``report.json`` (``jobs.run_train``).
 
 Expected failures (a missing folder, an unknown task, a hub model while offline, a bad config) print one
 line that names the fix and exit with status 2; ``GRPO_LAB_DEBUG=1`` shows the full traceback instead.
@@ -42,14 +43,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from grpo_lab.env import set_threads
     from grpo_lab.evaluation import evaluate
-    from grpo_lab.jobs import _threads
     from grpo_lab.models import load_model
     from grpo_lab.tasks import get_task
 
-    _threads()
-    task = get_task(args.task)  # validate before the (slower) model load
+    set_threads()
+    get_task(args.task)  # an unknown name fails here, before the (slower) model load
     model, tok = load_model(args.model, device="cpu")
+    task = get_task(args.task, tokenizer=tok)  # GSM8K renders its prompts with the model's chat template
     res = evaluate(model, tok, task, task.heldout(args.n, seed=args.seed))
     print(f"accuracy: {res.accuracy:.3f}")
     return 0

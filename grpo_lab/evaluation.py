@@ -1,38 +1,135 @@
-"""Held-out evaluation: greedy accuracy of a model on a task's problems.
+"""Held-out evaluation, one path for every task: greedy accuracy by the task's own checker, plus on request
+a strict format check and pass@k / majority@k over sampled completions.
 
-For the char-level tasks the completion is the bare answer (``"47"``), so correctness is the task's own
-``check`` on the stripped completion; chat models on GSM8K go through ``rewards.is_correct`` (issue 4's
-verifier) in the capstone.
+Design notes:
+
+- Correctness is always ``task.check(problem, completion)``: for the char-level tasks the completion is the
+  bare answer (``"47"``) compared exactly; for GSM8K it is ``rewards.is_correct`` (the lenient verifier: any
+  final answer, by mathematical equivalence). The training reward uses the same check, so "accuracy" and
+  "reward" never disagree about what is right.
+- ``strict`` (GSM8K): ``task.check_strict`` (``rewards.strict_is_correct``: reasoning, then exactly one
+  final ``#### x`` equal to the gold answer). The gap between strict and the lenient accuracy is format, not
+  math (notebook 01).
+- With ``k >= 2``, ``k`` completions per problem are sampled at ``temperature`` (seeded) with
+  ``ensemble.sample_answers``. pass@k: one of the k is correct (Chen et al., arXiv 2107.03374, with n = k
+  samples); majority@k: the plurality answer, by ``ensemble.majority_vote`` over ``task.extract`` of each
+  sample, is correct (self-consistency, Wang et al., arXiv 2203.11171).
+- Greedy decoding is ``rollout.greedy_complete`` (the KV-cache decoder of ``rollout.generate``), looked up
+  at call time so a test can substitute canned completions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
 
-from grpo_lab.rollout import greedy_complete
+from grpo_lab import rollout
 from grpo_lab.tasks import Problem, Task
+
+# Completion budgets: the longest answer plus EOS with a little slack for the char tasks; GSM8K reasons first.
+_ANSWER_TOKENS = {"addition": 5, "arithmetic": 8, "countdown": 24, "gsm8k": 256}
 
 
 @dataclass
 class EvalResult:
+    """Held-out accuracy of one model on one list of problems.
+
+    ``accuracy``: share of greedy completions that pass ``task.check`` (for GSM8K: lenient); ``correct`` and
+    ``completions`` per problem. ``strict``: share passing ``task.check_strict`` (None when not computed).
+    Over ``k`` samples (None when ``k < 2``): ``pass_at_k``, ``majority_at_k``, ``strict_pass_at_k``.
+    ``rows``: per-problem details (question, gold, completion, correct, strict, samples, vote, ...).
+    """
+
     accuracy: float
     n: int
     correct: list[bool]
     completions: list[str]
+    k: int = 1
+    strict: float | None = None
+    pass_at_k: float | None = None
+    majority_at_k: float | None = None
+    strict_pass_at_k: float | None = None
+    seconds: float = 0.0
+    rows: list[dict] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        """The numbers, without the per-problem lists (what ``report.json`` keeps)."""
+        return {"n": self.n, "k": self.k, "accuracy": self.accuracy, "strict": self.strict, "pass_at_k": self.pass_at_k,
+                "majority_at_k": self.majority_at_k, "strict_pass_at_k": self.strict_pass_at_k,
+                "seconds": round(self.seconds, 2)}
 
     def __str__(self) -> str:
-        return f"accuracy: {self.accuracy:.3f} ({sum(self.correct)}/{self.n})"
+        if self.strict is None:
+            s = f"accuracy: {self.accuracy:.3f} ({sum(self.correct)}/{self.n})"
+        else:
+            s = f"greedy strict {self.strict:.3f}  lenient {self.accuracy:.3f}  (n={self.n})"
+        if self.k > 1:
+            s += f"   pass@{self.k} {self.pass_at_k:.3f}  majority@{self.k} {self.majority_at_k:.3f}"
+        return s
 
 
 def max_answer_tokens(task: Task) -> int:
-    """Completion budget for a char-level task: the longest answer plus EOS, with a little slack."""
-    return {"addition": 5, "arithmetic": 8, "countdown": 24}.get(task.name, 16)
+    """Default completion budget of a task: 5 tokens for 2-digit addition up to 256 for GSM8K; 16 otherwise."""
+    return _ANSWER_TOKENS.get(task.name, 16)
 
 
-def evaluate(model, tokenizer, task: Task, problems: list[Problem], max_new_tokens: int | None = None,
-             batch_size: int = 512) -> EvalResult:
-    """Greedy accuracy: the share of ``problems`` whose greedy completion passes ``task.check``."""
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / max(1, len(flags))
+
+
+def _score_samples(task: Task, problem: Problem, texts: list[str], strict: bool) -> dict:
+    """pass / majority / strict_pass of one problem's samples. The vote is over ``task.extract`` answers;
+    the winning answer is judged through the first sample that states it, so the check is ``task.check``
+    on a completion, exactly as for greedy decoding (no answer is extracted twice)."""
+    from grpo_lab.ensemble import majority_vote
+
+    answers = [task.extract(t) for t in texts]
+    vote = majority_vote(answers)
+    winner = next((t for t, a in zip(texts, answers) if a is not None and a == vote.answer), None)
+    row = {"samples": texts, "vote": vote.answer,
+           "pass": any(task.check(problem, t.strip()) for t in texts),
+           "majority": winner is not None and task.check(problem, winner.strip())}
+    if strict:
+        row["strict_pass"] = any(task.check_strict(problem, t) for t in texts)
+    return row
+
+
+def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_tokens: int | None = None,
+             batch_size: int | None = None, *, strict: bool | None = None, k: int = 0, temperature: float = 0.7,
+             seed: int = 0) -> EvalResult:
+    """Greedy accuracy on ``problems``: the share whose greedy completion passes ``task.check``.
+
+    ``max_new_tokens`` None: ``max_answer_tokens(task)``. ``batch_size`` None: 512 prompts for completions of
+    at most 32 tokens, else 32 (the KV cache grows with batch x length). ``strict`` None: computed when the
+    task has a format-strict check (GSM8K). ``k >= 2``: also pass@k and majority@k over ``k`` samples at
+    ``temperature``, drawn with ``seed`` (deterministic for a given model, problems and seed).
+    """
+    t0 = time.perf_counter()
+    problems = list(problems)
     max_new_tokens = max_new_tokens or max_answer_tokens(task)
-    comps = greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
+    batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
+    strict = task.has_strict_check if strict is None else strict
+    comps = rollout.greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
     correct = [task.check(p, c.strip()) for p, c in zip(problems, comps)]
-    return EvalResult(sum(correct) / max(len(correct), 1), len(correct), correct, comps)
+    rows = [{"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
+            for p, c, ok in zip(problems, comps, correct)]
+    if strict:
+        for p, row in zip(problems, rows):
+            row["strict"] = task.check_strict(p, row["completion"])
+    extra: dict = {}
+    if k >= 2:
+        from grpo_lab import ensemble
+
+        per = max(1, batch_size // k)
+        for i in range(0, len(problems), per):
+            chunk = problems[i:i + per]
+            texts, _ = ensemble.sample_answers(model, tokenizer, [p.prompt for p in chunk], k,
+                                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + i)
+            for j, p in enumerate(chunk):
+                rows[i + j].update(_score_samples(task, p, list(texts[j]), strict))
+        extra = dict(pass_at_k=_share([r["pass"] for r in rows]), majority_at_k=_share([r["majority"] for r in rows]),
+                     strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None)
+    return EvalResult(_share(correct), len(problems), correct, comps, k=k if k >= 2 else 1,
+                      strict=_share([r["strict"] for r in rows]) if strict else None,
+                      seconds=time.perf_counter() - t0, rows=rows, **extra)

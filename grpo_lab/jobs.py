@@ -1,34 +1,34 @@
-"""The end-to-end jobs behind the CLI: the main demo (SFT warm start then GRPO) and a preset training run.
+"""The end-to-end jobs behind the CLI and the notebooks: the main demo (SFT warm start then GRPO) and one
+training job for every preset, with either backend.
 
-Every job writes as it goes: the SFT model and a partial ``report.json`` are on disk before GRPO starts,
-so a crash or Ctrl-C loses at most the phase in progress.
+- ``run_demo``: build a tiny model, SFT it to a partial accuracy, GRPO it (``grpo-lab demo``).
+- ``run_grpo``: the from-scratch trainer on a preset, with the data seeds every course run uses.
+- ``train_preset``: GRPO with the chosen backend (``grpo_lab`` or ``trl``) on a task the caller built.
+- ``run_train``: load the preset's model, build its task with the tokenizer (chat prompts for GSM8K),
+  evaluate, train, evaluate, write ``report.json`` and ``final/`` (``grpo-lab train``, notebook 06).
+
+Every job writes as it goes: a partial ``report.json`` is on disk before training starts, so a crash or
+Ctrl-C loses at most the phase in progress.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
-import torch
-
-from grpo_lab.evaluation import evaluate
-from grpo_lab.models import build_tiny_model, load_model
-from grpo_lab.presets import Preset, get_preset
+from grpo_lab.evaluation import EvalResult, evaluate
+from grpo_lab.models import autocast_for, build_tiny_model, load_for_preset
+from grpo_lab.presets import Preset, choose_preset, get_preset
 from grpo_lab.sft import sft_train
-from grpo_lab.tasks import get_task
+from grpo_lab.tasks import Task, get_task
 
 HELDOUT_SEED = 12345
 
 
-def _threads() -> None:
-    from grpo_lab.env import set_threads
-
-    set_threads()
-
-
 def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON atomically (a temporary file, then a rename): a reader never sees half a report."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)
@@ -62,27 +62,60 @@ def plot_history(history: list[dict], path: Path, title: str = "GRPO", start_acc
     return path
 
 
-def run_grpo(model, tokenizer, preset: Preset, out: Path | None, progress: bool = True, callbacks=()) -> tuple[dict, list[dict]]:
+def run_grpo(model, tokenizer, preset: Preset, out: Path | None, progress: bool = True, callbacks=(), *,
+             task: Task | None = None, reward_funcs: Sequence[Callable] | None = None) -> tuple[dict, list[dict]]:
     """GRPO with the from-scratch trainer on ``preset``; returns (summary, history).
 
     The data are the ones every course run uses (training prompts from seed ``seed + 1``, evaluation
-    problems from ``seed + 2``), so the demo, notebook 04 and the benchmark are comparable. Saves
-    ``out/final`` (and checkpoints when ``save_steps``) unless ``out`` is None.
+    problems from seed ``seed + 2``), so the demo, notebook 04, the benchmark and the TRL backend are
+    comparable. ``task`` defaults to ``get_task(preset.task)``; ``reward_funcs`` to
+    ``[trainer.task_reward(task)]`` (1 when ``task.check`` accepts the completion). The update runs under
+    ``models.autocast_for(model, preset.runtime)`` (mixed precision on a GPU preset, nothing on a CPU).
+    Saves ``out/final`` (and checkpoints when ``save_steps``) unless ``out`` is None.
     """
     from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
 
-    task = get_task(preset.task)
+    task = task or get_task(preset.task)
     cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": None if out is None else str(Path(out) / "checkpoints")})
     train = task.train(20000, seed=cfg.seed + 1)
-    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2)
-    trainer = GRPOTrainer(model, tokenizer, [task_reward(task)], train, cfg, task=task, eval_problems=evalp,
-                          callbacks=callbacks)
-    res = trainer.train(progress=progress)
+    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
+    funcs = list(reward_funcs) if reward_funcs is not None else [task_reward(task)]
+    trainer = GRPOTrainer(model, tokenizer, funcs, train, cfg, task=task, eval_problems=evalp, callbacks=callbacks)
+    with autocast_for(model, preset.runtime):
+        res = trainer.train(progress=progress)
     if out is not None:
-        (Path(out) / "final").mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(Path(out) / "final")
-        tokenizer.save_pretrained(Path(out) / "final")
+        save_model(model, tokenizer, Path(out) / "final")
     return {"seconds": res.seconds, "steps": res.steps, "eval_at_start": trainer.eval_at_start}, res.history
+
+
+def save_model(model, tokenizer, folder: Path) -> None:
+    """``save_pretrained`` of model and tokenizer into ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def train_preset(model, tokenizer, preset: Preset, out: str | Path, *, task: Task | None = None,
+                 backend: str = "grpo_lab", progress: bool = True, callbacks: Sequence[Callable] = (),
+                 reward_funcs: Sequence[Callable] | None = None) -> tuple[dict, list[dict]]:
+    """GRPO on ``task`` (default ``get_task(preset.task)``) with ``backend``; returns ``(summary, history)``
+    and leaves the trained model in ``out/final``.
+
+    ``backend="grpo_lab"``: ``run_grpo`` (the from-scratch trainer); ``backend="trl"``:
+    ``trl_backend.train_with_trl`` (TRL 1.16's ``GRPOTrainer``). Both read the same preset, draw the same
+    problems and record histories with the same keys. ``callbacks`` get each history record (the
+    dashboard's ``update``); ``reward_funcs`` replace the task's correctness reward.
+    """
+    task = task or get_task(preset.task)
+    if backend == "grpo_lab":
+        return run_grpo(model, tokenizer, preset, Path(out), progress=progress, callbacks=callbacks, task=task,
+                        reward_funcs=reward_funcs)
+    if backend == "trl":
+        from grpo_lab.trl_backend import train_with_trl
+
+        return train_with_trl(model, tokenizer, preset, Path(out), progress=progress, callbacks=callbacks, task=task,
+                              reward_funcs=reward_funcs)
+    raise ValueError(f"unknown backend {backend!r}: use 'grpo_lab' or 'trl'")
 
 
 def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", progress: bool = True,
@@ -93,7 +126,9 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     ``out/report.json`` with ``accuracy_before``, ``accuracy_after`` (held-out greedy accuracy on problems
     never trained on), ``seconds_sft``, ``seconds_grpo`` and the per-step diagnostics.
     """
-    _threads()
+    from grpo_lab.env import set_threads
+
+    set_threads()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
@@ -117,7 +152,7 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
 
     print(f"[2/2] GRPO: {preset.grpo['max_steps']} steps, G={preset.grpo['num_generations']}, "
           f"lr={preset.grpo['learning_rate']}, loss_type={preset.grpo['loss_type']}")
-    summary, history = run_grpo(model, tok, preset, out, progress=progress)
+    summary, history = run_grpo(model, tok, preset, out, progress=progress, task=task)
     after = evaluate(model, tok, task, heldout)
     # Every held-out problem too (1,694 for 2-digit addition): the sample of 500 has a standard error of ~1.3 points.
     every = evaluate(model, tok, task, task.all_problems("test")).accuracy if hasattr(task, "all_problems") else None
@@ -133,40 +168,64 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     return report
 
 
-def run_train(backend: str, preset_name: str, init: str | None = None, steps: int | None = None,
-              out: str | Path | None = None, progress: bool = True) -> dict:
-    """Train with either backend from the same starting checkpoint; writes ``out/final`` and ``out/report.json``."""
-    _threads()
-    preset = get_preset(preset_name)
-    if preset.task == "gsm8k":
-        # Chat models on GSM8K need the chat template, the math verifier and long completions: the capstone
-        # path (notebook 06) handles them; the tiny-task path below would not.
-        from grpo_lab.capstone import run_capstone
+def evaluate_preset(model, tokenizer, preset: Preset, task: Task, problems, k: int | None = None) -> EvalResult:
+    """``evaluation.evaluate`` with the preset's evaluation settings: ``runtime["eval_max_new_tokens"]`` (else
+    the task's default budget) and ``k`` samples (default ``runtime["eval_k"]``, 0 for the char presets)."""
+    rt = preset.runtime
+    k = rt.get("eval_k", 0) if k is None else k
+    return evaluate(model, tokenizer, task, problems, max_new_tokens=rt.get("eval_max_new_tokens"), k=k)
 
-        if init is not None:
-            raise ValueError("--init is for the char-level presets; GSM8K presets load their own model")
-        return run_capstone(preset_name, backend=backend, out=out, steps=steps, progress=progress)
+
+def _before_after(before: EvalResult, after: EvalResult, n: int) -> list[dict]:
+    return [{"question": b["question"], "gold": b["gold"], "before": b["completion"], "after": a["completion"],
+             "before_correct": b["correct"], "after_correct": a["correct"]}
+            for b, a in zip(before.rows[:n], after.rows[:n])]
+
+
+def run_train(backend: str = "grpo_lab", preset_name: str | None = None, init: str | None = None,
+              steps: int | None = None, out: str | Path | None = None, progress: bool = True, *,
+              eval_size: int | None = None, k: int | None = None, model_tok=None, callbacks: Sequence[Callable] = (),
+              n_samples: int = 3) -> dict:
+    """One training job for every preset: load the model (``models.load_for_preset``: dtype, gradient
+    checkpointing, LoRA), build the task with the tokenizer (chat prompts for GSM8K), evaluate on held-out
+    problems, train with ``backend``, evaluate again, write ``out/report.json`` and ``out/final``.
+
+    ``preset_name`` None: ``presets.choose_preset()`` (the machine's GSM8K preset). ``init``: start from this
+    model (a ``save_pretrained`` folder, ...) instead of the preset's. ``steps``/``eval_size``/``k`` override
+    the preset. The report holds ``accuracy_before``/``accuracy_after`` (greedy, the task's checker), the full
+    ``before``/``after`` summaries (strict, pass@k, majority@k where computed), ``samples`` (greedy completions
+    before/after on the first ``n_samples`` problems), the history, timings and where the data came from.
+    The returned dict also carries ``_before``/``_after``, the in-memory ``EvalResult`` objects.
+    """
+    from grpo_lab.env import set_threads
+
+    set_threads()
+    preset = get_preset(preset_name or choose_preset())
     if steps is not None:
         preset.grpo["max_steps"] = steps
     out = Path(out or f"runs/train-{preset.name}-{backend}")
     out.mkdir(parents=True, exist_ok=True)
-    task = get_task(preset.task)
-    model, tok = load_model(init or preset.model, device="cpu" if preset.hardware == "cpu" else None)
-    heldout = task.heldout(preset.eval_size, seed=HELDOUT_SEED)
-    before = evaluate(model, tok, task, heldout).accuracy
     t0 = time.perf_counter()
-    if backend == "grpo_lab":
-        summary, history = run_grpo(model, tok, preset, out, progress=progress)
-    elif backend == "trl":
-        from grpo_lab.trl_backend import train_with_trl
-
-        summary, history = train_with_trl(model, tok, preset, out, progress=progress)
-    else:
-        raise ValueError(f"unknown backend {backend!r}: use 'grpo_lab' or 'trl'")
-    after = evaluate(model, tok, task, heldout).accuracy
-    report = {"backend": backend, "preset": preset.name, "init": init or preset.model, "accuracy_before": before,
-              "accuracy_after": after, "seconds": round(time.perf_counter() - t0, 2), "steps": summary["steps"],
-              "history": history}
+    model, tok = model_tok or load_for_preset(preset, name=init)
+    task = get_task(preset.task, tokenizer=tok)
+    heldout = task.heldout(eval_size or preset.eval_size, seed=HELDOUT_SEED)
+    report = {"preset": preset.name, "backend": backend, "model": init or preset.model, "task": preset.task,
+              "data": getattr(task, "where", "") or f"{task.name} (hash split, seed {HELDOUT_SEED})",
+              "heldout_n": len(heldout), "seconds_load": round(time.perf_counter() - t0, 2),
+              "grpo_config": preset.grpo, "runtime": preset.runtime}
+    before = evaluate_preset(model, tok, preset, task, heldout, k)
+    report.update({"k": before.k, "before": before.summary(), "accuracy_before": before.accuracy,
+                   "status": "evaluated-before"})
     write_json(out / "report.json", report)
-    print(f"accuracy: {before:.3f} -> {after:.3f} in {report['seconds']:.0f} s ({backend}); wrote {out}/final and {out}/report.json")
-    return report
+    if progress:
+        print(f"before: {before}")
+    summary, history = train_preset(model, tok, preset, out, task=task, backend=backend, progress=progress,
+                                    callbacks=callbacks)
+    after = evaluate_preset(model, tok, preset, task, heldout, k)
+    report.update({"after": after.summary(), "accuracy_after": after.accuracy, "seconds_train": round(summary["seconds"], 2),
+                   "steps": summary["steps"], "samples": _before_after(before, after, n_samples), "history": history,
+                   "status": "done"})
+    write_json(out / "report.json", report)
+    print(f"accuracy: {before.accuracy:.3f} -> {after.accuracy:.3f} in {summary['seconds']:.0f} s ({backend}); "
+          f"wrote {out}/final and {out}/report.json")
+    return {**report, "_before": before, "_after": after}

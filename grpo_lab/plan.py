@@ -163,10 +163,11 @@ class Estimate:
 
 
 def runtime_of(preset) -> dict:
-    """The machine settings of a preset (``preset.runtime`` where it has one), with defaults for CPU."""
+    """The machine settings of a preset: ``preset.runtime`` over CPU defaults (fp32, no checkpointing, no
+    LoRA) and ``device=preset.hardware``."""
     rt = dict(dtype="fp32", compute_dtype=None, gradient_checkpointing=False, use_peft=False, lora_r=16,
               lora_alpha=32, prompt_length=None, device=preset.hardware)
-    rt.update(getattr(preset, "runtime", {}) or {})
+    rt.update(preset.runtime)
     return rt
 
 
@@ -178,6 +179,28 @@ def _prompt_length(preset, rt: dict) -> int:
     if preset.task == "gsm8k":
         return 400 if preset.model.startswith("tiny:") else 160
     return 12
+
+
+def _resident_memory(arch: dict, P: int, lora_r: int, w: int, c: int, reference: bool) -> tuple[int, dict]:
+    """(trainable parameters, bytes by component) of the state that stays resident for the whole run: full
+    fine-tuning keeps weights, gradients and two Adam moments in the storage dtype (``w`` bytes) plus an
+    autocast copy in the compute dtype (``c`` bytes) when they differ; LoRA (``lora_r > 0``) keeps the frozen
+    base in the compute dtype and fp32 adapters with gradients and moments (16 bytes each)."""
+    mem: dict[str, float] = {}
+    if lora_r:
+        trainable = lora_param_count(arch, lora_r)
+        mem["weights (frozen base)"] = P * c
+        mem["LoRA weights+grads+Adam (fp32)"] = trainable * 16
+    else:
+        trainable = P
+        mem["weights"] = P * w
+        mem["gradients"] = P * w
+        mem["Adam moments"] = 2 * P * w
+        if c != w:
+            mem["half-precision weight copy (autocast)"] = P * c
+    if reference:
+        mem["reference model"] = P * c
+    return trainable, mem
 
 
 def estimate(preset, *, device: str | None = None, use_peft: bool | None = None, batch: int | None = None,
@@ -207,20 +230,7 @@ def estimate(preset, *, device: str | None = None, use_peft: bool | None = None,
     layers = arch["num_hidden_layers"]
     kv = arch["num_key_value_heads"] * arch["head_dim"]
 
-    mem: dict[str, float] = {}
-    if peft:
-        trainable = lora_param_count(arch, int(rt["lora_r"]))
-        mem["weights (frozen base)"] = P * c
-        mem["LoRA weights+grads+Adam (fp32)"] = trainable * 16
-    else:
-        trainable = P
-        mem["weights"] = P * w
-        mem["gradients"] = P * w
-        mem["Adam moments"] = 2 * P * w
-        if c != w:
-            mem["half-precision weight copy (autocast)"] = P * c
-    if g.get("beta", 0.0) > 0:
-        mem["reference model"] = P * c
+    trainable, mem = _resident_memory(arch, P, int(rt["lora_r"]) if peft else 0, w, c, g.get("beta", 0.0) > 0)
     resident = sum(mem.values())
 
     # Rollout: KV cache (K and V, every layer) for B rows of L tokens + the prefill logits of all prompt positions.

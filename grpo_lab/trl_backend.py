@@ -227,52 +227,25 @@ class HistoryCallback(TrainerCallback):
             cb(rec)
 
 
-def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, callbacks: Sequence = (), *,
-                   reward_funcs: Callable | Sequence[Callable] | None = None) -> tuple[dict, list[dict]]:
-    """GRPO with ``trl.GRPOTrainer`` on ``preset``: the TRL twin of ``jobs.run_grpo``. Returns ``(summary,
-    history)``; ``summary`` has ``seconds`` and ``steps``; ``history`` one record per step with the
-    from-scratch keys (step, reward, accuracy, eval_accuracy, frac_reward_zero_std, kl, entropy,
-    clip_ratio/*, completion_length, truncated_share, learning_rate, step_time, ...).
+def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progress: bool):
+    """Build ``trl.GRPOTrainer`` and train; returns ``(trainer, seconds)``.
 
-    ``model`` is trained in place (TRL wraps nothing in one process) and saved with the tokenizer to
-    ``out/final``. Data: ``task.train(20000, seed + 1)``, held-out ``task.heldout(eval_size, seed + 2)``,
-    the seeds ``run_grpo`` uses. ``reward_funcs`` defaults to ``[trl_reward(task)]``; any TRL-style reward
-    function (``f(prompts, completions, **kwargs)``; columns ``answer``, ``question``, ``meta``) may be
-    passed instead. ``callbacks``: plain callables get each history record (as with the from-scratch
-    trainer); ``transformers.TrainerCallback`` objects go to TRL unchanged. Bad configurations raise
-    ``ConfigError`` before TRL builds anything.
+    With ``beta > 0`` TRL 1.16 reloads the reference model from ``model.config._name_or_path``: the current
+    weights are saved to a temporary folder and the name pointed at it for the run, then restored.
     """
-    out = Path(out)
-    task = get_task(preset.task)
-    funcs = [trl_reward(task)] if reward_funcs is None else (
-        list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
-    device = _model_device(model)
-    cfg = validate(preset.grpo, funcs, device)
-    try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        args = trl_args(preset.grpo, out / "checkpoints", device=device, progress=progress)
-    except ValueError as e:
-        raise ConfigError(f"TRL rejected the configuration: {e}") from None
-
     from trl import GRPOTrainer
-
-    train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
-    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
-    plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
-    hist = HistoryCallback(tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps,
-                           getattr(funcs[0], "__name__", None), on_record=plain)
-    trl_cbs = [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
 
     old_name = model.config._name_or_path
     ref_dir = None
     try:
-        if cfg.beta > 0:  # TRL reloads the reference from _name_or_path: give it this model's current weights
+        if beta > 0:
             ref_dir = tempfile.mkdtemp(prefix="grpo_lab_trl_ref_")
             model.save_pretrained(ref_dir)
             model.config._name_or_path = ref_dir
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train,
-                                  processing_class=tokenizer, callbacks=trl_cbs)
+                                  processing_class=tokenizer, callbacks=callbacks)
         if progress is False:  # Trainer adds a printer callback when tqdm is off; we print nothing
             from transformers.trainer_callback import PrinterCallback
 
@@ -281,11 +254,47 @@ def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, c
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.train()
-        seconds = time.perf_counter() - t0
+        return trainer, time.perf_counter() - t0
     finally:
         model.config._name_or_path = old_name
         if ref_dir:
             shutil.rmtree(ref_dir, ignore_errors=True)
+
+
+def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, callbacks: Sequence = (), *,
+                   reward_funcs: Callable | Sequence[Callable] | None = None,
+                   task: Task | None = None) -> tuple[dict, list[dict]]:
+    """GRPO with ``trl.GRPOTrainer`` on ``preset``: the TRL twin of ``jobs.run_grpo``. Returns ``(summary,
+    history)``; ``summary`` has ``seconds`` and ``steps``; ``history`` one record per step with the
+    from-scratch keys (step, reward, accuracy, eval_accuracy, frac_reward_zero_std, kl, entropy,
+    clip_ratio/*, completion_length, truncated_share, learning_rate, step_time, ...).
+
+    ``model`` is trained in place (TRL wraps nothing in one process) and saved with the tokenizer to
+    ``out/final``. ``task``: the task to train on, passed in by the caller (a GSM8K task built with the
+    tokenizer, for chat prompts); default ``get_task(preset.task)``. Data: ``task.train(20000, seed + 1)``,
+    held-out ``task.heldout(eval_size, seed + 2)``, the seeds ``run_grpo`` uses. ``reward_funcs`` defaults
+    to ``[trl_reward(task)]``; any TRL-style reward function (``f(prompts, completions, **kwargs)``; columns
+    ``answer``, ``question``, ``meta``) may be passed instead. ``callbacks``: plain callables get each
+    history record (as with the from-scratch trainer); ``transformers.TrainerCallback`` objects go to TRL
+    unchanged. Bad configurations raise ``ConfigError`` before TRL builds anything.
+    """
+    out = Path(out)
+    task = task or get_task(preset.task)
+    funcs = [trl_reward(task)] if reward_funcs is None else (
+        list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
+    device = _model_device(model)
+    cfg = validate(preset.grpo, funcs, device)
+    try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
+        args = trl_args(preset.grpo, out / "checkpoints", device=device, progress=progress)
+    except ValueError as e:
+        raise ConfigError(f"TRL rejected the configuration: {e}") from None
+    train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
+    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
+    plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
+    hist = HistoryCallback(tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps,
+                           getattr(funcs[0], "__name__", None), on_record=plain)
+    trl_cbs = [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
+    trainer, seconds = _fit(model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=progress)
     model.eval()
     (out / "final").mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "final")

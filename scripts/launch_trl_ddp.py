@@ -1,4 +1,4 @@
-"""Run the capstone's TRL backend data-parallel: one process per GPU (or CPU process), launched by torchrun or accelerate.
+"""Run a preset's TRL training data-parallel: one process per GPU (or CPU process), launched by torchrun or accelerate.
 
     torchrun --nproc_per_node 2 scripts/launch_trl_ddp.py --preset cpu-tiny-gsm8k --steps 2 --out runs/ddp
     accelerate launch --num_processes 2 scripts/launch_trl_ddp.py --preset t4-qwen2.5-0.5b-gsm8k   # 2 GPUs
@@ -84,20 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     from grpo_lab.cli import _quiet_libraries
 
     _quiet_libraries()
-    from grpo_lab.capstone import GSM8KTask, load_for_preset, train_gsm8k
+    from grpo_lab.jobs import train_preset
+    from grpo_lab.models import load_for_preset
     from grpo_lab.presets import get_preset
+    from grpo_lab.tasks import get_task
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     preset = get_preset(args.preset)
     if args.steps is not None:
         preset.grpo["max_steps"] = args.steps
     model, tok = load_for_preset(preset, device="cpu" if preset.hardware == "cpu" else None)
-    task = GSM8KTask(tok)
+    task = get_task(preset.task, tokenizer=tok)
     out = Path(args.out)
     init = weights_checksum(model)
     funcs = [digit_share] if args.reward == "digits" else None
-    summary, history = train_gsm8k(model, tok, preset, task, out / f"rank{rank}", backend="trl", progress=False,
-                                   reward_funcs=funcs)
+    summary, history = train_preset(model, tok, preset, out / f"rank{rank}", task=task, backend="trl", progress=False,
+                                    reward_funcs=funcs)
     rec = {"rank": rank, "world_size": world, "steps": summary["steps"], "seconds": summary["seconds"],
            "checksum_init": init, "checksum": weights_checksum(model), "history": history}
     (out / f"rank{rank}.json").write_text(json.dumps(rec, indent=1))

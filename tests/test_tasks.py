@@ -97,3 +97,19 @@ def test_prompt_formats():
     assert "How many?" in text
     with pytest.raises(ValueError, match="tokenizer"):
         tasks.format_prompt(p, style="chat")
+
+
+def test_registry_is_static_and_passes_the_tokenizer_only_to_chat_tasks():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: gsm8k is in the table without importing presets, jobs or anything else.
+    r = subprocess.run([sys.executable, "-c", "from grpo_lab.tasks import TASKS; print(sorted(TASKS))"],
+                       capture_output=True, text=True, check=True)
+    assert "gsm8k" in r.stdout
+    from grpo_lab.models import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    assert tasks.get_task("addition", tokenizer=tok).train(1)[0].prompt.endswith("=")  # plain prompts, tokenizer ignored
+    g = tasks.get_task("gsm8k", tokenizer=tok)
+    assert g.tokenizer is tok and g.heldout(1)[0].prompt.startswith(tasks.DEFAULT_SYSTEM)

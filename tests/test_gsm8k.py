@@ -1,4 +1,5 @@
-"""The GSM8K capstone (issue 7): preset choice from the hardware, GSM8K held-out evaluation on the local file."""
+"""GSM8K across the layers: preset choice from the hardware, the task on the local file, strict/lenient and
+pass@k/majority@k evaluation, LoRA's optional dependency, and the training job end to end (notebook 06)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from grpo_lab import capstone
-from grpo_lab.capstone import GSM8KTask, choose_preset, evaluate_gsm8k
-from grpo_lab.tasks import local_gsm8k_path
+from grpo_lab.evaluation import evaluate
+from grpo_lab.jobs import run_train
+from grpo_lab.models import apply_lora
+from grpo_lab.presets import choose_preset
+from grpo_lab.tasks import GSM8KTask, get_task, local_gsm8k_path
 
 GiB = 1024**3
 needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl)")
@@ -46,14 +49,15 @@ def test_preset_choice_without_cuda_and_in_test_mode(monkeypatch):
 @pytest.mark.skipif(importlib.util.find_spec("peft") is not None, reason="peft is installed")
 def test_lora_without_peft_names_the_install():
     with pytest.raises(ImportError, match="pip install peft"):
-        capstone.apply_lora(object(), {"lora_r": 8})
+        apply_lora(object(), {"lora_r": 8})
 
 
 @needs_gsm8k
 def test_local_split_is_disjoint_fixed_and_chat_formatted():
     from grpo_lab.models import build_char_tokenizer
 
-    task = GSM8KTask(build_char_tokenizer())
+    task = get_task("gsm8k", tokenizer=build_char_tokenizer())
+    assert isinstance(task, GSM8KTask)
     train, held = task.rows()
     assert len(held) == 1000 and len(train) > 5000
     assert not {r["question"] for r in held} & {r["question"] for r in train}
@@ -86,26 +90,45 @@ def test_scoring_strict_lenient_pass_and_majority(monkeypatch):
         return texts, [[extract_answer(x) for x in row] for row in texts]
 
     monkeypatch.setattr(ens, "sample_answers", fake_samples)
-    res = evaluate_gsm8k(None, None, probs, k=3)
+    res = evaluate(None, None, GSM8KTask(None), probs, max_new_tokens=64, k=3)
     assert [r["strict"] for r in res.rows] == [True, False, False]
-    assert [r["lenient"] for r in res.rows] == [True, True, False]
-    assert res.strict == pytest.approx(1 / 3) and res.lenient == pytest.approx(2 / 3)
+    assert [r["correct"] for r in res.rows] == [True, True, False]  # the task's check: lenient
+    assert res.strict == pytest.approx(1 / 3) and res.accuracy == pytest.approx(2 / 3)
     assert res.pass_at_k == pytest.approx(2 / 3)  # problems 0 and 2 have a correct sample
     assert res.majority_at_k == pytest.approx(1 / 3)  # problem 2's vote goes to 7; problem 0's 3-way tie to the first
+    assert res.strict_pass_at_k == pytest.approx(0.0)  # a bare "#### x" has no reasoning before it
+    assert [r["vote"] for r in res.rows] == [probs[0].answer, "5", "7"]
+
+
+def test_char_tasks_get_pass_and_majority_through_the_same_path(monkeypatch):
+    """One evaluation for every task: on addition, pass@k/majority@k use the task's exact check, and no strict
+    score is computed (the task has no format-strict check)."""
+    import grpo_lab.ensemble as ens
+    import grpo_lab.rollout as ro
+
+    task = get_task("addition")
+    probs = task.heldout(2, seed=0)
+    monkeypatch.setattr(ro, "greedy_complete", lambda m, t, prompts, n, bs=32: [probs[0].answer, "0"])
+    samples = {probs[0].prompt: ["1", "1", probs[0].answer], probs[1].prompt: [probs[1].answer] * 2 + ["3"]}
+    monkeypatch.setattr(ens, "sample_answers", lambda m, t, prompts, k, **kw: ([samples[p] for p in prompts], None))
+    res = evaluate(None, None, task, probs, k=3)
+    assert res.correct == [True, False] and res.strict is None
+    assert res.pass_at_k == 1.0 and res.majority_at_k == 0.5  # problem 0's majority is the wrong "1"
+    assert "strict" not in res.summary() or res.summary()["strict"] is None
 
 
 @needs_gsm8k
 def test_tiny_model_end_to_end_on_the_local_file(tmp_path):
     """The notebook's test-mode path: evaluate, 2 GRPO steps, evaluate, report.json with strict + lenient."""
-    rep = capstone.run_capstone("cpu-tiny-gsm8k", out=tmp_path, steps=2, eval_size=4, k=2, progress=False)
+    rep = run_train("grpo_lab", "cpu-tiny-gsm8k", out=tmp_path, steps=2, eval_size=4, k=2, progress=False)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["status"] == "done" and saved["steps"] == 2 and len(saved["history"]) == 2
     for when in ("before", "after"):
         s = saved[when]
         assert s["n"] == 4 and s["k"] == 2
-        for key in ("strict", "lenient", "pass_at_k", "majority_at_k"):
+        for key in ("strict", "accuracy", "pass_at_k", "majority_at_k"):
             assert 0.0 <= s[key] <= 1.0
-        assert s["strict"] <= s["lenient"] + 1e-9  # strict-correct implies lenient-correct
+        assert s["strict"] <= s["accuracy"] + 1e-9  # strict-correct implies lenient-correct
     assert "gsm8k_split" in saved["data"] and len(saved["samples"]) == 3
     assert (tmp_path / "final" / "config.json").exists()
     assert rep["_after"].rows[0]["question"] == saved["samples"][0]["question"]
