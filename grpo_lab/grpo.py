@@ -19,22 +19,31 @@ process and no gradient accumulation (``tests/test_grpo_trl.py`` checks it to 1e
   multiplies the per-token KL by the importance ratio. Its value is 1 on-policy but its gradient is not.
 - Why no KL by default: TRL 1.16 defaults ``beta=0`` (DAPO and Dr. GRPO drop it; verifiable rewards are hard
   to hack, and skipping the reference model saves memory and a forward pass).
-- Presets for the papers live in ``PRESETS``; ``validate_grpo_config`` turns configs TRL would reject (or
-  that silently do nothing) into errors that name the fix, before any compute is spent.
+- The knobs' allowed values, the papers' presets (``PRESETS``) and ``validate_grpo_config`` live in
+  ``grpo_lab.variants`` (settings only, no tensors) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-SCALE_REWARDS = ("group", "batch", "none")
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
-IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+from grpo_lab.variants import (  # noqa: F401  (re-exported: notebooks and tests import them from here)
+    IMPORTANCE_SAMPLING_LEVELS,
+    LOSS_TYPES,
+    PRESET_SOURCES,
+    PRESETS,
+    SCALE_REWARDS,
+    check_dr_grpo_length,
+    check_num_generations,
+    normalize_scale_rewards,
+    preset,
+    validate_grpo_config,
+)
+
 STD_EPS = 1e-4  # added to the std before dividing, as TRL does (keeps zero-variance groups finite: A = 0)
 KL_MAX_LOG_RATIO = 20.0  # exp(20) ~ 4.9e8: large enough to never bind in sane training, small enough for fp32
 
@@ -58,37 +67,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 # Advantages
 # --------------------------------------------------------------------------------------------------
-
-
-def _normalize_scale_rewards(scale_rewards) -> str:
-    # TRL's config maps the old boolean spelling: True -> "group", False -> "none".
-    if scale_rewards is True:
-        return "group"
-    if scale_rewards is False:
-        return "none"
-    if scale_rewards not in SCALE_REWARDS:
-        raise ValueError(
-            f"scale_rewards={scale_rewards!r} is not supported: use one of {SCALE_REWARDS} "
-            "('group' divides by each group's std, 'batch' by the whole batch's std, 'none' only centers)"
-        )
-    return scale_rewards
-
-
-def _check_num_generations(num_generations, n: int | None = None) -> int:
-    if isinstance(num_generations, bool) or not isinstance(num_generations, int):
-        raise ValueError(f"num_generations must be an int >= 2, got {num_generations!r}")
-    if num_generations < 2:
-        raise ValueError(
-            f"num_generations={num_generations}: GRPO needs at least 2 completions per prompt "
-            "(the advantage is a reward relative to the others in its group); set num_generations >= 2"
-        )
-    if n is not None and n % num_generations != 0:
-        raise ValueError(
-            f"{n} completions cannot be split into groups of num_generations={num_generations}: make the batch "
-            f"(number of completions) a multiple of {num_generations}, e.g. {max(1, n // num_generations) * num_generations}"
-            f" or {(n // num_generations + 1) * num_generations}"
-        )
-    return num_generations
 
 
 def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -121,13 +99,13 @@ def group_advantages(rewards, num_generations: int, scale_rewards: str = "group"
 
     Returns a float tensor [B] (float64 stays float64; ints and lists become float32).
     """
-    scale_rewards = _normalize_scale_rewards(scale_rewards)
+    scale_rewards = normalize_scale_rewards(scale_rewards)
     r = torch.as_tensor(rewards)
     if not torch.is_floating_point(r):
         r = r.to(torch.float32)
     if r.dim() != 1:
         raise ValueError(f"rewards must be 1-D [B] (groups laid out consecutively), got shape {tuple(r.shape)}")
-    _check_num_generations(num_generations, r.numel())
+    check_num_generations(num_generations, r.numel())
     if r.numel() == 0:
         raise ValueError("rewards is empty: need at least one group of num_generations completions")
     grouped = r.view(-1, num_generations)  # [B/G, G]
@@ -148,7 +126,7 @@ def frac_zero_std(rewards, num_generations: int) -> float:
     task is too hard (all wrong) or too easy (all right) for the current policy.
     """
     r = torch.as_tensor(rewards, dtype=torch.float64)
-    _check_num_generations(num_generations, r.numel())
+    check_num_generations(num_generations, r.numel())
     std = _nanstd(r.view(-1, num_generations), dim=1)
     return torch.isclose(std, torch.zeros_like(std)).double().mean().item()
 
@@ -224,11 +202,7 @@ def aggregate(per_token_loss: torch.Tensor, completion_mask: torch.Tensor, loss_
         n = m.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch, dtype=m.dtype)
         return (per_token_loss * m).sum() / n.clamp(min=1.0)
     if loss_type == "dr_grpo":
-        if max_completion_length is None or max_completion_length <= 0:
-            raise ValueError(
-                "loss_type='dr_grpo' divides by B * max_completion_length: pass max_completion_length "
-                "(the generation limit, e.g. max_completion_length=512)"
-            )
+        check_dr_grpo_length(loss_type, max_completion_length)
         return (per_token_loss * m).sum() / (per_token_loss.size(0) * max_completion_length)
     raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}")
 
@@ -295,20 +269,27 @@ def _as_2d_advantages(advantages: torch.Tensor, B: int) -> torch.Tensor:
     raise ValueError(f"advantages must be [B] or [B, T], got shape {tuple(advantages.shape)}")
 
 
+def _check_loss_inputs(logps, old_logps, completion_mask, ref_logps, beta, loss_type, max_completion_length) -> None:
+    """Shapes ([B, T] everywhere) and knobs that make the loss meaningless; ``ValueError`` naming the fix."""
+    if logps.dim() != 2:
+        raise ValueError(f"logps must be [B, T], got shape {tuple(logps.shape)}")
+    ref = ref_logps if beta != 0.0 else None  # unused (so unchecked) without the KL term
+    for name, x in (("completion_mask", completion_mask), ("old_logps", old_logps), ("ref_logps", ref)):
+        if x is not None and x.shape != logps.shape:
+            raise ValueError(f"{name} {tuple(x.shape)} must match logps {tuple(logps.shape)}")
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}")
+    check_dr_grpo_length(loss_type, max_completion_length)
+    if beta != 0.0 and ref_logps is None:
+        raise ValueError(f"beta={beta} needs ref_logps (the reference model's log-probs): pass them, or set beta=0")
+
+
 def grpo_loss_terms(
-    logps: torch.Tensor,
-    old_logps: torch.Tensor | None,
-    advantages: torch.Tensor,
-    completion_mask: torch.Tensor,
-    *,
-    ref_logps: torch.Tensor | None = None,
-    beta: float = 0.0,
-    epsilon: float = 0.2,
-    epsilon_high: float | None = None,
-    loss_type: str = "dapo",
-    max_completion_length: int | None = None,
-    importance_sampling_level: str = "token",
-    use_bias_correction_kl: bool = True,
+    logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor, completion_mask: torch.Tensor, *,
+    ref_logps: torch.Tensor | None = None, beta: float = 0.0,  # the KL term
+    epsilon: float = 0.2, epsilon_high: float | None = None,  # the clip range
+    loss_type: str = "dapo", max_completion_length: int | None = None,  # the aggregation
+    importance_sampling_level: str = "token", use_bias_correction_kl: bool = True,
     num_items_in_batch: float | torch.Tensor | None = None,
 ) -> GRPOLossTerms:
     """The GRPO loss and its parts (TRL 1.16 ``GRPOTrainer._compute_loss`` semantics for grpo/bnpo/dr_grpo/dapo).
@@ -324,26 +305,9 @@ def grpo_loss_terms(
     Shapes: logps, old_logps, ref_logps, completion_mask [B, T]; advantages [B]. ``epsilon_high`` defaults to
     ``epsilon``. ``num_items_in_batch`` is only for dapo across micro-batches (see ``aggregate``).
     """
-    if logps.dim() != 2:
-        raise ValueError(f"logps must be [B, T], got shape {tuple(logps.shape)}")
-    if completion_mask.shape != logps.shape:
-        raise ValueError(f"completion_mask {tuple(completion_mask.shape)} must match logps {tuple(logps.shape)}")
-    if old_logps is None:
-        old_logps = logps.detach()
-    elif old_logps.shape != logps.shape:
-        raise ValueError(f"old_logps {tuple(old_logps.shape)} must match logps {tuple(logps.shape)}")
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}")
-    if loss_type == "dr_grpo" and (max_completion_length is None or max_completion_length <= 0):
-        raise ValueError(
-            "loss_type='dr_grpo' divides by B * max_completion_length: pass max_completion_length "
-            "(the generation limit, e.g. max_completion_length=512)"
-        )
-    if epsilon_high is None:
-        epsilon_high = epsilon
-    if beta != 0.0 and ref_logps is None:
-        raise ValueError(f"beta={beta} needs ref_logps (the reference model's log-probs): pass them, or set beta=0")
-
+    _check_loss_inputs(logps, old_logps, completion_mask, ref_logps, beta, loss_type, max_completion_length)
+    old_logps = logps.detach() if old_logps is None else old_logps
+    epsilon_high = epsilon if epsilon_high is None else epsilon_high
     B = logps.size(0)
     mask = completion_mask.to(logps.dtype)
     adv = _as_2d_advantages(torch.as_tensor(advantages, dtype=logps.dtype, device=logps.device), B)
@@ -356,8 +320,6 @@ def grpo_loss_terms(
 
     kl = k3 = None
     if beta != 0.0:
-        if ref_logps.shape != logps.shape:
-            raise ValueError(f"ref_logps {tuple(ref_logps.shape)} must match logps {tuple(logps.shape)}")
         k3 = k3_kl(logps, ref_logps)
         # DeepSeek-V3.2's bias correction (TRL's default): weight the KL sample by the importance ratio so its
         # gradient is that of the true reverse KL even off-policy.
@@ -381,148 +343,22 @@ def grpo_loss_terms(
     )
 
 
-def grpo_loss(
-    logps: torch.Tensor,
-    old_logps: torch.Tensor | None,
-    advantages: torch.Tensor,
-    completion_mask: torch.Tensor,
-    *,
-    ref_logps: torch.Tensor | None = None,
-    beta: float = 0.0,
-    epsilon: float = 0.2,
-    epsilon_high: float | None = None,
-    loss_type: str = "dapo",
-    max_completion_length: int | None = None,
-    importance_sampling_level: str = "token",
-    use_bias_correction_kl: bool = True,
-    num_items_in_batch: float | torch.Tensor | None = None,
-) -> torch.Tensor:
+def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
+              completion_mask: torch.Tensor, **knobs) -> torch.Tensor:
     """The scalar GRPO loss, numerically equal to TRL 1.16's for the same inputs (one process, no accumulation).
 
-    See ``grpo_loss_terms`` for the formula; this returns only its ``loss``. At the first step (on-policy,
-    ratio 1, beta 0) the per-token loss is ``-A``, so ``grpo`` gives ``-mean(A) = 0`` and ``dapo``/``bnpo``
-    give ``-sum_i A_i len_i / sum_i len_i``: the loss value is not a progress signal.
+    Keyword-only knobs, TRL's names and defaults: ``ref_logps=None, beta=0.0, epsilon=0.2, epsilon_high=None,
+    loss_type="dapo", max_completion_length=None, importance_sampling_level="token"`` (and
+    ``use_bias_correction_kl=True``, ``num_items_in_batch=None``). See ``grpo_loss_terms`` for the formula;
+    this returns only its ``loss``. At the first step (on-policy, ratio 1, beta 0) the per-token loss is
+    ``-A``, so ``grpo`` gives ``-mean(A) = 0`` and ``dapo``/``bnpo`` give ``-sum_i A_i len_i / sum_i len_i``:
+    the loss value is not a progress signal.
     """
-    return grpo_loss_terms(
-        logps, old_logps, advantages, completion_mask, ref_logps=ref_logps, beta=beta, epsilon=epsilon,
-        epsilon_high=epsilon_high, loss_type=loss_type, max_completion_length=max_completion_length,
-        importance_sampling_level=importance_sampling_level, use_bias_correction_kl=use_bias_correction_kl,
-        num_items_in_batch=num_items_in_batch,
-    ).loss
+    return grpo_loss_terms(logps, old_logps, advantages, completion_mask, **knobs).loss
 
 
-# --------------------------------------------------------------------------------------------------
-# Presets and validation
-# --------------------------------------------------------------------------------------------------
-
-# Plain dicts of TRL ``GRPOConfig`` names, so ``GRPOConfig(**preset("dapo"), ...)`` works after dropping the
-# grpo_lab-only key ``dynamic_sampling`` (TRL has no dynamic sampling; grpo_lab's trainer does).
-PRESETS: dict[str, dict] = {
-    # DeepSeekMath (arXiv 2402.03300): std-normalized group advantages, per-sequence mean of token losses,
-    # k3 KL to the reference with beta 0.04, PPO clip 0.2. (The paper samples 64 completions per prompt.)
-    "grpo": {"loss_type": "grpo", "beta": 0.04, "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": 0.2,
-             "importance_sampling_level": "token"},
-    # DAPO (arXiv 2503.14476): clip-higher (0.2 / 0.28) against entropy collapse, token-level loss, no KL,
-    # dynamic sampling (drop groups whose rewards are all equal), and overlong filtering (mask truncated).
-    "dapo": {"loss_type": "dapo", "beta": 0.0, "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": 0.28,
-             "importance_sampling_level": "token", "mask_truncated_completions": True, "dynamic_sampling": True},
-    # Dr. GRPO (arXiv 2503.20783): no std division (question-difficulty bias) and no 1/|o| (length bias):
-    # constant-denominator loss. Needs max_completion_length.
-    "dr_grpo": {"loss_type": "dr_grpo", "beta": 0.0, "scale_rewards": "none", "epsilon": 0.2, "epsilon_high": 0.2,
-                "importance_sampling_level": "token"},
-    # GSPO (arXiv 2507.18071): one length-normalized ratio per sequence, with the tiny clip range of the paper
-    # (v2, section 5.1) that TRL's paper index recommends, no KL, per-sequence aggregation. The ratio only
-    # differs from 1 off-policy: with one update per rollout it behaves like plain GRPO.
-    "gspo": {"loss_type": "grpo", "beta": 0.0, "scale_rewards": "group", "epsilon": 3e-4, "epsilon_high": 4e-4,
-             "importance_sampling_level": "sequence", "steps_per_generation": 4},
-}
-
-PRESET_SOURCES: dict[str, str] = {
-    "grpo": "Shao et al., DeepSeekMath, arXiv 2402.03300",
-    "dapo": "Yu et al., DAPO, arXiv 2503.14476",
-    "dr_grpo": "Liu et al., Understanding R1-Zero-Like Training (Dr. GRPO), arXiv 2503.20783",
-    "gspo": "Zheng et al., Group Sequence Policy Optimization, arXiv 2507.18071",
-}
-
-
-def preset(name: str, **overrides) -> dict:
-    """A fresh copy of ``PRESETS[name]`` with ``overrides`` applied, e.g. ``preset("dapo", beta=0.01)``.
-
-    Names: ``grpo`` (DeepSeekMath), ``dapo``, ``dr_grpo``, ``gspo``; see ``PRESET_SOURCES`` for the papers.
-    """
-    key = name.lower().replace("-", "_").replace(" ", "_").replace(".", "")
-    if key not in PRESETS:
-        raise KeyError(f"unknown GRPO preset {name!r}; known: {', '.join(PRESETS)}")
-    return {**PRESETS[key], **overrides}
-
-
-def validate_grpo_config(
-    *,
-    num_generations: int | None = None,
-    batch_size: int | None = None,
-    loss_type: str = "dapo",
-    scale_rewards: str = "group",
-    beta: float = 0.0,
-    epsilon: float = 0.2,
-    epsilon_high: float | None = None,
-    max_completion_length: int | None = None,
-    importance_sampling_level: str = "token",
-    **other,
-) -> dict:
-    """Check a GRPO configuration before any compute is spent; raise ``ValueError`` naming the fix.
-
-    ``batch_size`` counts completions per step (TRL's ``per_device_train_batch_size * processes *
-    steps_per_generation``, i.e. the generation batch), not prompts. Other keys (``dynamic_sampling``,
-    ``mask_truncated_completions``, ...) pass through unchecked so a whole preset can be validated.
-    Rejects: ``num_generations < 2``, a batch not divisible by ``num_generations``, unknown ``loss_type`` /
-    ``scale_rewards`` / ``importance_sampling_level``, ``dr_grpo`` without ``max_completion_length``,
-    ``epsilon <= 0``, ``epsilon_high < epsilon``, ``beta < 0``. Warns (as TRL does) for a sequence-level
-    ratio with a token-summing loss. Returns the resolved config (``epsilon_high`` filled in, bools mapped).
-    """
-    if num_generations is not None:
-        _check_num_generations(num_generations, batch_size)
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive number of completions, got {batch_size!r}")
-    if batch_size is not None and num_generations is None:
-        raise ValueError("batch_size given without num_generations: pass num_generations to check the grouping")
-    if loss_type not in LOSS_TYPES:
-        hint = " (TRL also has cispo, sapo, luspo, vespo; grpo_lab implements the four of the course)" \
-            if loss_type in ("cispo", "sapo", "luspo", "vespo") else ""
-        raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}{hint}")
-    scale_rewards = _normalize_scale_rewards(scale_rewards)
-    if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
-        raise ValueError(
-            f"importance_sampling_level={importance_sampling_level!r}: use 'token' (PPO/GRPO) or 'sequence' (GSPO)"
-        )
-    if loss_type == "dr_grpo" and (max_completion_length is None or max_completion_length <= 0):
-        raise ValueError(
-            "loss_type='dr_grpo' divides by B * max_completion_length: set max_completion_length "
-            "(the generation limit, e.g. 512)"
-        )
-    if max_completion_length is not None and (not isinstance(max_completion_length, int) or max_completion_length < 1):
-        raise ValueError(f"max_completion_length must be a positive int, got {max_completion_length!r}")
-    if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError(f"epsilon={epsilon!r}: the clip range must be a positive number (0.2 in PPO/GRPO, 3e-4 in GSPO)")
-    if epsilon_high is None:
-        epsilon_high = epsilon
-    if epsilon_high < epsilon:
-        raise ValueError(
-            f"epsilon_high={epsilon_high} < epsilon={epsilon}: clip-higher (DAPO) raises only the upper bound; "
-            f"set epsilon_high >= epsilon (DAPO uses 0.28 with 0.2) or leave it None"
-        )
-    if beta < 0:
-        raise ValueError(f"beta={beta}: the KL coefficient must be >= 0 (0 disables the reference model)")
-    if importance_sampling_level == "sequence" and loss_type != "grpo":
-        warnings.warn(
-            f"importance_sampling_level='sequence' with loss_type={loss_type!r} sums token terms, which weights "
-            "each sequence by its length; GSPO's setup is loss_type='grpo'", stacklevel=2,
-        )
-    return {
-        "num_generations": num_generations, "batch_size": batch_size, "loss_type": loss_type,
-        "scale_rewards": scale_rewards, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilon_high,
-        "max_completion_length": max_completion_length, "importance_sampling_level": importance_sampling_level,
-        **other,
-    }
+# The knobs are written once, on grpo_loss_terms; help(grpo_loss) and inspect show them, not ``**knobs``.
+grpo_loss.__signature__ = inspect.signature(grpo_loss_terms).replace(return_annotation="torch.Tensor")
 
 
 def step0_loss(advantages: Sequence[float] | torch.Tensor, lengths: Sequence[int] | torch.Tensor,
