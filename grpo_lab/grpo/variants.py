@@ -2,7 +2,7 @@
 
 The four published variants of the course differ only in a handful of ``GRPOConfig`` settings, so they live
 here as plain dicts (``PRESETS``), next to the rules that reject a setting before any compute is spent
-(``validate_grpo_config``). ``grpo_lab.grpo`` holds the formulas and re-exports these names. Design notes:
+(``validate_grpo_config``); ``advantages`` and ``loss`` beside it hold the formulas. Design notes:
 
 - Only settings, no tensors: importing this module costs nothing, and a config can be checked on a laptop
   before it is shipped to a GPU.
