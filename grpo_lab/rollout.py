@@ -55,7 +55,8 @@ def encode_prompts(tokenizer, prompts: list[str], device=None) -> tuple[torch.Te
 
 
 def _cache_kwarg(model) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` in 5.x; accept either so Colab's version works."""
+    """The forward's KV-cache keyword: ``cache`` in recent 5.x releases (5.24 deprecates ``past_key_values``,
+    to be removed in 5.40), ``past_key_values`` in the earlier 5.x ones that ``transformers>=5`` still admits."""
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -67,20 +68,9 @@ def _cache_of(out):
 
 
 @torch.no_grad()
-def generate(
-    model,
-    prompt_ids: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    *,
-    max_completion_length: int,
-    eos_token_id: int,
-    pad_token_id: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    do_sample: bool = True,
-    generator: torch.Generator | None = None,
-    num_generations: int = 1,
-):
+def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_completion_length: int,
+             eos_token_id: int, pad_token_id: int, temperature: float = 1.0, top_k: int | None = None,
+             do_sample: bool = True, generator: torch.Generator | None = None, num_generations: int = 1):
     """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
 
     Returns ``(completion_ids, completion_mask, logps, truncated)`` as described in ``Rollout``. With

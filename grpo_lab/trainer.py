@@ -20,22 +20,25 @@ Design notes:
   the update; DAPO also resamples to refill the batch, which costs extra generation we skip on a CPU.
 - Checkpoints hold the model, optimizer, scheduler and both random generators (prompt order, sampling),
   so a resumed run continues bit-for-bit like an uninterrupted one (tested).
-- Every step appends a diagnostics record: the quantities to watch instead of the loss, which starts
-  near 0 by construction (on-policy the ratio is 1 and group-centred advantages average to 0; notebook 03).
+- Every step appends a diagnostics record (built by ``record``, apart from the algorithm): the quantities
+  to watch instead of the loss, which starts near 0 by construction (on-policy the ratio is 1 and
+  group-centred advantages average to 0; notebook 03).
+- The learning-rate schedule is ``transformers.get_scheduler``, the one TRL's trainer builds, so the two
+  backends follow the same curve for the same ``lr_scheduler_type`` and ``warmup_steps``.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from transformers import get_scheduler
 
 from grpo_lab import grpo
 from grpo_lab.rollout import Rollout, completion_logps, sample_groups
@@ -54,7 +57,8 @@ class GRPOConfig:
     ``per_device_train_batch_size // num_generations`` prompts. TRL defaults we change for tiny models on a
     CPU: ``learning_rate`` (TRL: 1e-6), ``max_completion_length`` (512), ``num_generations`` (8 kept),
     ``bf16`` (off). Extra knobs: ``dynamic_sampling`` (DAPO), ``eval_steps``/``eval_size`` (held-out greedy
-    accuracy), ``save_steps`` (checkpoints into ``output_dir``).
+    accuracy), ``save_steps`` (checkpoints into ``output_dir``). ``bf16`` is passed on by the TRL backend
+    only; the from-scratch trainer trains in float32 and refuses ``bf16=True``.
     """
 
     learning_rate: float = 1e-4
@@ -153,20 +157,6 @@ def task_reward(task: Task) -> Callable:
     return correctness
 
 
-def _lr_lambda(cfg: GRPOConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-        if cfg.lr_scheduler_type == "linear":
-            return 1.0 - frac
-        if cfg.lr_scheduler_type == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * frac))
-        return 1.0
-
-    return f
-
-
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
@@ -191,6 +181,8 @@ class GRPOTrainer:
         self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
         self.device = next(model.parameters()).device
         validate_config(self.cfg, self.reward_funcs, self.device)
+        if self.cfg.bf16:  # on a bf16 GPU validate_config lets it through, for the TRL backend
+            raise ConfigError("bf16=True: the from-scratch trainer trains in float32; use the TRL backend for bf16")
         if not train_problems:
             raise ConfigError("train_problems is empty")
         self.train_problems, self.eval_problems, self.task = list(train_problems), eval_problems, task
@@ -202,7 +194,13 @@ class GRPOTrainer:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay,
                                      betas=(self.cfg.adam_beta1, self.cfg.adam_beta2))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.cfg))
+        # transformers' schedules, as TRL builds them. Their warmup starts at lr 0 on step 0 (lr_t = t / warmup,
+        # so the first update is a no-op) where our own schedule used to start at 1 / warmup: with
+        # warmup_steps > 0 every warmup step now runs one notch lower; after warmup the two are the same.
+        # HF's plain "constant" ignores warmup, so it becomes "constant_with_warmup" (equal when warmup is 0).
+        name = {"constant": "constant_with_warmup"}.get(self.cfg.lr_scheduler_type, self.cfg.lr_scheduler_type)
+        self.sched = get_scheduler(name, self.opt, num_warmup_steps=self.cfg.warmup_steps,
+                                   num_training_steps=self.cfg.max_steps)
         self.rng = random.Random(self.cfg.seed)
         self.gen = torch.Generator(device="cpu" if self.device.type != "cuda" else self.device).manual_seed(self.cfg.seed)
         self.step_idx = 0
@@ -227,73 +225,106 @@ class GRPOTrainer:
         return total, per_func
 
     def step(self) -> dict:
-        """One GRPO step (generation + ``num_iterations`` updates); returns its diagnostics record."""
-        cfg, t0 = self.cfg, time.perf_counter()
-        n_prompts = cfg.per_device_train_batch_size // cfg.num_generations
-        batch = [self.rng.choice(self.train_problems) for _ in range(n_prompts)]
-        rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], cfg.num_generations,
+        """One GRPO step: rollout -> reward -> advantages -> ``num_iterations`` x (loss -> update); returns its record."""
+        cfg, G, t0 = self.cfg, self.cfg.num_generations, time.perf_counter()
+        # 1. Rollout: G completions for each drawn prompt, with the sampling policy's log-probs.
+        batch = [self.rng.choice(self.train_problems) for _ in range(cfg.per_device_train_batch_size // G)]
+        rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], G,
                                 max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
                                 top_k=cfg.top_k, generator=self.gen)
-        problems = [p for p in batch for _ in range(cfg.num_generations)]
-        rewards, per_func = self.score(rollout, problems)
-        adv = grpo.group_advantages(rewards, cfg.num_generations, cfg.scale_rewards)
-        G = cfg.num_generations
-        group_std = rewards.view(-1, G).std(dim=1)
-        zero_std = (group_std < 1e-6).repeat_interleave(G)
-
-        keep = torch.ones(len(problems), dtype=torch.bool)
-        if cfg.dynamic_sampling:
-            keep = ~zero_std
-        mask = rollout.completion_mask.float()
-        if cfg.mask_truncated_completions:
+        problems = [p for p in batch for _ in range(G)]  # [B]: each prompt's problem, once per completion
+        # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
+        rewards, per_func = self.score(rollout, problems)  # [B]
+        adv = grpo.group_advantages(rewards, G, cfg.scale_rewards)  # [B]
+        zero_std = (rewards.view(-1, G).std(dim=1) < 1e-6).repeat_interleave(G)  # [B]
+        keep = ~zero_std if cfg.dynamic_sampling else torch.ones_like(zero_std)  # DAPO drops such groups
+        mask = rollout.completion_mask.float()  # [B, T]
+        if cfg.mask_truncated_completions:  # DAPO's overlong filtering: a cut-off answer teaches nothing
             mask = mask * (~rollout.truncated).float()[:, None]
-
-        rec = {"step": self.step_idx + 1}
-        stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan")}
+        # 4. Loss and 5. update, num_iterations times on this rollout.
+        update = None
         if bool(keep.any()):
             idx = keep.nonzero().squeeze(1)
-            pi, pm = rollout.prompt_ids[idx], rollout.prompt_mask[idx]
-            ci, cm, old = rollout.completion_ids[idx], mask[idx], rollout.logps[idx]
+            pi, pm, ci, cm = rollout.prompt_ids[idx], rollout.prompt_mask[idx], rollout.completion_ids[idx], mask[idx]
             a = adv[idx].to(self.device)
-            ref = None
-            if cfg.beta > 0:
-                with torch.no_grad():
-                    ref = completion_logps(self.ref_model, pi, pm, ci, cm, cfg.temperature)
+            ref = self.ref_logps(pi, pm, ci, cm)
             self.model.train()
-            for it in range(cfg.num_iterations):
+            for _ in range(cfg.num_iterations):
                 logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, with_entropy=True)
-                old_logps = logps.detach() if (it == 0 and cfg.num_iterations == 1) else old
+                # Used once, a rollout's "old" log-probs are the current ones up to rounding (cached decoding vs
+                # one full forward): the current ones detached give a ratio of exactly 1, as in TRL.
+                old = logps.detach() if cfg.num_iterations == 1 else rollout.logps[idx]
                 terms = grpo.grpo_loss_terms(
-                    logps, old_logps, a, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
+                    logps, old, a, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
                     epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
                     max_completion_length=cfg.max_completion_length,
                     importance_sampling_level=cfg.importance_sampling_level,
                 )
                 self.opt.zero_grad(set_to_none=True)
                 terms.loss.backward()
-                gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.opt.step()
             self.model.eval()
-            with torch.no_grad():
-                stats = {"loss": float(terms.loss), "grad_norm": float(gn),
-                         "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)), **terms.metrics()}
-        self.sched.step()
+            update = (terms, grad_norm, ent, cm)
+        self.advance_schedule(updated=update is not None)
         self.step_idx += 1
+        return self.log_step(self.record(rollout, rewards, per_func, zero_std, keep, update), t0)
 
-        lengths = rollout.completion_mask.sum(1).float()
+    def ref_logps(self, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor | None:
+        """The frozen reference's per-token log-probs [B, T] for the KL term, or None when ``beta == 0``."""
+        if self.cfg.beta <= 0:
+            return None
+        with torch.no_grad():
+            return completion_logps(self.ref_model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                    self.cfg.temperature)
+
+    def advance_schedule(self, updated: bool) -> None:
+        """One tick of the learning-rate schedule per GRPO step, whether or not this step updated the model.
+
+        The lr is a function of the step (as in TRL), so a step that dynamic sampling emptied still moves the
+        clock. torch warns when the first tick precedes the first ``optimizer.step()``; that is intended here.
+        """
+        if updated:
+            self.sched.step()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.sched.step()
+
+    @torch.no_grad()
+    def record(self, rollout: Rollout, rewards: torch.Tensor, per_func: dict[str, list[float]],
+               zero_std: torch.Tensor, keep: torch.Tensor, update) -> dict:
+        """The diagnostics of one step: the quantities to watch instead of the loss (TRL's names where it has them).
+
+        ``update`` is ``(terms, grad_norm, entropy, mask)`` of the last iteration, or None when no group was
+        kept; then loss and grad_norm are 0 and entropy NaN. ``learning_rate`` is the one the next step uses
+        (read after the schedule's tick, as HF's Trainer logs it).
+        """
+        stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan")}
+        if update is not None:
+            terms, grad_norm, ent, cm = update
+            stats = {"loss": float(terms.loss), "grad_norm": float(grad_norm),
+                     "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)), **terms.metrics()}
         first = next(iter(per_func.values()))
-        rec.update({
+        rec = {
+            "step": self.step_idx,
             "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
             "accuracy": float(sum(first) / len(first)) if self.task is not None or len(per_func) == 1 else float("nan"),
             "frac_reward_zero_std": float(zero_std.float().mean()),
-            "completion_length": float(lengths.mean()),
+            "completion_length": float(rollout.completion_mask.sum(1).float().mean()),
             "truncated_share": float(rollout.truncated.float().mean()),
             "learning_rate": self.opt.param_groups[0]["lr"],
             "kept_share": float(keep.float().mean()),
             **stats,
-        })
+        }
         for name, vals in per_func.items():
             rec[f"rewards/{name}"] = sum(vals) / len(vals)
+        return rec
+
+    def log_step(self, rec: dict, t0: float) -> dict:
+        """Finish a step's record (held-out accuracy every ``eval_steps``, step time), keep it, tell the
+        callbacks, and checkpoint every ``save_steps``."""
+        cfg = self.cfg
         if cfg.eval_steps and self.eval_problems and (self.step_idx % cfg.eval_steps == 0 or self.step_idx == cfg.max_steps):
             rec["eval_accuracy"] = self.evaluate()
         rec["step_time"] = time.perf_counter() - t0
@@ -353,7 +384,7 @@ class GRPOTrainer:
         f = Path(path) / "trainer_state.pt"
         if not f.exists():
             raise FileNotFoundError(f"no trainer_state.pt in {path}: pass a checkpoint-N folder written by save_checkpoint")
-        state = torch.load(f, weights_only=False)
+        state = torch.load(f, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -367,6 +398,3 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     cands = [p for p in Path(output_dir).glob("checkpoint-*") if (p / "trainer_state.pt").exists()]
     return max(cands, key=lambda p: int(p.name.split("-")[1]), default=None)
 
-
-def save_history(history: list[dict], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(history, indent=1))

@@ -401,3 +401,22 @@ def test_validate_resolves_and_warns():
     assert cfg["scale_rewards"] == "none" and cfg["epsilon_high"] == 0.2
     with pytest.warns(UserWarning, match="sequence"):
         validate_grpo_config(importance_sampling_level="sequence", loss_type="dapo")
+
+
+def test_grpo_loss_shows_its_knobs_and_equals_the_terms_loss():
+    """The public signature of ``grpo_loss`` is the documented one, and it is ``grpo_loss_terms(...).loss``."""
+    import inspect
+
+    params = inspect.signature(grpo_loss).parameters
+    assert list(params)[:4] == ["logps", "old_logps", "advantages", "completion_mask"]
+    knobs = {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert knobs == {"ref_logps": None, "beta": 0.0, "epsilon": 0.2, "epsilon_high": None, "loss_type": "dapo",
+                     "max_completion_length": None, "importance_sampling_level": "token",
+                     "use_bias_correction_kl": True, "num_items_in_batch": None}
+    g = torch.Generator().manual_seed(0)
+    lp, old = torch.randn(4, 5, generator=g, dtype=D), torch.randn(4, 5, generator=g, dtype=D)
+    a, m = torch.tensor([1.0, -1.0, 0.5, -0.5], dtype=D), lengths_mask([5, 3, 1, 4], 5)
+    kw = dict(epsilon_high=0.28, loss_type="grpo")
+    assert grpo_loss(lp, old, a, m, **kw).item() == grpo_loss_terms(lp, old, a, m, **kw).loss.item()
+    with pytest.raises(TypeError):
+        grpo_loss(lp, old, a, m, not_a_knob=1)

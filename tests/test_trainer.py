@@ -1,5 +1,8 @@
 """The from-scratch GRPO trainer: it learns, it refuses bad configs, and it resumes exactly."""
 
+import math
+import warnings
+
 import pytest
 import torch
 
@@ -54,13 +57,35 @@ def test_dynamic_sampling_skips_groups_without_signal():
     def constant(prompts, completions, **kwargs):
         return [1.0] * len(completions)
 
-    cfg = GRPOConfig(num_generations=4, per_device_train_batch_size=16, max_completion_length=3, max_steps=1,
-                     dynamic_sampling=True)
+    cfg = GRPOConfig(num_generations=4, per_device_train_batch_size=16, max_completion_length=3, max_steps=4,
+                     dynamic_sampling=True, lr_scheduler_type="linear")
     tr = _trainer(cfg, reward=constant)
     before = [p.detach().clone() for p in tr.model.parameters()]
-    rec = tr.step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = tr.step()
     assert rec["frac_reward_zero_std"] == 1.0 and rec["kept_share"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    # the skipped step still advanced the schedule (lr is a function of the step), without torch's warning
+    assert rec["learning_rate"] == pytest.approx(cfg.learning_rate * 3 / 4)
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind,warmup,factors", [
+    ("constant", 0, [1, 1, 1, 1]),
+    ("constant", 2, [0, 0.5, 1, 1]),  # HF's warmup starts at lr 0 on the first step
+    ("linear", 1, [0, 1, 2 / 3, 1 / 3]),
+    ("cosine", 0, [1, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))]),
+])
+def test_learning_rate_follows_the_transformers_schedule(kind, warmup, factors):
+    cfg = GRPOConfig(learning_rate=1e-3, num_generations=4, per_device_train_batch_size=8, max_completion_length=2,
+                     max_steps=4, lr_scheduler_type=kind, warmup_steps=warmup)
+    tr = _trainer(cfg, reward=length)
+    used = []
+    for _ in range(4):
+        used.append(tr.opt.param_groups[0]["lr"])
+        tr.step()
+    assert used == pytest.approx([1e-3 * f for f in factors])
 
 
 @pytest.mark.parametrize("kwargs,match", [
