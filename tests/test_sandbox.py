@@ -15,6 +15,7 @@ from grpo_lab.rewards import code_reward, make_code_reward, run_tests
 from grpo_lab.sandbox import (
     GALLERY_SOLUTION,
     GALLERY_TESTS,
+    HARNESS_PATH,
     HOSTILE_GALLERY,
     MODES,
     extract_code,
@@ -26,12 +27,12 @@ TIMEOUT = 2.0
 
 
 def _sandbox_processes() -> list[int]:
-    """Pids of live sandbox harnesses (their command line carries the harness source)."""
+    """Pids of live sandbox harnesses (their command line names the harness file)."""
     found = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if b"_harness(_boot())" in Path(f"/proc/{d}/cmdline").read_bytes():
+                if HARNESS_PATH.encode() in Path(f"/proc/{d}/cmdline").read_bytes():
                     found.append(int(d))
             except OSError:
                 pass
