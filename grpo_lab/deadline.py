@@ -13,7 +13,9 @@ Contract
   returns, and a blocking system call (``time.sleep``) is interrupted right away.
   A timer that was already running when the deadline started (an outer ``Deadline``, a caller's
   ``signal.alarm``) is honoured: if it is due first its own handler runs at its own time (and
-  ``outer_fired`` becomes True), and on exit it is re-armed with whatever time it had left.
+  ``outer_fired`` becomes True), and on exit it is re-armed with whatever time it had left. An exception
+  that handler raised is never lost: if the code in the block catches it (math-verify catches
+  ``Exception``), it is raised again when the block exits.
 - **Any other thread, or no ``setitimer`` (Windows)**: signals only reach the main thread, so a trace hook
   (``sys.settrace``, this thread only) compares the clock with the deadline. ``trace="call"`` checks at
   every Python function call: cheap (sympy, being pure Python, calls functions constantly), but a loop
@@ -58,6 +60,7 @@ class Deadline:
         self.trace = trace
         self.mode: str | None = None
         self.outer_fired = False
+        self._outer_error: BaseException | None = None
 
     def __enter__(self) -> "Deadline":
         now = time.monotonic()
@@ -87,7 +90,11 @@ class Deadline:
             signal.signal(signal.SIGALRM, old)
             self._outer_end = None
             if callable(old):
-                old(signum, frame)
+                try:
+                    old(signum, frame)
+                except BaseException as e:
+                    self._outer_error = e
+                    raise
             return
         if time.monotonic() >= self._end - 1e-3:
             raise self.error()
@@ -100,8 +107,8 @@ class Deadline:
         if isinstance(getattr(outer, "__self__", None), Deadline):
             try:
                 outer(frame, event, arg)  # an enclosing deadline in this thread is still checked
-            except BaseException:
-                self.outer_fired = True
+            except BaseException as e:
+                self.outer_fired, self._outer_error = True, e
                 raise
         return self._trace if self.trace == "line" else None
 
@@ -113,4 +120,6 @@ class Deadline:
                 signal.setitimer(signal.ITIMER_REAL, max(self._outer_end - time.monotonic(), 1e-4))
         elif self.mode == "trace":
             sys.settrace(self._old_trace)
+        if self._outer_error is not None and exc[1] is not self._outer_error:
+            raise self._outer_error  # the block swallowed (or replaced) the outer timer's exception
         return False

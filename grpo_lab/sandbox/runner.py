@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grpo_lab.sandbox.modes import _NS_FLAGS, _user_process_count, isolation_mode
+from grpo_lab.sandbox.modes import _user_process_count, command, isolation_mode
 
 HARNESS_PATH = str(Path(__file__).with_name("harness.py"))
 
@@ -64,6 +64,9 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
     if not isinstance(code, str) or not isinstance(tests, str):
         return CodeResult(False, "error", reason="code and tests must be strings")
     mode = isolation_mode()
+    if mode == "none":
+        return CodeResult(False, "error", reason="the sandbox needs Linux or macOS (on Windows: WSL2 or Colab)",
+                          isolation=mode)
     workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
     limits = {
         "cpu_s": int(math.ceil(timeout_s)) + 1,
@@ -77,11 +80,7 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
     nonce = secrets.token_hex(16)
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
            "HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-    cmd = [sys.executable, "-I", "-S", "-B", HARNESS_PATH]
-    if mode == "namespaces+uid":
-        cmd = [shutil.which("unshare") or "unshare", *_NS_FLAGS, *cmd]
-    elif mode == "userns":
-        cmd = [shutil.which("unshare") or "unshare", "--user", "--map-root-user", *_NS_FLAGS, *cmd]
+    cmd = command(mode, [sys.executable, "-I", "-S", "-B", HARNESS_PATH], workdir, limits["tmpfs_mb"])
     status_r, status_w = os.pipe()
     payload = {"mode": mode, "workdir": workdir, "limits": limits, "uid": uid, "status_fd": status_w,
                "nonce": nonce, "code": code, "tests": tests}
