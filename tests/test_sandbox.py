@@ -28,7 +28,9 @@ from grpo_lab.sandbox import (
 )
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs POSIX rlimits")
-TIMEOUT = 2.0
+TIMEOUT = 2.0  # for programs that are meant to run out of time
+# For programs that finish on their own: a limit no loaded machine reaches, so a status never depends on load.
+SLOW_OK = 60.0
 
 
 def _sandbox_processes() -> list[int]:
@@ -67,23 +69,23 @@ def private_tmp(tmp_path, monkeypatch):
 
 
 def test_correct_solution_passes(private_tmp):
-    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=TIMEOUT)
+    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=SLOW_OK)
     assert r.passed and r.status == "passed", r
     assert r.isolation == isolation_mode()
     assert list(private_tmp.iterdir()) == []
 
 
 def test_wrong_solution_syntax_error_and_bad_tests():
-    assert run_tests("def add(a, b):\n    return a - b\n", GALLERY_TESTS).status == "failed"
-    r = run_tests("def add(a, b) return", GALLERY_TESTS)
+    assert run_tests("def add(a, b):\n    return a - b\n", GALLERY_TESTS, SLOW_OK).status == "failed"
+    r = run_tests("def add(a, b) return", GALLERY_TESTS, SLOW_OK)
     assert r.status == "error" and "SyntaxError" in r.reason
-    assert run_tests(GALLERY_SOLUTION, "add(1, 2)").status == "error"  # no assert: nothing was verified
-    assert run_tests(GALLERY_SOLUTION, "assert (").status == "error"
+    assert run_tests(GALLERY_SOLUTION, "add(1, 2)", SLOW_OK).status == "error"  # no assert: nothing was verified
+    assert run_tests(GALLERY_SOLUTION, "assert (", SLOW_OK).status == "error"
     assert not run_tests(None, GALLERY_TESTS).passed
 
 
 def test_stdout_is_captured_and_truncated():
-    r = run_tests("print('hello')\nprint('y' * 50000)\n" + GALLERY_SOLUTION, GALLERY_TESTS, max_output=100)
+    r = run_tests("print('hello')\nprint('y' * 50000)\n" + GALLERY_SOLUTION, GALLERY_TESTS, SLOW_OK, max_output=100)
     assert r.passed and r.stdout.startswith("hello") and "truncated" in r.stdout and len(r.stdout) < 200
 
 
@@ -100,7 +102,7 @@ def _wait_until_reaped(before: set[int], seconds: float = 30.0) -> None:
 def _run_gallery() -> list[tuple[str, object, tuple[str, ...]]]:
     def one(item):
         name, (_, code, expected) = item
-        return name, run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT), expected
+        return name, run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT if "timeout" in expected else SLOW_OK), expected
 
     with cf.ThreadPoolExecutor(6) as ex:
         return list(ex.map(one, HOSTILE_GALLERY.items()))
@@ -127,7 +129,7 @@ def test_files_outside_the_working_folder_are_safe(tmp_path):
         f"open({str(probe)!r}, 'w').write('x')\n" + GALLERY_SOLUTION
     )
     try:
-        r = run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT)
+        r = run_tests(code, GALLERY_TESTS, timeout_s=SLOW_OK)
         assert not r.passed and r.status == "error", r
         assert victim.read_text() == "precious"
         assert not probe.exists()
@@ -137,7 +139,7 @@ def test_files_outside_the_working_folder_are_safe(tmp_path):
 
 def test_writing_inside_the_working_folder_is_allowed():
     code = "open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n" + GALLERY_SOLUTION
-    assert run_tests(code, GALLERY_TESTS).passed
+    assert run_tests(code, GALLERY_TESTS, SLOW_OK).passed
 
 
 def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
@@ -147,14 +149,14 @@ def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
     hack = "import sys\nsys.exit(0)\n"
     naive = subprocess.run([sys.executable, "-c", hack + GALLERY_TESTS], capture_output=True, timeout=30)
     assert naive.returncode == 0  # the naive verifier would reward this
-    assert run_tests(hack, GALLERY_TESTS).status == "failed"
+    assert run_tests(hack, GALLERY_TESTS, SLOW_OK).status == "failed"
 
 
 def test_sixty_four_concurrent_calls_leave_no_process_and_no_folder(private_tmp):
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     programs = [GALLERY_SOLUTION, "while True:\n    pass\n", HOSTILE_GALLERY["orphaned daemon"][1], "import os\nos._exit(0)\n"]
     with cf.ThreadPoolExecutor(64) as ex:
-        futs = [ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0) for i in range(64)]
+        futs = [ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0 if i % 4 == 1 else SLOW_OK) for i in range(64)]
         results = [f.result() for f in futs]
     assert [r.passed for r in results] == [i % 4 == 0 for i in range(64)], [(r.status, r.reason) for r in results if not r.passed][:5]
     assert all(r.status == "timeout" for r in results[1::4])
@@ -173,7 +175,7 @@ def test_every_available_mode_passes_the_solution_and_stops_the_whole_gallery(mo
         pytest.skip(f"{mode} cannot start on this machine (available: {', '.join(_AVAILABLE)})")
     monkeypatch.setenv("GRPO_LAB_SANDBOX_MODE", mode)
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
-    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=TIMEOUT)
+    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=SLOW_OK)
     assert r.passed and r.isolation == mode, r
     for name, rr, expected in _run_gallery():
         assert not rr.passed and rr.status in expected, (mode, name, rr.status, rr.reason)
@@ -186,7 +188,7 @@ def test_audit_mode_blocks_process_creation_and_signals(monkeypatch):
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     # (the fork bomb catches the PermissionError and keeps trying: it times out, having forked nothing)
     for name, want in (("fork bomb", "timeout"), ("kills its parent", "failed"), ("busy child process", "error")):
-        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT)
+        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT if want == "timeout" else SLOW_OK)
         assert not r.passed and r.status == want, (name, r)
         assert "not allowed" in r.reason or want != "error", r
     _wait_until_reaped(before)
@@ -195,9 +197,9 @@ def test_audit_mode_blocks_process_creation_and_signals(monkeypatch):
 def test_forged_verdicts_need_the_nonce():
     """The frame and gc attacks of the gallery are refused by the audit hook, with its message."""
     for name in ("nonce from the caller's frame", "nonce from the garbage collector", "nonce from a traceback"):
-        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT)
+        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=SLOW_OK)
         assert not r.passed and r.status == "error" and "not allowed" in r.reason, (name, r)
-    r = run_tests(HOSTILE_GALLERY["nonce from a signal handler's frame"][1], GALLERY_TESTS, timeout_s=TIMEOUT)
+    r = run_tests(HOSTILE_GALLERY["nonce from a signal handler's frame"][1], GALLERY_TESTS, timeout_s=SLOW_OK)
     assert not r.passed and "main thread" in r.reason, r
 
 
@@ -208,10 +210,12 @@ def test_extract_code_and_code_reward():
     assert extract_code(two).strip() == GALLERY_SOLUTION.strip()
     assert extract_code("```python\nunterminated") is None and extract_code(None) is None
     comps = [good, two, "no code", "```python\nimport sys\nsys.exit(0)\n```", [{"role": "assistant", "content": good}], None]
-    out = code_reward(prompts=[None] * len(comps), completions=comps, tests=[GALLERY_TESTS] * len(comps))
-    assert out == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], code_reward.last_reasons
-    assert "no ```python block" in code_reward.last_reasons[2] and "failed" in code_reward.last_reasons[3]
-    f = make_code_reward("test_list")
+    assert code_reward.__name__ == "code"
+    patient = make_code_reward("tests", timeout_s=SLOW_OK)  # the default 5 s is for training, not a loaded test machine
+    out = patient(prompts=[None] * len(comps), completions=comps, tests=[GALLERY_TESTS] * len(comps))
+    assert out == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], patient.last_reasons
+    assert "no ```python block" in patient.last_reasons[2] and "failed" in patient.last_reasons[3]
+    f = make_code_reward("test_list", timeout_s=SLOW_OK)
     assert f.__name__ == "code_test_list"
     assert f(None, [good], test_list=[GALLERY_TESTS.strip().splitlines()]) == [1.0]
 
@@ -237,9 +241,11 @@ out = {"uid": os.getuid(), "modes": {}}
 for mode in available_modes():
     os.environ["GRPO_LAB_SANDBOX_MODE"] = mode
     with cf.ThreadPoolExecutor(4) as ex:
-        res = dict(ex.map(lambda kv: (kv[0], run_tests(kv[1][1], GALLERY_TESTS, timeout_s=2.0)), HOSTILE_GALLERY.items()))
-    v = run_tests(attack + "def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=2.0)
-    good = run_tests("def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=2.0)
+        res = dict(ex.map(lambda kv: (kv[0], run_tests(kv[1][1], GALLERY_TESTS,
+                                                       timeout_s=2.0 if "timeout" in kv[1][2] else 60.0)),
+                          HOSTILE_GALLERY.items()))
+    v = run_tests(attack + "def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
+    good = run_tests("def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
     out["modes"][mode] = {"gallery": {k: [r.passed, r.status, r.reason] for k, r in res.items()},
                           "victim": [v.passed, v.status, v.reason, open(victim).read()],
                           "solution": [good.passed, good.status, good.reason]}
