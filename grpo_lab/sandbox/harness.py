@@ -250,7 +250,11 @@ def _install_audit(work):
 
 
 def _run(p):
-    """The worker thread: the nonce, the code and the tests exist only in this frame."""
+    """The worker thread: parse and harden the tests, run the code, run the tests, report.
+
+    Why one function: the nonce must live in exactly one frame, this worker's bottom one, out of reach of
+    signal handlers (main thread only) and of the audit-hooked introspection; helpers would hand it through
+    more frames and closures."""
     import ast
 
     # Everything used after the code ran is bound now: the code may replace builtins and module attributes.

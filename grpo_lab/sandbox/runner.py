@@ -86,7 +86,6 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
                "nonce": nonce, "code": code, "tests": tests}
     proc = None
     out = {"stdout": bytearray(), "stderr": bytearray(), "status": bytearray()}
-    total = 0
     killed_for = None
     try:
         try:
@@ -99,61 +98,67 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
             os.close(status_w)
         writer = threading.Thread(target=_feed, args=(proc.stdin, json.dumps(payload).encode()), daemon=True)
         writer.start()
-        deadline = t0 + timeout_s
-        sel = selectors.DefaultSelector()
-        streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", status_r: "status"}
-        for fd in streams:
-            os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ)
-        open_fds = set(streams)
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                killed_for = "timeout"
-                break
-            for key, _ in sel.select(timeout=min(left, 0.25)):
-                try:
-                    chunk = os.read(key.fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    sel.unregister(key.fd)
-                    open_fds.discard(key.fd)
-                    continue
-                name = streams[key.fd]
-                total += len(chunk)
-                buf = out[name]
-                keep = (1 << 16) if name == "status" else max_output * 4
-                if len(buf) < keep:
-                    buf += chunk[: keep - len(buf)]
-            if total > max_output_total:
-                killed_for = "output"
-                break
-        sel.close()
-        if killed_for is None:
-            try:
-                proc.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                killed_for = "timeout"
+        killed_for = _collect(proc, status_r, out, t0 + timeout_s, max_output, max_output_total)
     finally:
-        if proc is not None:
-            _kill_group(proc)
-            for f in (proc.stdin, proc.stdout, proc.stderr):
-                try:
-                    f.close()
-                except (OSError, ValueError):
-                    pass
-        try:
-            os.close(status_r)
-        except OSError:
-            pass
-        shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(proc, status_r, workdir)
     duration = time.monotonic() - t0
     stdout = _truncate(out["stdout"], max_output)
     stderr = _truncate(out["stderr"], max_output)
     res = CodeResult(False, "failed", stdout, stderr, "", mode, proc.returncode, duration, limits)
+    return _verdict(res, out["status"], killed_for, nonce, timeout_s, max_output_total)
+
+
+def _collect(proc, status_r: int, out: dict, deadline: float, max_output: int, max_output_total: int) -> str | None:
+    """Read the child's stdout, stderr and status pipe into ``out`` until they close, the deadline passes
+    (returns "timeout") or the output passes ``max_output_total`` bytes (returns "output"); then wait for
+    the child to exit within the deadline. Returns None when the child finished on its own."""
+    total = 0
+    killed_for = None
+    sel = selectors.DefaultSelector()
+    streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", status_r: "status"}
+    for fd in streams:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    open_fds = set(streams)
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            killed_for = "timeout"
+            break
+        for key, _ in sel.select(timeout=min(left, 0.25)):
+            try:
+                chunk = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                sel.unregister(key.fd)
+                open_fds.discard(key.fd)
+                continue
+            name = streams[key.fd]
+            total += len(chunk)
+            buf = out[name]
+            keep = (1 << 16) if name == "status" else max_output * 4
+            if len(buf) < keep:
+                buf += chunk[: keep - len(buf)]
+        if total > max_output_total:
+            killed_for = "output"
+            break
+    sel.close()
+    if killed_for is None:
+        try:
+            proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            killed_for = "timeout"
+    return killed_for
+
+
+def _verdict(res: CodeResult, status: bytes, killed_for: str | None, nonce: str, timeout_s: float,
+             max_output_total: int) -> CodeResult:
+    """Fill in ``res`` (output, return code and duration already set): a pass needs a "passed" report whose
+    proof is this run's nonce and a clean exit; otherwise the first reason that explains the end wins."""
+    rc, duration, limits, stderr = res.returncode, res.duration_s, res.limits, res.stderr
     reports = []
-    for line in out["status"].decode("utf-8", "replace").splitlines():
+    for line in status.decode("utf-8", "replace").splitlines():
         parts = line.split("\t", 2)
         if len(parts) == 3 and parts[0] in STATUSES:
             reports.append({"status": parts[0], "proof": parts[1], "reason": parts[2]})
@@ -163,7 +168,6 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
     if killed_for == "output":
         res.status, res.reason = "killed", f"printed more than {max_output_total} bytes"
         return res
-    rc = proc.returncode
     passed = [r for r in reports if r["status"] == "passed" and secrets.compare_digest(r["proof"], nonce)]
     if passed and rc == 0:
         res.passed, res.status, res.reason = True, "passed", passed[-1]["reason"]
@@ -186,6 +190,22 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
         if "MemoryError" in stderr:
             res.reason += " (MemoryError)"
     return res
+
+
+def _clean_up(proc, status_r: int, workdir: str) -> None:
+    """Kill whatever is left of the child (``_kill_group``), close every pipe, remove the working folder."""
+    if proc is not None:
+        _kill_group(proc)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+    try:
+        os.close(status_r)
+    except OSError:
+        pass
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _feed(pipe, data: bytes) -> None:
