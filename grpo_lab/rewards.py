@@ -22,6 +22,7 @@ to learn from. Design notes:
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import re
@@ -56,6 +57,7 @@ _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)")
 _TEX_TOKEN_RE = re.compile(r"[^\s$]+")
 _VALUE_START_RE = re.compile(r"[\s*]*")
 _PHRASE_WINDOW = 4096
+_PHRASE_TRIES = 100
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -91,11 +93,12 @@ def _phrase_answer(text: str) -> str | None:
 
     The value starts at the first character after the phrase that is not whitespace or ``*`` ("Answer:\\n42":
     it may sit on a later line) and ends at its line's end or sentence's end. At most ``_PHRASE_WINDOW``
-    characters are read per phrase, so the work is linear in the text: splitting the whole rest of the text
-    for each phrase took 10 s on a completion of 20,000 empty "The answer is ." lines. A longer value is
-    no answer anyway (``answers_match`` refuses one over ``MAX_ANSWER_CHARS``).
+    characters are read per phrase, and only the last ``_PHRASE_TRIES`` phrases are tried, so the work is
+    linear in the text: splitting the whole rest of the text for each phrase took 10 s on a completion of
+    20,000 empty "The answer is ." lines. A longer value is no answer anyway (``answers_match`` refuses one
+    over ``MAX_ANSWER_CHARS``), and a text whose last 100 answer phrases are all empty states none.
     """
-    for m in reversed(list(_PHRASE_RE.finditer(text))):
+    for m in reversed(collections.deque(_PHRASE_RE.finditer(text), maxlen=_PHRASE_TRIES)):
         start = _VALUE_START_RE.match(text, m.end()).end()
         stop = min(len(text), start + _PHRASE_WINDOW)
         eol = text.find("\n", start, stop)
