@@ -136,6 +136,7 @@ def make_correctness_reward(column: str = "answer", correct: float = 1.0, wrong:
 
 correctness_reward = make_correctness_reward("answer")
 
+_STRICT_BOXED_TAIL_RE = re.compile(r"\}\s*(?:(?:\$\$?|\\\]|\\\))\s*)?\.?$")
 _STRICT_HASH_RE = re.compile(r"^####[ \t]*-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?[ \t]*$")
 
 
@@ -148,7 +149,12 @@ def _strict_format(text, i, kwargs):
     n_markers = text.count("####") + len(re.findall(r"\\boxed", text))
     last = lines[-1].strip()
     hash_ok = bool(_STRICT_HASH_RE.match(last))
-    boxed_ok = bool(re.search(r"\\boxed\{.+\}\s*(?:\$\$?|\\\]|\\\))?\s*\.?$", last)) and bool(_boxed_contents(last))
+    # "\boxed{x}" then optional "$", "$$", "\]" or "\)" and "." at the end of the line. Read from the final
+    # "}" backwards rather than with one regex "\\boxed\{.+\}...$", which backtracks in O(n^2) on a line of
+    # unterminated boxes (1 s for 20,000 of them).
+    tail = _STRICT_BOXED_TAIL_RE.search(last)
+    first = last.find("\\boxed{")
+    boxed_ok = tail is not None and 0 <= first and first + len("\\boxed{") < tail.start() and bool(_boxed_contents(last))
     if not (hash_ok or boxed_ok):
         if "####" in text or "\\boxed" in text:
             return 0.0, "the final answer is not on the last line (or is not a number after ####)"
