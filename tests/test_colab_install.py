@@ -3,7 +3,7 @@
 A fresh virtual environment (no system site-packages) stands in for a Colab runtime: it holds a torch that
 is not the course's (2.11.0, Colab's as of 2026-08) and transformers 5.15, as distribution records without
 code, which is all pip looks at. The cell's own code runs there with ``google.colab`` in ``sys.modules``
-and the repository URL pointed at a copy of this checkout; ``PIP_DRY_RUN``/``PIP_REPORT`` (pip reads every
+and the repository URL pointed at a wheel built from this checkout; ``PIP_DRY_RUN``/``PIP_REPORT`` (pip reads every
 option from a ``PIP_<NAME>`` variable) make pip only report what it would install. Then the lock's real
 CPU torch goes in, and the package must import, report its environment and run notebook 00 in test mode.
 """
@@ -71,18 +71,22 @@ def _stand_in(site: Path, name: str, version: str) -> None:
 
 @pytest.fixture(scope="module")
 def colab(tmp_path_factory):
-    """(python of a fresh venv with the stand-ins, a copy of the package sources, a scratch folder)."""
+    """(python of a fresh venv with the stand-ins, a wheel of this checkout, a scratch folder)."""
     tmp = tmp_path_factory.mktemp("colab")
     env = tmp / "venv"
     venv.create(env, with_pip=True, system_site_packages=False)
     for name, version in STAND_INS.items():
         _stand_in(_site_packages(env), name, version)
-    # pip builds a local project in place: give it a copy, so the checkout gets no build/ or egg-info.
+    # A wheel of this checkout stands in for the GitHub URL. Built once, outside the simulated runtime: the
+    # PIP_DRY_RUN below would reach pip's build-isolation subprocess too and leave it without setuptools.
     src = tmp / "src"
     src.mkdir()
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / f, src / f)
     shutil.copytree(ROOT / "grpo_lab", src / "grpo_lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src)],
+                   check=True, capture_output=True, cwd=tmp)
+    src = next((tmp / "dist").glob("grpo_lab-*.whl"))
     return env / "bin" / "python", src, tmp
 
 
@@ -127,10 +131,12 @@ def test_install_cell_keeps_colabs_torch(colab):
 @pytest.mark.xdist_group("colab")
 def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under_a_gpu(colab):
     python, src, tmp = colab
-    pip = [str(python), "-m", "pip", "install", "--progress-bar", "off", "-c", str(ROOT / "constraints.txt")]
-    # The lock's torch replaces the stand-in (a local CPU wheel on the course's machines), then the package.
-    subprocess.run([*pip, "torch", "transformers"], check=True, capture_output=True)
-    subprocess.run([*pip, str(src), "nbclient", "nbformat", "ipykernel"], check=True, capture_output=True)
+    # The lock's torch and transformers replace the stand-ins (torch is a local CPU wheel on the course's
+    # machines). --no-compile: byte-compiling torch and transformers up front is most of an install's CPU time.
+    pip = [str(python), "-m", "pip", "install", "--no-compile", "--progress-bar", "off",
+           "-c", str(ROOT / "constraints.txt")]
+    subprocess.run([*pip, "torch", "transformers", str(src), "nbclient", "nbformat", "ipykernel"], check=True,
+                   capture_output=True)
     env = dict(os.environ, GRPO_LAB_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1")
     code = "import json, grpo_lab; from grpo_lab.env import environment_report; print(json.dumps(environment_report()))"
     rep = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
