@@ -40,7 +40,7 @@ import importlib.metadata, importlib.util, os, shutil, subprocess, sys
 if {marker}:
     if importlib.util.find_spec("grpo_lab") is None:
         keep = [f"{{d.metadata['Name']}}=={{d.version}}" for d in importlib.metadata.distributions()
-                if d.metadata["Name"].lower() in ("torch", "torchvision", "torchaudio")]
+                if (d.metadata["Name"] or "").lower() in ("torch", "torchvision", "torchaudio")]
         with open("/tmp/colab-torch.txt", "w") as f:
             f.write("\\n".join(keep) + "\\n")
         cmd = [sys.executable, "-m", "pip", "install", "-c", "/tmp/colab-torch.txt",
@@ -50,7 +50,10 @@ if {marker}:
             print(line, end="")
         if pip.wait() != 0:
             raise RuntimeError("pip could not install grpo-lab: read its last lines above")
-    if shutil.which("nvidia-smi") or os.environ.get("COLAB_GPU", "0") not in ("", "0"):
+    # Colab sets COLAB_GPU=1 on a GPU runtime; elsewhere ask nvidia-smi, which may exist and find no GPU.
+    smi = shutil.which("nvidia-smi")
+    if os.environ.get("COLAB_GPU", "0") not in ("", "0") or (
+            smi and subprocess.run([smi, "-L"], capture_output=True, text=True).stdout.startswith("GPU ")):
         import torch
         if not torch.cuda.is_available():
             raise RuntimeError(

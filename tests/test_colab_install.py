@@ -155,6 +155,18 @@ def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under
     assert res.returncode == 0 and "cells run:" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
 
     # A GPU runtime whose torch cannot see it: the cell must stop, not let training fall back to the CPU.
-    res = _run_cell(python, colab_badges.install_cell("00_setup.ipynb"), tmp, COLAB_GPU="1")
-    assert res.returncode != 0 and "This runtime has a GPU" in res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "Disconnect and delete runtime" in res.stderr
+    cell = colab_badges.install_cell("00_setup.ipynb")
+    fake = tmp / "fakebin"
+    fake.mkdir()
+    smi = fake / "nvidia-smi"
+    path = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    for gpu_env in ({"COLAB_GPU": "1"}, {"PATH": path}):
+        smi.write_text("#!/bin/sh\necho 'GPU 0: Tesla T4 (UUID: GPU-0)'\n")
+        smi.chmod(0o755)
+        res = _run_cell(python, cell, tmp, **gpu_env)
+        assert res.returncode != 0 and "This runtime has a GPU" in res.stderr, (gpu_env, res.stderr[-2000:])
+        assert "Disconnect and delete runtime" in res.stderr
+    # A CPU runtime whose nvidia-smi finds no driver is not a GPU runtime: the cell finishes quietly.
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed: no driver.'\nexit 9\n")
+    res = _run_cell(python, cell, tmp, PATH=path)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
