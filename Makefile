@@ -42,6 +42,8 @@ demo: $(VENV)/.installed $(VENV)/.smollm
 
 # One thread per test process: two workers on two cores, no OpenMP oversubscription.
 test: $(VENV)/.installed $(VENV)/.smollm
+	@# Convert SmolLM2 from its GGUF once (cached) before the workers start, not inside a timed notebook.
+	$(PY) -c "from grpo_lab.models import load_smollm2; load_smollm2(progress=False)"
 	OMP_NUM_THREADS=1 GRPO_LAB_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q --durations=15
 
 test-fast: $(VENV)/.installed

