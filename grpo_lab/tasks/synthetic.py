@@ -48,7 +48,7 @@ class AdditionTask(Task):
             for b in range(self.lo, self.hi + 1):
                 p = self.make(a, b)
                 if is_heldout_key(p.prompt) == (split == "test"):
-                    out.append(p)
+                    out.append(self.render(p))
         return out
 
 
@@ -100,6 +100,8 @@ class CountdownTask(Task):
                                str(target), {"numbers": sorted(nums), "target": target, "solution": expr})
 
     def check(self, problem: Problem, answer: str | None) -> bool:
+        """The expression ``answer`` equals the target exactly and uses only the given numbers, each at most
+        once. A chat model's reply is not parsed for an expression: Countdown is a char-level task here."""
         if not answer or len(answer) > 200 or not re.fullmatch(r"[\d\s+\-*/()]+", answer):
             return False
         used = sorted(int(x) for x in re.findall(r"\d+", answer))
