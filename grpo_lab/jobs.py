@@ -76,8 +76,8 @@ def run_grpo(model, tokenizer, preset: Preset, out: Path | None, progress: bool 
     from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
 
     task = task or get_task(preset.task)
-    cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": None if out is None else str(Path(out) / "checkpoints"),
-                                "compute_dtype": preset.runtime.get("compute_dtype") or "fp32"})
+    cfg = GRPOConfig.from_dict({"compute_dtype": preset.runtime.get("compute_dtype") or "fp32", **preset.grpo,
+                                "output_dir": None if out is None else str(Path(out) / "checkpoints")})
     train = task.train(20000, seed=cfg.seed + 1)
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
     funcs = list(reward_funcs) if reward_funcs is not None else [task_reward(task)]
