@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from grpo_lab.evaluation import EvalResult, evaluate
-from grpo_lab.models import autocast_for, build_tiny_model, load_for_preset
+from grpo_lab.models import build_tiny_model, load_for_preset
 from grpo_lab.presets import Preset, choose_preset, get_preset
 from grpo_lab.sft import sft_train
 from grpo_lab.tasks import Task, get_task
@@ -89,20 +89,20 @@ def run_grpo(model, tokenizer, preset: Preset, out: Path | None, progress: bool 
     The data are the ones every course run uses (training prompts from seed ``seed + 1``, evaluation
     problems from seed ``seed + 2``), so the demo, notebook 04, the benchmark and the TRL backend are
     comparable. ``task`` defaults to ``get_task(preset.task)``; ``reward_funcs`` to
-    ``[trainer.task_reward(task)]`` (1 when ``task.check`` accepts the completion). The update runs under
-    ``models.autocast_for(model, preset.runtime)`` (mixed precision on a GPU preset, nothing on a CPU).
+    ``[trainer.task_reward(task)]`` (1 when ``task.check`` accepts the completion). Mixed precision is the
+    preset's ``runtime["compute_dtype"]`` (default fp32), which the trainer applies around each forward pass.
     Saves ``out/final`` (and checkpoints when ``save_steps``) unless ``out`` is None.
     """
     from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
 
     task = task or get_task(preset.task)
-    cfg = GRPOConfig.from_dict({**preset.grpo, "output_dir": None if out is None else str(Path(out) / "checkpoints")})
+    cfg = GRPOConfig.from_dict({"compute_dtype": preset.runtime.get("compute_dtype") or "fp32", **preset.grpo,
+                                "output_dir": None if out is None else str(Path(out) / "checkpoints")})
     train = task.train(20000, seed=cfg.seed + 1)
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
     funcs = list(reward_funcs) if reward_funcs is not None else [task_reward(task)]
     trainer = GRPOTrainer(model, tokenizer, funcs, train, cfg, task=task, eval_problems=evalp, callbacks=callbacks)
-    with autocast_for(model, preset.runtime):
-        res = trainer.train(progress=progress)
+    res = trainer.train(progress=progress)
     if out is not None:
         save_model(model, tokenizer, Path(out) / "final")
     return {"seconds": res.seconds, "steps": res.steps, "eval_at_start": trainer.eval_at_start}, res.history
