@@ -129,7 +129,7 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
     comps = rollout.greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
-    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps]
+    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
     correct = [task.check(p, c.strip()) for p, c in zip(problems, comps)]
     rows = [{"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
             for p, c, ok in zip(problems, comps, correct)]
