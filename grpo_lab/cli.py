@@ -1,9 +1,11 @@
 """``grpo-lab``: the command line of the course.
 
 - ``grpo-lab demo``: the main job (SFT warm start then GRPO on 2-digit addition, on a CPU).
-- ``grpo-lab eval --model DIR --task addition --n 500 --seed 0``: held-out greedy accuracy.
-- ``grpo-lab train --backend {grpo_lab,trl} --preset NAME [--init DIR] [--steps N] [--out DIR]``: one job for
-  every preset (char-level tasks and GSM8K): evaluate, train, evaluate, ``report.json`` (``jobs.run_train``).
+- ``grpo-lab eval --model {DIR | smollm2} --task {TASK | PRESET} --n 500 --seed 0 [--max-new-tokens K]``:
+  held-out greedy accuracy on different problems, in the training prompt format (chat models get their template).
+- ``grpo-lab train --preset NAME [--backend {grpo_lab,trl}] [--seed S] [--compute-dtype {fp32,bf16,fp16}]
+  [--init DIR] [--steps N] [--eval-size N] [--out DIR]``: one job for every preset: evaluate, train,
+  evaluate, ``report.json`` and ``final/`` (``jobs.run_train``).
 
 Expected failures (a missing folder, an unknown task, a hub model while offline, a bad config: the errors
 grpo-lab raises on purpose, ``grpo_lab.errors.GrpoLabError``) print one line that names the fix and exit with
@@ -49,15 +51,22 @@ def cmd_demo(args) -> int:
 def cmd_eval(args) -> int:
     from grpo_lab.env import set_threads
     from grpo_lab.evaluation import evaluate
+    from grpo_lab.jobs import task_spec
     from grpo_lab.models import load_model
     from grpo_lab.tasks import get_task
 
     set_threads()
-    get_task(args.task)  # an unknown name fails here, before the (slower) model load
+    name, task_args, budget = task_spec(args.task, args.model if os.path.isdir(args.model) else None)
+    get_task(name, **task_args)  # an unknown name fails here, before the (slower) model load
     model, tok = load_model(args.model, device="cpu")
-    task = get_task(args.task, tokenizer=tok)  # GSM8K renders its prompts with the model's chat template
-    res = evaluate(model, tok, task, task.heldout(args.n, seed=args.seed))
-    print(f"accuracy: {res.accuracy:.3f}")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    task = get_task(name, tokenizer=tok, **task_args)  # a chat model gets the training prompt format (tasks.model_prompt)
+    problems = task.heldout_distinct(args.n, seed=args.seed)
+    res = evaluate(model, tok, task, problems, max_new_tokens=args.max_new_tokens or budget)
+    print(f"task: {task.describe()}  prompt: {'chat template' if task.chat else 'plain'}  "
+          f"max_new_tokens: {res.max_new_tokens}  mean length: {res.mean_length:.1f} tokens")
+    print(f"accuracy: {res.accuracy:.3f} +- {res.stderr:.3f} ({sum(res.correct)}/{res.n} different held-out problems)")
     return 0
 
 
@@ -77,7 +86,8 @@ def cmd_train(args) -> int:
         return 0
     from grpo_lab.jobs import run_train
 
-    run_train(args.backend, args.preset, init=args.init, steps=args.steps, out=args.out, progress=not args.no_progress)
+    run_train(args.backend, args.preset, init=args.init, steps=args.steps, out=args.out, progress=not args.no_progress,
+              seed=args.seed, compute_dtype=args.compute_dtype, eval_size=args.eval_size)
     return 0
 
 
@@ -95,16 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="held-out greedy accuracy of a model on a task")
     e.add_argument("--model", required=True, help="a save_pretrained folder (e.g. runs/demo/final), tiny:<size>, smollm2")
-    e.add_argument("--task", default="addition")
-    e.add_argument("--n", type=int, default=500)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--task", default=None, help="a task (addition, arithmetic, ...) or a preset whose task to use "
+                   "(cpu-smollm2); default: the task the model folder was trained on, else addition")
+    e.add_argument("--n", type=int, default=500, help="number of different held-out problems")
+    e.add_argument("--seed", type=int, default=0, help="which held-out problems (a different seed, fresh problems)")
+    e.add_argument("--max-new-tokens", type=int, default=None, help="completion budget (default: the task's or preset's)")
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="GRPO on a preset with either backend")
-    t.add_argument("--backend", choices=["grpo_lab", "trl"], default="grpo_lab")
+    t.add_argument("--backend", choices=["grpo_lab", "trl"], default=None, help="default: the preset's")
     t.add_argument("--preset")
     t.add_argument("--init", default=None, help="starting model folder (default: the preset's model)")
     t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's)")
+    t.add_argument("--compute-dtype", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="autocast dtype of the forward passes (default: the preset's); weights stay fp32")
+    t.add_argument("--eval-size", type=int, default=None, help="held-out problems (default: the preset's)")
     t.add_argument("--out", default=None)
     t.add_argument("--list-presets", action="store_true", help="print preset names, one a line")
     t.add_argument("--dry-run", action="store_true", help="print the plan and estimates; build and download nothing")

@@ -52,11 +52,27 @@ class EvalResult:
     strict_pass_at_k: float | None = None
     seconds: float = 0.0
     rows: list[dict] = field(default_factory=list, repr=False)
+    lengths: list[int] = field(default_factory=list, repr=False)
+    max_new_tokens: int = 0
+
+    @property
+    def mean_length(self) -> float:
+        """Mean greedy completion length in tokens (each completion re-tokenized, special tokens not counted)."""
+        return sum(self.lengths) / max(1, len(self.lengths))
+
+    @property
+    def stderr(self) -> float:
+        """Standard error of ``accuracy`` as a binomial proportion, ``sqrt(p (1 - p) / n)``: a difference between
+        two accuracies on different problem sets is noise below about twice this (per side)."""
+        return (self.accuracy * (1 - self.accuracy) / max(1, self.n)) ** 0.5
 
     def summary(self) -> dict:
         """The numbers, without the per-problem lists (what ``report.json`` keeps)."""
-        return {"n": self.n, "k": self.k, "accuracy": self.accuracy, "strict": self.strict, "pass_at_k": self.pass_at_k,
-                "majority_at_k": self.majority_at_k, "strict_pass_at_k": self.strict_pass_at_k,
+        return {"n": self.n, "k": self.k, "accuracy": self.accuracy, "stderr": round(self.stderr, 4),
+                "strict": self.strict, "pass_at_k": self.pass_at_k, "majority_at_k": self.majority_at_k,
+                "strict_pass_at_k": self.strict_pass_at_k, "max_new_tokens": self.max_new_tokens,
+                "mean_length": round(self.mean_length, 2),
+                "truncated": round(sum(n >= self.max_new_tokens for n in self.lengths) / max(1, self.n), 4),
                 "seconds": round(self.seconds, 2)}
 
     def __str__(self) -> str:
@@ -103,7 +119,9 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
     ``max_new_tokens`` None: ``max_answer_tokens(task)``. ``batch_size`` None: 512 prompts for completions of
     at most 32 tokens, else 32 (the KV cache grows with batch x length). ``strict`` None: computed when the
     task has a format-strict check (GSM8K). ``k >= 2``: also pass@k and majority@k over ``k`` samples at
-    ``temperature``, drawn with ``seed`` (deterministic for a given model, problems and seed).
+    ``temperature``, drawn with ``seed`` (deterministic for a given model, problems and seed). The result
+    also holds each greedy completion's length in tokens (``lengths``, ``mean_length``): under a tight budget a
+    gain can come from brevity alone (answers that used to run past the budget now fit).
     """
     t0 = time.perf_counter()
     problems = list(problems)
@@ -111,6 +129,7 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
     comps = rollout.greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
+    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
     correct = [task.check(p, c.strip()) for p, c in zip(problems, comps)]
     rows = [{"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
             for p, c, ok in zip(problems, comps, correct)]
@@ -132,4 +151,4 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
                      strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None)
     return EvalResult(_share(correct), len(problems), correct, comps, k=k if k >= 2 else 1,
                       strict=_share([r["strict"] for r in rows]) if strict else None,
-                      seconds=time.perf_counter() - t0, rows=rows, **extra)
+                      seconds=time.perf_counter() - t0, rows=rows, lengths=lengths, max_new_tokens=max_new_tokens, **extra)

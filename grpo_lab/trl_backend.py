@@ -20,8 +20,11 @@ Design notes:
   tokens and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config
   EOS); ``trl_args`` leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution
   is the plain tempered softmax that ``rollout.sample_groups`` draws from.
-- CPU: ``bf16`` only where the device supports it, ``use_cpu`` when the model sits on the CPU, no
-  reporting, no hub. One process, ``gradient_accumulation_steps=1`` and ``steps_per_generation=1``, so
+- Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer
+  autocasts each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on
+  the CPU, no reporting, no hub.
+- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (vLLM shares the
+  training process and GPU). vLLM is an optional extra; without it the run stops before TRL is built. One process, ``gradient_accumulation_steps=1`` and ``steps_per_generation=1``, so
   one optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
 - Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading
   ``model.config._name_or_path`` from disk. An in-memory model (a tiny model, an SFT warm start) is
@@ -106,11 +109,12 @@ def _model_device(model) -> torch.device:
 
 
 def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device) -> GRPOConfig:
-    """Refuse a configuration before TRL builds anything: unknown keys, ``num_generations < 2``, a batch not
-    divisible by ``num_generations``, an unknown loss type, ``bf16`` without a bf16 GPU, a reward function
-    with the wrong signature, ``dynamic_sampling``. Raises ``ConfigError`` naming the fix; returns the
-    parsed config. Same rules as ``trainer.validate_config`` (TRL raises most of these too, but later and
-    for bf16 with a message about ``use_cpu`` rather than the knob to change).
+    """Refuse a configuration before TRL builds anything: unknown keys (TRL's own ``bf16``/``fp16`` flags
+    included: the setting is ``compute_dtype``), ``num_generations < 2``, a batch not divisible by
+    ``num_generations``, an unknown loss type, a ``compute_dtype`` the device cannot run (bf16 on a GPU
+    without native support), a reward function with the wrong signature, ``dynamic_sampling``. Raises
+    ``ConfigError`` naming the fix; returns the parsed config. Same rules as ``trainer.validate_config``
+    (TRL raises most of these too, but later and with messages about its own internals).
     """
     from grpo_lab.trainer import validate_config
 
@@ -122,7 +126,24 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
     return cfg
 
 
-def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True):
+def vllm_kwargs(use_vllm: bool) -> dict:
+    """TRL's vLLM switches: ``use_vllm=True, vllm_mode="colocate"`` when asked, else ``{}``.
+
+    Raises ``ConfigError`` naming ``pip install "grpo-lab[vllm]"`` when vllm is not installed, before TRL
+    builds anything (TRL would fail later, mid-setup).
+    """
+    import importlib.util
+
+    if not use_vllm:
+        return {}
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError('runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
+                          '(a CUDA GPU is needed), or set use_vllm to False to generate with transformers')
+    return {"use_vllm": True, "vllm_mode": "colocate"}
+
+
+def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True,
+             use_vllm: bool = False):
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
     ``lr_scheduler_type="constant"`` with warmup becomes ``constant_with_warmup`` (HF's plain constant
@@ -131,7 +152,8 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
     optimisation as ``trainer.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
     same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
     (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
-    ``learning_rate`` (1e-6), ``max_completion_length`` (512).
+    ``learning_rate`` (1e-6), ``max_completion_length`` (512). ``compute_dtype`` becomes ``bf16``/``fp16``
+    (both False for fp32); ``use_vllm`` adds ``vllm_kwargs``.
     """
     from trl import GRPOConfig as TRLConfig
 
@@ -159,7 +181,7 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
             max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
             top_k=cfg.top_k or 0, top_p=1.0, min_p=None, repetition_penalty=1.0,
             # machine and bookkeeping
-            bf16=cfg.bf16, use_cpu=device.type == "cpu", report_to=[], push_to_hub=False,
+            bf16=cfg.compute_dtype == "bf16", fp16=cfg.compute_dtype == "fp16", use_cpu=device.type == "cpu", report_to=[], push_to_hub=False,
             logging_steps=1, disable_tqdm=not progress, log_completions=False,
             save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
             disable_dropout=True, shuffle_dataset=True,
@@ -167,6 +189,7 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
             # that recomputes the forward pass in backward); the from-scratch trainer does not, and a tiny model
             # needs no saving, so the two runs do the same work.
             gradient_checkpointing=False,
+            **vllm_kwargs(use_vllm),
         )
 
 
@@ -238,7 +261,7 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
     old_name = model.config._name_or_path
     ref_dir = None
     try:
-        if beta > 0:
+        if beta > 0 and not hasattr(model, "disable_adapter"):  # a peft model's reference is itself, adapters off
             ref_dir = tempfile.mkdtemp(prefix="grpo_lab_trl_ref_")
             model.save_pretrained(ref_dir)
             model.config._name_or_path = ref_dir
@@ -283,9 +306,13 @@ def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, c
     funcs = [trl_reward(task)] if reward_funcs is None else (
         list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
     device = _model_device(model)
-    cfg = validate(preset.grpo, funcs, device)
+    rt = getattr(preset, "runtime", {}) or {}
+    knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
+    cfg = validate(knobs, funcs, device)
+    vllm_kwargs(bool(rt.get("use_vllm")))  # a missing vllm is named before anything is built
     try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        args = trl_args(preset.grpo, out / "checkpoints", device=device, progress=progress)
+        args = trl_args(knobs, out / "checkpoints", device=device, progress=progress,
+                        use_vllm=bool(rt.get("use_vllm")))
     except ValueError as e:
         raise ConfigError(f"TRL rejected the configuration: {e}") from None
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))

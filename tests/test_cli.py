@@ -77,3 +77,37 @@ def test_debug_shows_the_traceback_of_a_project_error(flag, env):
     r = run(*flag, "train", "--preset", "no-such-preset", "--dry-run", env_extra=env)
     assert r.returncode == 1
     assert "Traceback" in r.stderr and "UnknownNameError: unknown preset 'no-such-preset'" in r.stderr
+
+
+def test_train_maps_seed_and_compute_dtype_for_every_preset(monkeypatch):
+    from grpo_lab import jobs
+
+    seen = {}
+    monkeypatch.setattr(jobs, "run_train", lambda *a, **kw: seen.update(kw, args=a))
+    assert cli.main(["train", "--preset", "cpu-addition", "--compute-dtype", "bf16", "--seed", "3"]) == 0
+    assert seen["compute_dtype"] == "bf16" and seen["seed"] == 3 and seen["args"][0] is None  # the preset's backend
+
+
+def test_train_refuses_a_compute_dtype_the_device_cannot_run_in_one_line(monkeypatch, capsys):
+    from grpo_lab import jobs
+    from grpo_lab.models import build_tiny_model
+
+    model, tok = build_tiny_model("nano")
+    monkeypatch.setattr(jobs, "load_for_preset", lambda preset, name=None: (model.to("meta"), tok))
+    assert cli.main(["train", "--preset", "cpu-addition", "--compute-dtype", "bf16", "--out", "/tmp/unused-grpo-lab"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("grpo-lab: error: compute_dtype='bf16'")
+
+
+def test_eval_uses_a_presets_task_and_reports_the_prompt_format(tmp_path):
+    from grpo_lab.models import build_tiny_model
+
+    model, tok = build_tiny_model("nano")
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    r = run("eval", "--model", str(tmp_path / "m"), "--task", "cpu-smollm2", "--n", "6", "--seed", "1",
+            "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    head, last = r.stdout.strip().splitlines()[-2:]
+    assert "arithmetic(max_terms=2, hi=10)" in head and "prompt: plain" in head and "max_new_tokens: 4" in head
+    assert last.startswith("accuracy: ") and "/6 different held-out problems" in last

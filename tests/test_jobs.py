@@ -2,7 +2,9 @@
 
 import json
 
-from grpo_lab import presets
+import pytest
+
+from grpo_lab import jobs, presets
 from grpo_lab.jobs import run_demo
 
 
@@ -28,3 +30,69 @@ def test_demo_writes_models_plot_and_report(tmp_path):
         assert key in saved, key
     assert len(saved["history"]) == 4 and all("reward" in r and "frac_reward_zero_std" in r for r in saved["history"])
     assert 0.0 <= saved["accuracy_before"] <= 1.0 and 0.0 <= saved["accuracy_after"] <= 1.0
+
+
+def _toy_arithmetic(name="test-toy-train"):
+    base = presets.get_preset("cpu-smollm2")
+    return presets.register(presets.Preset(
+        name=name, description="cpu-smollm2's recipe on a tiny char model", model="tiny:nano", task="arithmetic",
+        task_args=dict(base.task_args), eval_size=12,
+        grpo={**base.grpo, "max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4,
+              "max_completion_length": 4},
+        runtime={**base.runtime, "eval_max_new_tokens": 4, "baseline_max_new_tokens": 8},
+    ))
+
+
+def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(tmp_path):
+    _toy_arithmetic()
+    try:
+        rep = jobs.run_train(preset_name="test-toy-train", out=tmp_path, seed=3, progress=False)
+    finally:
+        presets.PRESETS.pop("test-toy-train")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    for key in ("task", "accuracy_before", "accuracy_before_at_cap", "accuracy_after", "accuracy_after_generous",
+                "n_heldout", "seconds_train", "mean_length_before", "mean_length_after", "samples", "seed", "machine"):
+        assert key in saved, key
+    assert saved["task"] == "arithmetic(max_terms=2, hi=10)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
+    assert saved["before"]["max_new_tokens"] == 8 and saved["before_at_cap"]["max_new_tokens"] == 4  # generous vs cap
+    assert saved["accuracy_before"] == saved["before"]["accuracy"] and saved["after"]["max_new_tokens"] == 4
+    assert saved["n_heldout"] == 12 == saved["before"]["n"]
+    assert {"threads", "torch", "cpu"} <= set(saved["machine"]) and saved["backend"] == "grpo_lab"
+    assert len(saved["samples"]) == 3 and "before_generous" in saved["samples"][0]
+    assert saved["system_prompt"] is None  # a char model keeps the bare prompt
+    assert json.loads((tmp_path / "final" / jobs.TASK_FILE).read_text())["task_args"]["max_terms"] == 2
+    assert rep["status"] == "done"
+
+
+def test_report_is_on_disk_before_training_and_survives_a_crash(tmp_path, monkeypatch):
+    _toy_arithmetic("test-toy-crash")
+
+    def crash(*a, **kw):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(jobs, "train_preset", crash)
+    try:
+        with pytest.raises(RuntimeError, match="power cut"):
+            jobs.run_train(preset_name="test-toy-crash", out=tmp_path, progress=False)
+    finally:
+        presets.PRESETS.pop("test-toy-crash")
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["status"] == "evaluated-before" and 0.0 <= saved["accuracy_before"] <= 1.0
+
+
+def test_a_compute_dtype_the_device_cannot_run_fails_before_any_evaluation(tmp_path, monkeypatch):
+    from grpo_lab.models import build_tiny_model
+    from grpo_lab.trainer import ConfigError
+
+    model, tok = build_tiny_model("nano")
+    monkeypatch.setattr(jobs, "evaluate_preset", lambda *a, **kw: pytest.fail("evaluated before refusing"))
+    with pytest.raises(ConfigError, match="bf16"):
+        jobs.run_train(preset_name="cpu-addition", out=tmp_path, compute_dtype="bf16", progress=False,
+                       model_tok=(model.to("meta"), tok))  # bf16 is refused off CUDA and the CPU
+
+
+def test_task_spec_from_a_preset_a_task_or_a_trained_folder(tmp_path):
+    assert jobs.task_spec("cpu-smollm2")[:2] == ("arithmetic", presets.get_preset("cpu-smollm2").task_args)
+    assert jobs.task_spec("countdown") == ("countdown", {}, None)
+    (tmp_path / jobs.TASK_FILE).write_text(json.dumps({"task": "arithmetic", "task_args": {"hi": 5}, "eval_max_new_tokens": 7}))
+    assert jobs.task_spec(None, tmp_path) == ("arithmetic", {"hi": 5}, 7)

@@ -99,7 +99,7 @@ def test_prompt_formats():
         tasks.format_prompt(p, style="chat")
 
 
-def test_registry_is_static_and_passes_the_tokenizer_only_to_chat_tasks():
+def test_registry_is_static_and_renders_chat_prompts_only_for_chat_tokenizers():
     import subprocess
     import sys
 
@@ -111,5 +111,35 @@ def test_registry_is_static_and_passes_the_tokenizer_only_to_chat_tasks():
 
     tok = build_char_tokenizer()
     assert tasks.get_task("addition", tokenizer=tok).train(1)[0].prompt.endswith("=")  # plain prompts, tokenizer ignored
-    g = tasks.get_task("gsm8k", tokenizer=tok)
-    assert g.tokenizer is tok and g.heldout(1)[0].prompt.startswith(tasks.DEFAULT_SYSTEM)
+    g = tasks.get_task("gsm8k", tokenizer=tok)  # a char tokenizer's trivial template marks no roles: bare question
+    assert g.tokenizer is tok and not g.chat and g.heldout(1)[0].prompt == g.heldout(1)[0].question
+
+
+class _ChatTok:
+    """A stand-in chat tokenizer: a role-aware template, rendered by hand."""
+
+    chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def test_chat_tokenizer_renders_one_prompt_for_training_and_evaluation_and_checks_leniently():
+    t = tasks.get_task("arithmetic", tokenizer=_ChatTok(), max_terms=2, hi=10)
+    p = t.heldout(1)[0]
+    assert t.chat and p.prompt == tasks.model_prompt(p, _ChatTok(), tasks.ANSWER_ONLY_SYSTEM)
+    assert p.prompt.startswith("<system>" + tasks.ANSWER_ONLY_SYSTEM) and p.question in p.prompt
+    assert t.train(1)[0].prompt.startswith("<system>")  # the trainer's problems: the same rendering
+    plain = tasks.get_task("arithmetic", max_terms=2, hi=10)
+    assert [t.key(q) for q in t.heldout(5)] == [q.prompt for q in plain.heldout(5)]  # same split, same problems
+    assert t.check(p, f"The result is:\n#### {p.answer}") and not plain.check(p, f"#### {p.answer}")
+    assert t.extract(f"#### {p.answer}") == p.answer
+    custom = tasks.get_task("arithmetic", tokenizer=_ChatTok(), system="Be brief.")
+    assert custom.heldout(1)[0].prompt.startswith("<system>Be brief.")
+
+
+def test_heldout_distinct_returns_different_problems_and_no_more_than_exist():
+    t = tasks.get_task("arithmetic", max_terms=2, hi=10)
+    got = t.heldout_distinct(1000, seed=0)
+    assert len({p.prompt for p in got}) == len(got) < 150  # 11 x 3 x 11 expressions, a fifth held out
+    assert len(t.heldout_distinct(20, seed=0)) == 20

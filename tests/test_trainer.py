@@ -92,7 +92,7 @@ def test_learning_rate_follows_the_transformers_schedule(kind, warmup, factors):
     (dict(num_generations=1), "num_generations"),
     (dict(num_generations=8, per_device_train_batch_size=12), "divisible|multiple"),
     (dict(loss_type="ppo"), "loss_type"),
-    (dict(bf16=True), "bf16"),
+    (dict(compute_dtype="float16"), "compute_dtype"),
     (dict(temperature=0.0), "temperature"),
 ])
 def test_bad_configs_fail_before_training(kwargs, match):
@@ -134,3 +134,26 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
     assert [r["reward"] for r in resumed.history] == [r["reward"] for r in full.history]
+
+
+def test_old_logps_come_from_a_policy_forward_not_from_decoding(monkeypatch):
+    """With num_iterations > 1 the ratio's denominator is the policy's own forward before the first update
+    (as TRL recomputes ``old_per_token_logps``), so the decoding-time log-probs do not enter the update."""
+    import grpo_lab.trainer as trainer_mod
+
+    cfg = GRPOConfig(learning_rate=3e-3, num_generations=4, per_device_train_batch_size=16, max_completion_length=4,
+                     max_steps=2, num_iterations=3, seed=2)
+    plain = _trainer(cfg, reward=length)
+    plain.train(progress=False)
+    real = trainer_mod.sample_groups
+
+    def noisy_decoding(*a, **k):  # as if decoding had run in a much lower precision
+        r = real(*a, **k)
+        r.logps = r.logps + 0.5 * torch.randn(r.logps.shape, generator=torch.Generator().manual_seed(0))
+        return r
+
+    monkeypatch.setattr(trainer_mod, "sample_groups", noisy_decoding)
+    noisy = _trainer(cfg, reward=length)
+    noisy.train(progress=False)
+    for a, b in zip(plain.model.parameters(), noisy.model.parameters()):
+        assert torch.equal(a, b)

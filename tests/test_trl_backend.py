@@ -98,7 +98,8 @@ def test_knobs_map_one_to_one():
 
 
 @pytest.mark.parametrize("over, match", [
-    ({"bf16": True}, "bf16"),
+    ({"bf16": True}, "compute_dtype"),
+    ({"compute_dtype": "fp8"}, "compute_dtype"),
     ({"num_generations": 1}, "num_generations"),
     ({"per_device_train_batch_size": 10, "num_generations": 4}, "multiple of 4"),
     ({"loss_type": "ppo"}, "loss_type"),
@@ -125,3 +126,27 @@ def test_bad_reward_signature_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="completions"):
         train_with_trl(model, tok, small_preset(), tmp_path, progress=False,
                        reward_funcs=[lambda texts, **kw: [0.0] * len(texts)])
+
+
+@pytest.mark.parametrize("dtype,flags", [("fp32", (False, False)), ("bf16", (True, False)), ("fp16", (False, True))])
+def test_compute_dtype_maps_to_trls_precision_flags(dtype, flags):
+    a = trl_args({**small_preset().grpo, "compute_dtype": dtype}, "/tmp/unused", device="cpu", progress=False)
+    assert (a.bf16, a.fp16) == flags
+
+
+def test_vllm_is_requested_in_colocate_mode_or_named_when_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    from grpo_lab import trl_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    p = small_preset()
+    p.runtime = {**p.runtime, "use_vllm": True}
+    model, tok = build_tiny_model("nano", seed=0)
+    with pytest.raises(ConfigError, match=r'pip install "grpo-lab\[vllm\]"'):
+        train_with_trl(model, tok, p, tmp_path, progress=False)
+    assert not (tmp_path / "final").exists()
+    assert trl_backend.vllm_kwargs(False) == {}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    assert trl_backend.vllm_kwargs(True) == {"use_vllm": True, "vllm_mode": "colocate"}

@@ -2,14 +2,21 @@
 
 - ``pick_device``: CUDA, then Apple MPS, then the CPU (``GRPO_LAB_DEVICE`` overrides).
 - ``pick_dtype``: bf16 where the GPU supports it natively (Ampere+), fp16 on older GPUs (a T4), fp32 elsewhere.
-- ``autocast_for``: the mixed-precision context of a preset's ``runtime`` (fp32 master weights, fp16/bf16
-  matmuls) on CUDA, a no-op elsewhere.
+- Mixed precision for a trainer (``compute_dtype`` "fp32" | "bf16" | "fp16"): ``compute_dtype_problem`` says
+  why a compute dtype cannot run on a device, ``autocast`` opens one fresh autocast region (to be used
+  around one forward pass, never around an optimizer step), ``grad_scaler`` makes fp16's loss scaler.
+
+Why autocast goes around each forward and not around a whole run: ``torch.autocast`` caches the
+low-precision copy of every weight it casts until the outermost autocast region exits. An optimizer step
+taken inside a long-lived region updates the fp32 weights, but later forwards in the same region keep
+reading the cached copies of the old ones (PyTorch AMP docs, "Autocasting"; reproduced on a CPU in bf16).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import torch
 
@@ -44,9 +51,12 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def bf16_supported(device: str | torch.device) -> bool:
-    """bfloat16 is worth using only on CUDA GPUs that support it natively (Ampere and newer; not the T4)."""
+    """bfloat16 is worth using only on CUDA GPUs that support it natively: compute capability >= 8 (Ampere and
+    newer). ``torch.cuda.is_bf16_supported()`` counts emulation and says yes on a T4 (7.5), where it is slow."""
     device = torch.device(device)
-    return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def pick_dtype(device: str | torch.device) -> torch.dtype:
@@ -57,16 +67,58 @@ def pick_dtype(device: str | torch.device) -> torch.dtype:
     return torch.float32
 
 
-def autocast_for(model, runtime: dict):
-    """Mixed precision for the from-scratch trainer on a GPU: fp32 master weights, ``runtime["compute_dtype"]``
-    matmuls (``torch.autocast``, Micikevicius et al., arXiv 1710.03740); a null context on the CPU, without a
-    ``compute_dtype``, or when it equals the storage ``dtype``.
+COMPUTE_DTYPES = ("fp32", "bf16", "fp16")
 
-    No loss scaling: the from-scratch trainer calls ``backward`` itself. With fp16 (T4) tiny gradients can
-    underflow; the TRL backend (HF Trainer's GradScaler) is the safer choice there.
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises bfloat16 instructions (AVX512-BF16 or AMX-BF16, Linux ``/proc/cpuinfo``).
+
+    Without them PyTorch still runs bf16 on the CPU, but by converting to fp32 and back, usually slower than
+    plain fp32.
     """
-    device = next(model.parameters()).device
-    comp, store = runtime.get("compute_dtype"), runtime.get("dtype", "fp32")
-    if device.type != "cuda" or not comp or comp == store:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_dtype_problem(device: str | torch.device, compute_dtype: str) -> str | None:
+    """Why ``compute_dtype`` cannot train on ``device`` (a one-line fix), or None when it can.
+
+    - ``fp32``: everywhere. ``fp16``: CUDA, the CPU and MPS (with a loss scaler, ``grad_scaler``).
+    - ``bf16``: on CUDA only with native support (``bf16_supported``: compute capability >= 8; a T4 emulates
+      it); on the CPU allowed (``torch.autocast("cpu")`` supports it; slow without AVX512-BF16/AMX); not on MPS.
+    """
+    device = torch.device(device)
+    if compute_dtype not in COMPUTE_DTYPES:
+        return f"compute_dtype={compute_dtype!r}: use one of {COMPUTE_DTYPES}"
+    if compute_dtype == "bf16" and device.type == "cuda" and not bf16_supported(device):
+        return ("compute_dtype='bf16' needs a GPU with native bfloat16 (compute capability >= 8, Ampere or newer); "
+                "this GPU emulates it: use compute_dtype='fp16' (loss-scaled) or 'fp32'")
+    if compute_dtype == "bf16" and device.type not in ("cuda", "cpu"):
+        return f"compute_dtype='bf16' is not supported on {device.type}: use 'fp16' or 'fp32'"
+    return None
+
+
+def autocast(device: str | torch.device, compute_dtype: str):
+    """A fresh mixed-precision region: fp32 master weights, ``compute_dtype`` matmuls (``torch.autocast``;
+    Micikevicius et al., "Mixed Precision Training", arXiv 1710.03740); a null context for ``fp32``.
+
+    Contract: wrap one forward pass (a rollout, a loss forward, a reference forward) and leave the region
+    before ``optimizer.step()``, so the next region casts the updated weights (module docstring).
+    """
+    if compute_dtype == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=getattr(torch, TORCH_DTYPES[comp]))
+    return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, TORCH_DTYPES[compute_dtype]))
+
+
+def grad_scaler(device: str | torch.device, compute_dtype: str):
+    """``torch.amp.GradScaler`` for fp16 (its 5-bit exponent underflows small gradients; the scaler multiplies
+    the loss, unscales before clipping, and skips a step whose gradients overflowed), else None.
+
+    bf16 has fp32's exponent range and needs no scaling (HF Trainer and TRL scale fp16 only, too).
+    """
+    if compute_dtype != "fp16":
+        return None
+    return torch.amp.GradScaler(torch.device(device).type)

@@ -9,15 +9,22 @@ Design notes:
   the gold answer as a string; ``Task.check`` decides correctness, so Countdown (many right answers),
   arithmetic (one) and GSM8K (equivalence of a final answer in free text) share one interface, and so do
   the trainers, the reward and ``evaluation.evaluate``.
+- A task given a chat model's tokenizer (``get_task(name, tokenizer=...)``) hands out problems whose
+  ``prompt`` is already ``prompts.model_prompt`` of them (system prompt + question in the model's chat
+  template); the plain prompt stays in ``meta["plain_prompt"]`` and keeps deciding the split. Its answers
+  are then free text, so ``check`` is the lenient verifier ``rewards.is_correct`` (the final ``#### x``, or
+  the last number, equal to the gold answer) instead of an exact string match.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from grpo_lab.errors import GrpoLabError
+from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, DatasetFormatError, is_chat_tokenizer, model_prompt
+
+__all__ = ["DatasetFormatError", "Problem", "Task", "is_heldout_key"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +43,6 @@ class Problem:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-class DatasetFormatError(ValueError, GrpoLabError):
-    """A dataset row is malformed; the message names the row and the fix."""
-
-
 def _bucket(key: str, n: int = 5) -> int:
     """A stable hash bucket (independent of PYTHONHASHSEED) used to split a problem space."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % n
@@ -55,18 +58,43 @@ class Task:
 
     name = "task"
     has_strict_check = False  # True where check_strict (a format-demanding check) exists
-    chat_prompts = False  # True where prompts are rendered with a tokenizer's chat template (get_task passes it)
+    tokenizer = None  # set by get_task: a chat tokenizer makes every prompt a rendered chat (module docstring)
+    system: str | None = ANSWER_ONLY_SYSTEM  # the system prompt of chat-rendered prompts
+
+    @property
+    def chat(self) -> bool:
+        """True when this task's prompts are rendered for a chat model (``prompts.is_chat_tokenizer``)."""
+        return is_chat_tokenizer(self.tokenizer)
+
+    def render(self, problem: Problem) -> Problem:
+        """``problem`` with ``prompt`` = ``prompts.model_prompt(problem, self.tokenizer, self.system)``: unchanged
+        for a plain model; for a chat model the rendered chat, the plain prompt kept in ``meta["plain_prompt"]``."""
+        if not self.chat or "plain_prompt" in problem.meta:
+            return problem
+        return replace(problem, prompt=model_prompt(problem, self.tokenizer, self.system),
+                       meta={**problem.meta, "plain_prompt": problem.prompt})
+
+    def describe(self) -> str:
+        """The task with its settings, e.g. ``arithmetic(max_terms=2, hi=10)``, for reports."""
+        args = ", ".join(f"{k}={v}" for k, v in vars(self).items()
+                         if isinstance(v, (int, float, str)) and k not in ("system", "source", "where"))
+        return f"{self.name}({args})"
 
     def key(self, problem: Problem) -> str:
-        return problem.prompt
+        return problem.meta.get("plain_prompt", problem.prompt)
 
     def _random_problem(self, rng: random.Random) -> Problem:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def check(self, problem: Problem, answer: str | None) -> bool:
-        """True if ``answer`` (a completion, or None) is correct for ``problem``: here, exactly the gold string."""
+        """True if ``answer`` (a completion, or None) is correct for ``problem``: for a plain model exactly the
+        gold string; for a chat model ``rewards.is_correct`` (its final answer equals the gold one)."""
         if answer is None:
             return False
+        if self.chat:
+            from grpo_lab.rewards import is_correct
+
+            return is_correct(answer, problem.answer)
         return answer.strip() == problem.answer
 
     def check_strict(self, problem: Problem, completion: str) -> bool:
@@ -77,8 +105,12 @@ class Task:
         """The answer a completion states, for voting over samples (``evaluation.evaluate`` with ``k``).
 
         Char-level tasks answer with the bare completion (``"47"``), so it is the stripped text (None when
-        empty); tasks whose completions hold reasoning override this.
+        empty); a chat model's free text goes through ``rewards.extract_answer`` (``#### x``, else the last number).
         """
+        if self.chat:
+            from grpo_lab.rewards import extract_answer
+
+            return extract_answer(completion)
         text = completion.strip()
         return text or None
 
@@ -94,10 +126,24 @@ class Task:
             p = self._random_problem(rng)
             tries += 1
             if is_heldout_key(self.key(p)) == want_heldout:
-                out.append(p)
+                out.append(self.render(p))
             if tries > 200 * (n + 10):
                 raise RuntimeError(f"{self.name}: could not draw {n} {split} problems")
         return out
+
+    def heldout_distinct(self, n: int, seed: int = 0) -> list[Problem]:
+        """Up to ``n`` DIFFERENT held-out problems (``heldout`` draws with replacement), reproducible by ``seed``.
+
+        Fewer come back when the held-out part of the problem space is smaller (2-term arithmetic over 0..10
+        has about 80): a score over repeated problems would claim a precision it does not have, so callers
+        report ``len()`` of what they got as the number of problems evaluated.
+        """
+        seen: dict[str, Problem] = {}
+        for p in self.sample(max(200, 30 * n), seed=seed, split="test"):
+            seen.setdefault(self.key(p), p)
+            if len(seen) >= n:
+                break
+        return list(seen.values())
 
     def train(self, n: int, seed: int = 0) -> list[Problem]:
         return self.sample(n, seed, "train")

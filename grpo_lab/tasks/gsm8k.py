@@ -18,7 +18,7 @@ from typing import Iterable
 
 from grpo_lab.errors import MissingDataError
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
-from grpo_lab.tasks.prompts import DEFAULT_SYSTEM, format_prompt
+from grpo_lab.tasks.prompts import DEFAULT_SYSTEM
 
 GSM8K_HUB = ("openai/gsm8k", "main")
 
@@ -127,7 +127,6 @@ class GSM8KTask(Task):
 
     name = "gsm8k"
     has_strict_check = True
-    chat_prompts = True
 
     def __init__(self, tokenizer=None, source: str | Path = "auto", n_heldout: int = 1000, limit: int | None = None,
                  system: str | None = DEFAULT_SYSTEM):
@@ -151,12 +150,9 @@ class GSM8KTask(Task):
         return self._rows
 
     def to_problem(self, row: dict) -> Problem:
-        """A ``Problem`` from a row: the chat-formatted prompt when the tokenizer has a template, else the question."""
-        if self.tokenizer is not None and getattr(self.tokenizer, "chat_template", None):
-            prompt = format_prompt(row, "chat", self.tokenizer, system=self.system)
-        else:
-            prompt = row["question"]
-        return Problem(prompt, row["question"], row["answer"], {"solution": row.get("solution", "")})
+        """A ``Problem`` from a row, its prompt rendered by ``Task.render`` (``prompts.model_prompt``): the chat
+        template for a chat model's tokenizer, else the bare question."""
+        return self.render(Problem(row["question"], row["question"], row["answer"], {"solution": row.get("solution", "")}))
 
     def key(self, problem: Problem) -> str:
         return problem.question

@@ -11,16 +11,19 @@ TASKS: dict[str, type[Task]] = {"addition": AdditionTask, "arithmetic": MixedAri
                                 "gsm8k": GSM8KTask}
 
 
-def get_task(name: str, tokenizer=None, **kwargs) -> Task:
+def get_task(name: str, tokenizer=None, system: str | None = None, **kwargs) -> Task:
     """A task by name (``addition``, ``arithmetic``, ``countdown``, ``gsm8k``), built with ``kwargs``.
 
-    ``tokenizer`` goes to tasks whose prompts are rendered with a chat template (``chat_prompts``: GSM8K); the
-    char-level tasks ignore it, since their prompt is the raw string a char model continues. An unknown name
-    raises ``UnknownNameError`` (a ``KeyError``) naming the choices.
+    ``tokenizer``: the model's tokenizer. A chat model's (``prompts.is_chat_tokenizer``) makes every problem's
+    prompt ``prompts.model_prompt`` of it, with ``system`` (default: the task's own, ``DEFAULT_SYSTEM`` for
+    GSM8K and ``ANSWER_ONLY_SYSTEM`` for the others), and its answers free text checked leniently
+    (``Task.check``); a char-level tokenizer changes nothing. An unknown name raises ``UnknownNameError`` (a ``KeyError``)
+    naming the choices.
     """
     if name not in TASKS:
         raise UnknownNameError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    cls = TASKS[name]
-    if tokenizer is not None and cls.chat_prompts:
-        kwargs["tokenizer"] = tokenizer
-    return cls(**kwargs)
+    task = TASKS[name](**kwargs)
+    task.tokenizer = tokenizer
+    if system is not None:
+        task.system = system
+    return task

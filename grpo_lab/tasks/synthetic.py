@@ -54,7 +54,7 @@ class AdditionTask(Task):
             for b in range(self.lo, self.hi + 1):
                 p = self.make(a, b)
                 if is_heldout_key(p.prompt) == (split == "test"):
-                    out.append(p)
+                    out.append(self.render(p))
         return out
 
 
@@ -110,7 +110,8 @@ class CountdownTask(Task):
         number at most once and equals the target exactly (``Fraction`` arithmetic, so ``7/2*2`` is 7).
 
         At most ``MAX_ANSWER_CHARS`` characters, ASCII digits only (``\\d`` would also accept other scripts'
-        digits, which ``int`` reads but the model was never shown); evaluated by ``arith_value``, never ``eval``.
+        digits, which ``int`` reads but the model was never shown); evaluated by ``arith_value``, never ``eval``. A chat model's reply is not parsed for an expression: Countdown
+        is a char-level task here.
         """
         if not answer or len(answer) > self.MAX_ANSWER_CHARS or not _COUNTDOWN_RE.fullmatch(answer):
             return False
