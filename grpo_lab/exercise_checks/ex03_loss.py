@@ -1,8 +1,12 @@
-"""Notebook 03: the clipped per-token GRPO loss with its aggregation, graded against ``grpo_lab.grpo.grpo_loss``.
+"""Notebook 03: the clipped per-token GRPO loss with its aggregation, and the k3 KL estimator.
 
-The student writes ``fn(logps, old_logps, advantages, completion_mask, epsilon=0.2, epsilon_high=None,
-loss_type="dapo", max_completion_length=None) -> scalar tensor`` (no KL term: beta = 0). Inputs are float64,
-masks ragged (with an empty completion), and ratios leave the clip range so the clip matters.
+- ``03-clipped-loss``: ``fn(logps, old_logps, advantages, completion_mask, epsilon=0.2, epsilon_high=None,
+  loss_type="dapo", max_completion_length=None) -> scalar tensor`` (no KL term: beta = 0), graded against
+  ``grpo_lab.grpo.grpo_loss`` and hand values. Inputs are float64, masks ragged (with an empty completion), and
+  ratios leave the clip range so the clip matters.
+- ``03-k3-kl``: ``fn(logps, ref_logps) -> Tensor``, elementwise ``exp(d) - d - 1`` with ``d = ref_logps - logps``
+  clamped at 20 (Schulman, "Approximating KL divergence"), graded against stored values and the identity
+  ``sum_v pi(v) k3(v) = KL(pi || pi_ref)``.
 """
 
 import math
