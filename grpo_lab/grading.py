@@ -8,16 +8,24 @@ How exercises work (the CS336 model: small, sharply specified functions graded a
   the same indentation, so the student's notebook runs up to the first call of an unfinished function.
 - Checks live in ``grpo_lab/exercise_checks/*.py``, registered with ``@exercise_test("<id>")``. Each test
   receives the student's callable and asserts; a failing test's hint is printed.
+- An exercise that reimplements a library function names it in ``forbid=`` (``"grpo_lab.grpo.group_advantages"``).
+  Before any test runs, ``check`` refuses the library's own function, a wrapper of it (lambda, ``partial``,
+  ``functools.wraps``) and any function whose code calls a forbidden name
+  (``grpo_lab.exercise_checks._own_work``): a value check cannot tell copying from understanding.
+- Concept questions (``concept_questions("<id>", [...])``) are graded from a dict of answers,
+  ``check("03-concepts", {"q1": "b", ...})``: multiple choice or numeric, with an explanation per wrong answer.
 - ``check`` runs the tests in the student's kernel (they are the student's own functions) with a time
   limit per test (``grpo_lab.deadline.Deadline``: a ``SIGALRM`` timer in the main thread, else a line-tracing
-  clock), so an infinite loop becomes a failed test instead of a hung kernel. It never raises unless ``GRPO_LAB_STRICT_CHECKS=1`` (CI sets it
-  for the solution notebooks), works offline and in Colab, and returns a ``CheckReport``.
+  clock), so an infinite loop becomes a failed test instead of a hung kernel. It never raises unless
+  ``GRPO_LAB_STRICT_CHECKS=1`` (the test suite sets it when it executes the solution notebooks), works
+  offline and in Colab, and returns a ``CheckReport``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib
 import json
 import os
@@ -26,9 +34,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from grpo_lab.deadline import Deadline
+from grpo_lab.exercise_checks._own_work import library_use
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB_MESSAGE = "not implemented yet: replace this line with your solution"
@@ -49,29 +58,94 @@ class ExerciseTest:
 
 @dataclass
 class Exercise:
+    """One exercise: its tests in order, the library names it forbids (short name -> library path), and its
+    kind: ``"function"`` (graded by calling the student's function) or ``"concepts"`` (a dict of answers)."""
+
     id: str
     title: str = ""
     tests: list[ExerciseTest] = field(default_factory=list)
+    forbidden: dict[str, str] = field(default_factory=dict)
+    kind: str = "function"
+    questions: list = field(default_factory=list)
 
 
 _REGISTRY: dict[str, Exercise] = {}
 _LOADED = False
 
 
-def exercise_test(exercise_id: str, hint: str = "", time_limit_s: float = DEFAULT_TIME_LIMIT_S, title: str = ""):
+def exercise_test(exercise_id: str, hint: str = "", time_limit_s: float = DEFAULT_TIME_LIMIT_S, title: str = "",
+                  forbid: tuple[str, ...] = ()):
     """Register a test for ``exercise_id``. The test is ``fn(student_fn) -> None`` and fails by raising.
 
-    Tests run in the order they are defined; ``hint`` is shown when the test fails.
+    Tests run in the order they are defined; ``hint`` is shown when the test fails. ``forbid``: library paths
+    (``"grpo_lab.grpo.group_advantages"``) that the exercise asks the student to write, so neither passing them
+    nor calling them counts; the last dotted part is the name looked for in the student's code (a label such
+    as ``"model.generate"`` forbids an attribute of that name).
     """
 
     def deco(fn):
         ex = _REGISTRY.setdefault(exercise_id, Exercise(exercise_id, title))
         if title and not ex.title:
             ex.title = title
+        for path in forbid:  # two paths with one short name (a library function, a method) share the entry
+            short = path.rsplit(".", 1)[-1]
+            ex.forbidden[short] = path if short not in ex.forbidden else f"{ex.forbidden[short]} or {path}"
         ex.tests.append(ExerciseTest(fn.__name__.removeprefix("test_").replace("_", " "), fn, hint, time_limit_s))
         return fn
 
     return deco
+
+
+@dataclass
+class Question:
+    """A concept question. ``text`` (markdown) and, for multiple choice, ``options`` (letter -> text);
+    ``answer``: the right letter, or a number accepted within ``tolerance`` (absolute) when there are no
+    options. ``why`` is printed when the student's answer is wrong: it explains the concept, so a wrong
+    answer still teaches."""
+
+    key: str
+    text: str
+    answer: str | float
+    why: str
+    options: dict[str, str] = field(default_factory=dict)
+    tolerance: float = 1e-6
+
+    def markdown(self) -> str:
+        """The question as a markdown list item (options as a sub-list), for the notebook."""
+        lines = [f"**{self.key}.** {self.text}"]
+        lines += [f"   - ({k}) {v}" for k, v in self.options.items()]
+        return "\n".join(lines)
+
+
+def concept_questions(exercise_id: str, questions: list[Question], title: str = "Concept questions") -> None:
+    """Register ``questions`` as exercise ``exercise_id``, graded by ``check(exercise_id, {"q1": "b", ...})``."""
+    ex = _REGISTRY.setdefault(exercise_id, Exercise(exercise_id, title))
+    ex.kind = "concepts"
+    for q in questions:
+        ex.tests.append(ExerciseTest(q.key, functools.partial(_grade_answer, q), q.why))
+        ex.questions.append(q)
+
+
+def questions_markdown(exercise_id: str) -> str:
+    """The questions of a concept exercise as markdown (the text the solution notebooks show)."""
+    _load_all()
+    return "\n\n".join(q.markdown() for q in _REGISTRY[exercise_id].questions)
+
+
+def _grade_answer(q: Question, answers: Mapping) -> None:
+    given = answers.get(q.key)
+    if given is None or given is Ellipsis:
+        raise NotImplementedError(f"{q.key} is not answered yet")
+    if q.options:
+        got = str(given).strip().strip("()").strip().lower()
+        assert got in q.options, f"answer with one letter among {', '.join(q.options)}, got {given!r}"
+        assert got == q.answer, f"{given!r} is not the right answer"
+        return
+    try:
+        x = float(given)
+    except (TypeError, ValueError):
+        raise AssertionError(f"answer with a number, got {given!r}") from None
+    assert abs(x - float(q.answer)) <= q.tolerance, f"{given!r} is not the right value"
 
 
 def _load_all() -> None:
@@ -94,7 +168,7 @@ def list_exercises() -> list[str]:
 @dataclass
 class TestOutcome:
     name: str
-    status: str  # "passed" | "failed" | "error" | "not implemented" | "timeout"
+    status: str  # "passed" | "failed" | "error" | "not implemented" | "timeout" | "refused"
     message: str = ""
     hint: str = ""
     seconds: float = 0.0
@@ -120,11 +194,12 @@ class CheckReport:
     def summary(self) -> str:
         n_ok = sum(o.passed for o in self.outcomes)
         lines = [f"Exercise {self.exercise_id}: {n_ok}/{len(self.outcomes)} checks passed"]
+        label = "why" if _REGISTRY.get(self.exercise_id, Exercise("")).kind == "concepts" else "hint"
         for o in self.outcomes:
             mark = "PASS" if o.passed else "FAIL"
             lines.append(f"  [{mark}] {o.name}" + ("" if o.passed else f": {o.message}"))
             if not o.passed and o.hint and o.status != "not implemented":
-                lines.append(f"         hint: {o.hint}")
+                lines.append(f"         {label}: {o.hint}")
         if self.passed:
             lines.append(f"All {len(self.outcomes)} checks passed. Well done!")
         elif self.not_implemented:
@@ -160,20 +235,33 @@ def _run_one(test: ExerciseTest, fn: Callable, time_scale: float) -> TestOutcome
     return TestOutcome(test.name, status, msg, test.hint, time.perf_counter() - t0)
 
 
-def check(exercise_id: str, fn: Callable, *, verbose: bool = True, time_scale: float = 1.0) -> CheckReport:
+def check(exercise_id: str, fn: Callable | Mapping, *, verbose: bool = True, time_scale: float = 1.0) -> CheckReport:
     """Grade ``fn`` against the tests of ``exercise_id`` and print a friendly per-test report.
 
-    Never raises for a wrong or unfinished solution (a stub's ``NotImplementedError`` is reported as "not
-    implemented yet"); each test has a time limit. With ``GRPO_LAB_STRICT_CHECKS=1`` a failing report
-    raises ``AssertionError`` after printing, so executing a solution notebook fails loudly in CI.
+    ``fn`` is the student's function, or for a concept exercise a dict of answers (``{"q1": "b", "q2": 0.5}``).
+    A function that is grpo_lab's own, wraps it, or calls a name the exercise forbids is refused before any
+    test runs, with the reason. Never raises for a wrong or unfinished solution (a stub's
+    ``NotImplementedError`` is reported as "not implemented yet"); each test has a time limit. With
+    ``GRPO_LAB_STRICT_CHECKS=1`` a failing report raises ``AssertionError`` after printing, so executing a
+    solution notebook under the test suite fails loudly.
     """
     _load_all()
     if exercise_id not in _REGISTRY:
         raise KeyError(f"unknown exercise {exercise_id!r}; known: {', '.join(sorted(_REGISTRY))}")
-    if not callable(fn):
+    ex = _REGISTRY[exercise_id]
+    if ex.kind == "concepts":
+        if not isinstance(fn, Mapping):
+            raise TypeError(f"check({exercise_id!r}, answers): pass a dict such as {{'q1': 'b'}}, got {type(fn).__name__}")
+        refused = None
+    elif not callable(fn):
         raise TypeError(f"check({exercise_id!r}, fn): pass your function itself (no parentheses), got {type(fn).__name__}")
+    else:
+        refused = library_use(fn, ex.forbidden)
     outcomes: list[TestOutcome] = []
-    for t in _REGISTRY[exercise_id].tests:
+    if refused:
+        outcomes.append(TestOutcome("written by you", "refused", refused,
+                                    "write the function yourself; the exercise text says which helpers you may call"))
+    for t in ex.tests if not refused else ():
         if outcomes and outcomes[-1].status == "timeout":
             # One runaway loop is enough to report; waiting out every limit would stall the notebook.
             outcomes.append(TestOutcome(t.name, "timeout", "skipped after the previous test timed out", t.hint))

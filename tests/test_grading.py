@@ -40,10 +40,24 @@ def test_solution_notebooks_contain_markers_and_exercises_do_not():
         assert grading.BEGIN not in ex and "NotImplementedError" in ex
 
 
-def test_check_reports_pass_fail_not_implemented_and_timeout(capsys):
-    from grpo_lab.tasks import parse_gsm8k_answer
+def _parse_gold(solution):
+    """A hand-written solution of exercise 00."""
+    return solution.rsplit("####", 1)[1].strip().replace(",", "")
 
-    good = grading.check("00-parse-gsm8k-answer", parse_gsm8k_answer)
+
+def _my_advantages(rewards, num_generations, scale_rewards="group"):
+    """A hand-written solution of exercise 02 (no library call)."""
+    g = rewards.view(-1, num_generations)
+    adv = rewards - g.mean(1).repeat_interleave(num_generations)
+    if scale_rewards == "group":
+        adv = adv / (g.std(1).repeat_interleave(num_generations) + 1e-4)
+    elif scale_rewards == "batch":
+        adv = adv / (rewards.std() + 1e-4)
+    return adv
+
+
+def test_check_reports_pass_fail_not_implemented_and_timeout(capsys):
+    good = grading.check("00-parse-gsm8k-answer", _parse_gold)
     assert good.passed and "All 5 checks passed" in capsys.readouterr().out
 
     def stub(s):
@@ -91,3 +105,141 @@ def test_unknown_exercise_and_non_callable_give_clear_errors():
         grading.check("99-nope", print)
     with pytest.raises(TypeError, match="no parentheses"):
         grading.check("00-parse-gsm8k-answer", "72")
+
+
+# --------------------------------------------------------------------------------------------------
+# The library's own functions do not count as the student's work
+# --------------------------------------------------------------------------------------------------
+
+REFUSAL = "this exercise asks you to write it"
+
+
+def _refused(report) -> str:
+    assert not report.passed and [o.status for o in report.outcomes] == ["refused"], report.summary()
+    return report.outcomes[0].message
+
+
+def test_the_library_function_itself_is_refused(capsys):
+    from grpo_lab.grpo import group_advantages
+
+    msg = _refused(grading.check("02-group-advantages", group_advantages))
+    assert REFUSAL in msg and "group_advantages" in msg
+    assert REFUSAL in capsys.readouterr().out  # the student sees why
+
+
+def test_wrappers_of_the_library_function_are_refused():
+    import functools
+
+    from grpo_lab import grpo
+    from grpo_lab.grpo import group_advantages as ga
+
+    def helper(r, g, s):
+        return ga(r, g, s)
+
+    def via_helper(r, g, s="group"):
+        return helper(r, g, s)
+
+    def via_attribute(r, g, s="group"):
+        return grpo.group_advantages(r, g, s)
+
+    wrappers = {
+        "lambda": lambda r, g, s="group": ga(r, g, s),
+        "partial": functools.partial(ga, scale_rewards="group"),
+        "attribute": via_attribute,
+        "one helper deeper": via_helper,
+    }
+    for name, fn in wrappers.items():
+        msg = _refused(grading.check("02-group-advantages", fn, verbose=False))
+        assert f"{REFUSAL}; calling grpo_lab.grpo.group_advantages inside your function does not count" in msg \
+            or "grpo_lab's own" in msg, f"{name}: {msg}"
+
+
+def test_a_hand_written_solution_passes_and_allowed_helpers_stay_allowed():
+    assert grading.check("02-group-advantages", _my_advantages, verbose=False).passed
+
+    # The training-step exercise may call grpo_loss and completion_logps: only what an exercise reimplements
+    # is forbidden there.
+    from grpo_lab.exercise_checks._own_work import library_use
+    from grpo_lab.grpo import grpo_loss
+
+    def step(model, optimizer, rollout, advantages, **kw):
+        return grpo_loss(rollout.logps, rollout.logps, advantages, rollout.completion_mask).item()
+
+    assert library_use(step, grading._REGISTRY["04-training-step"].forbidden) is None
+
+
+@pytest.mark.parametrize("exercise, path", [("08-kd-loss", "grpo_lab.distill.kd_loss"),
+                                            ("09-distinct-n", "grpo_lab.hygiene.distinct_n"),
+                                            ("03-clipped-loss", "grpo_lab.grpo.grpo_loss"),
+                                            ("03-k3-kl", "grpo_lab.grpo.k3_kl"),
+                                            ("04-token-logps", "grpo_lab.rollout.completion_logps")])
+def test_each_reimplemented_function_is_refused(exercise, path):
+    import importlib
+
+    mod, name = path.rsplit(".", 1)
+    lib = getattr(importlib.import_module(mod), name)
+    _refused(grading.check(exercise, lib, verbose=False))
+    msg = _refused(grading.check(exercise, lambda *a, **k: lib(*a, **k), verbose=False))
+    assert f"calling {path} inside your function" in msg
+
+
+def test_model_generate_does_not_count_as_a_sampling_loop():
+    def sample(model, prompt_ids, max_new_tokens, eos_token_id, pad_token_id, temperature=1.0, generator=None):
+        out = model.generate(prompt_ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature)
+        return out[:, prompt_ids.shape[1]:], (out[:, prompt_ids.shape[1]:] != pad_token_id).long()
+
+    assert "model.generate" in _refused(grading.check("04-sampling", sample, verbose=False))
+
+
+def test_check_in_strict_mode_raises_on_a_refused_submission(monkeypatch):
+    from grpo_lab.tasks import parse_gsm8k_answer
+
+    monkeypatch.setenv("GRPO_LAB_STRICT_CHECKS", "1")
+    with pytest.raises(AssertionError):
+        grading.check("00-parse-gsm8k-answer", parse_gsm8k_answer, verbose=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Concept questions
+# --------------------------------------------------------------------------------------------------
+
+CONCEPTS = ["01-concepts", "02-concepts", "03-concepts", "04-concepts", "05-concepts", "08-concepts", "09-concepts"]
+
+
+def _right_answers(exercise_id):
+    return {q.key: q.answer for q in grading._REGISTRY[exercise_id].questions}
+
+
+def test_concept_questions_grade_answers_and_explain_wrong_ones(capsys):
+    grading.list_exercises()
+    right = _right_answers("03-concepts")
+    assert grading.check("03-concepts", right, verbose=False).passed
+    assert grading.check("03-concepts", {k: f"({str(v).upper()})" if isinstance(v, str) else v
+                                         for k, v in right.items()}, verbose=False).passed  # "(B)" reads as "b"
+    wrong = dict(right, q3="a", q2=0.25)
+    rep = grading.check("03-concepts", wrong)
+    out = capsys.readouterr().out
+    assert [o.passed for o in rep.outcomes] == [True, False, False, True]
+    why_q3 = grading._REGISTRY["03-concepts"].questions[2].why
+    assert f"why: {why_q3}" in out and "KL(pi_ref || pi_theta)" in why_q3
+    rep = grading.check("03-concepts", dict(right, q4=None), verbose=False)
+    assert rep.not_implemented and not rep.passed
+    assert grading.check("03-concepts", dict(right, q1="z"), verbose=False).outcomes[0].status == "failed"
+    with pytest.raises(TypeError, match="dict"):
+        grading.check("03-concepts", lambda: right)
+
+
+@pytest.mark.parametrize("exercise_id", CONCEPTS)
+def test_each_notebook_has_a_few_sharp_questions_shown_in_its_solution(exercise_id):
+    import json
+
+    grading.list_exercises()
+    qs = grading._REGISTRY[exercise_id].questions
+    assert 3 <= len(qs) <= 4
+    for q in qs:
+        assert q.why and (q.options and q.answer in q.options or not q.options and isinstance(q.answer, (int, float)))
+    nb = ROOT / "solutions" / next(p.name for p in (ROOT / "solutions").glob(f"{exercise_id[:2]}_*.ipynb"))
+    cells = json.loads(nb.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells)
+    assert grading.questions_markdown(exercise_id) in text, f"{nb.name} does not show the questions of {exercise_id}"
+    assert f'check("{exercise_id}", answers)' in text

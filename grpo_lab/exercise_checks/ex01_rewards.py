@@ -13,7 +13,7 @@ REWARD = "01-reward-function"
 # --------------------------------------------------------------------------------------------------
 
 
-@exercise_test(EXTRACT, title="Extract the final answer", hint="Look for '####' and take the rest of that line, stripped.")
+@exercise_test(EXTRACT, title="Extract the final answer", forbid=("grpo_lab.rewards.extract_answer",), hint="Look for '####' and take the rest of that line, stripped.")
 def test_gsm8k_hashes(fn):
     expect(fn, ("48/2 = <<48/2=24>>24 clips in May.\n#### 72",), "72")
     expect(fn, ("#### 3\nOn second thought:\n#### 4",), "4", "with two '####' lines the last one counts")
@@ -42,8 +42,9 @@ def test_last_number_and_none(fn):
     expect(fn, ("I have no idea",), None, identical=True)
 
 
-@exercise_test(EXTRACT, hint="Compare with grpo_lab.rewards.extract_answer on these cases.")
-def test_agrees_with_the_library(fn):
+@exercise_test(EXTRACT, hint="Mixed cases: thousands separators stay in the raw answer, \\boxed wins over '####', "
+               "'A:' is an answer phrase, a '$' before a number is not part of it.")
+def test_mixed_cases(fn):
     cases = ["Total: 1,250 dollars.\n#### 1,250", r"\boxed{x^{2}}", "It is -7 degrees", "A: 12",
              "The answer is $5. Thanks", r"\boxed{a} and then #### 3"]
     for c in cases:
@@ -55,7 +56,9 @@ def test_agrees_with_the_library(fn):
 # --------------------------------------------------------------------------------------------------
 
 
-@exercise_test(MATCH, title="Equivalent answers", hint="Strip '$', ',' and a trailing '.', then compare as numbers.")
+@exercise_test(MATCH, title="Equivalent answers",
+               forbid=("grpo_lab.rewards.answers_match", "grpo_lab.rewards.is_correct", "grpo_lab.rewards.strict_is_correct"),
+               hint="Strip '$', ',' and a trailing '.', then compare as numbers.")
 def test_numeric_formats(fn):
     for pred, gold in [("1,000", "1000"), ("$5", "5"), ("42.", "42"), ("42.0", "42"), ("-3", "-3.00")]:
         expect(fn, (pred, gold), True, f"{pred!r} vs {gold!r}", identical=True)
@@ -94,7 +97,8 @@ def test_never_raises(fn):
 _COMPLETIONS = ["3 + 4 = 7\n#### 7", "3 + 4 = 8\n#### 8", r"so \boxed{7}", "no idea", "The answer is 7."]
 
 
-@exercise_test(REWARD, title="A reward function for TRL", hint="Return one float per completion: 1.0 if correct, else 0.0.")
+@exercise_test(REWARD, title="A reward function for TRL",
+               forbid=("grpo_lab.rewards.correctness_reward", "grpo_lab.rewards.make_correctness_reward"), hint="Return one float per completion: 1.0 if correct, else 0.0.")
 def test_plain_strings(fn):
     got = fn(prompts=["q"] * 5, completions=_COMPLETIONS, answer=["7"] * 5)
     want = correctness_reward(prompts=["q"] * 5, completions=_COMPLETIONS, answer=["7"] * 5)

@@ -35,6 +35,8 @@ def _call(fn, completions, answer, prompts=None, **extra):
 
 
 @exercise_test(ID, title="A reward function for TRL",
+               forbid=("grpo_lab.trl_backend.trl_reward", "grpo_lab.rewards.correctness_reward",
+                       "grpo_lab.trainer.task_reward"),
                hint="TRL passes everything by keyword: def fn(prompts, completions, answer, **kwargs).")
 def test_signature_is_what_trl_calls(fn):
     from grpo_lab.trainer import check_reward_signature

@@ -25,6 +25,7 @@ def _vote_ok(fn, answers, what):
 
 
 @exercise_test(VOTE, title="Majority vote with equivalence",
+               forbid=("grpo_lab.ensemble.majority_vote", "grpo_lab.ensemble.vote_items", "grpo_lab.ensemble.self_consistency"),
                hint="Count each answer with the first earlier group whose representative answers_match it.")
 def test_plain_plurality(fn):
     _vote_ok(fn, ["5", "7", "7"], "a clear winner")
@@ -49,7 +50,8 @@ def test_none_abstains(fn):
     _vote_ok(fn, [None, None], "nobody answered -> (None, 0.0)")
 
 
-@exercise_test(ENTROPY, title="Vote entropy", hint="Unanimous -> 0; n different answers -> 1 (divide by log n).")
+@exercise_test(ENTROPY, title="Vote entropy", forbid=("grpo_lab.ensemble.vote_entropy", "grpo_lab.ensemble.majority_vote"),
+               hint="Unanimous -> 0; n different answers -> 1 (divide by log n).")
 def test_extremes(fn):
     for answers in (["4", "4", "4"], ["1", "2", "3", "4"]):
         want = vote_entropy(answers)
