@@ -64,6 +64,16 @@ def sft_batch(tokenizer, problems: list[Problem], device=None, answers: list[str
     return ids, att, lab
 
 
+def _adamw(params, **kwargs) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where this build has one (same update rule, one kernel per step instead
+    of a Python loop over parameters: ~3x cheaper optimizer step for a tiny model on a CPU), else the default."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, **kwargs)
+
+
 def sft_train(
     model,
     tokenizer,
@@ -96,7 +106,7 @@ def sft_train(
     torch.manual_seed(seed)
     pool = task.train(20000, seed=seed)
     val = task.train(val_size, seed=seed + 10_000)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
+    opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
 
     def lr_at(step):
         if step < warmup_steps:
