@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-COLUMNS = [("seed", "seed", "{:>4}"), ("accuracy_before", "SFT acc", "{:>8.3f}"),
+COLUMNS = [("seed", "seed", "{:>6}"), ("accuracy_before", "SFT acc", "{:>8.3f}"),
            ("accuracy_after", "GRPO n=500", "{:>10.3f}"), ("accuracy_after_all_heldout", "GRPO all", "{:>8.3f}"),
            ("seconds_sft", "SFT s", "{:>7.1f}"), ("seconds_grpo", "GRPO s", "{:>7.1f}"),
            ("seconds_total", "total s", "{:>8.1f}")]
@@ -78,7 +78,7 @@ def launch(seed: int, args, root: Path) -> dict:
 def table(rows: list[dict]) -> str:
     """The per-seed table and min / median / max of every numeric column."""
     ok = [r for r in rows if not r.get("failed")]
-    lines = [" ".join(f"{h:>{len(fmt.format(0)) if k != 'seed' else 4}}" for k, h, fmt in COLUMNS)]
+    lines = [" ".join(f"{h:>{len(fmt.format(0))}}" for k, h, fmt in COLUMNS)]
     for r in ok:
         lines.append(" ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS))
     for name, f in (("min", min), ("median", statistics.median), ("max", max)):
@@ -115,13 +115,13 @@ def main(argv=None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     machine = {"processor": processor_name(), "cores": os.cpu_count(), "jobs": args.jobs, "threads": args.threads,
                "torch": torch.__version__, "python": platform.python_version(),
-               "load_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+               "load_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
     print(f"{machine['processor']}, {machine['cores']} cores; {args.jobs} process(es) x {args.threads} thread(s); "
           f"torch {machine['torch']}; load {machine['load_at_start']}; preset {args.preset}, sft {args.sft}, "
           f"grpo {args.grpo}; seeds {seeds}", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda s: launch(s, args, root), seeds))
-    machine["load_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    machine["load_at_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     print(table(rows))
     print(f"load average at start {machine['load_at_start']}, at end {machine['load_at_end']}")
     (root / "results.json").write_text(json.dumps({"machine": machine, "sft": json.loads(args.sft),

@@ -26,10 +26,13 @@ model.load_state_dict(torch.load(args.init))
 preset = get_preset("cpu-addition")
 preset.grpo.update({"seed": args.seed, "eval_steps": 0, **json.loads(args.grpo)})
 curve = [(0, evaluate(model, tok, task, held).accuracy)]
+t0 = time.perf_counter()
 
 def cb(rec):
     if rec["step"] % args.every == 0:
         curve.append((rec["step"], evaluate(model, tok, task, held).accuracy))
+        print(json.dumps({"step": rec["step"], "acc": curve[-1][1], "reward": rec["reward"],
+                          "t": round(time.perf_counter() - t0, 1)}), flush=True)
 
 t0 = time.perf_counter()
 summary, hist = run_grpo(model, tok, preset, None, progress=False, callbacks=[cb])
