@@ -43,7 +43,8 @@ def _quiet_libraries() -> None:
 def cmd_demo(args) -> int:
     from grpo_lab.jobs import run_demo
 
-    rep = run_demo(args.out, args.preset, progress=not args.no_progress, grpo_steps=args.steps)
+    rep = run_demo(args.out, args.preset, progress=not args.no_progress, grpo_steps=args.steps,
+                   seed=args.seed)
     print(f"accuracy_before: {rep['accuracy_before']:.3f}  accuracy_after: {rep['accuracy_after']:.3f}")
     return 0
 
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--preset", default="cpu-addition")
     d.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the preset's)")
+    d.add_argument("--seed", type=int, default=None,
+                   help="training seed: initialisation, data order, sampling (default: the preset's)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
 

@@ -139,9 +139,12 @@ def train_preset(model, tokenizer, preset: Preset, out: str | Path, *, task: Tas
 
 
 def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", progress: bool = True,
-             grpo_steps: int | None = None) -> dict:
+             grpo_steps: int | None = None, seed: int | None = None) -> dict:
     """The main job: build a tiny model, SFT it to a partial accuracy, then GRPO it; write everything under ``out``.
 
+    ``seed`` is the training seed of the whole recipe: it sets the model's initialisation, the SFT data
+    order and teacher noise, and GRPO's prompt order and sampling (``None``: the preset's ``grpo["seed"]``).
+    The held-out problems never depend on it, so runs with different seeds are scored on the same problems.
     Writes ``out/sft/`` and ``out/final/`` (``save_pretrained`` model + tokenizer), ``out/grpo.png`` and
     ``out/report.json`` with ``accuracy_before``, ``accuracy_after`` (held-out greedy accuracy on problems
     never trained on), ``seconds_sft``, ``seconds_grpo`` and the per-step diagnostics.
@@ -154,9 +157,13 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     preset = get_preset(preset_name)
     if grpo_steps is not None:
         preset.grpo["max_steps"] = grpo_steps
+    seed = preset.grpo.get("seed", 0) if seed is None else int(seed)
+    preset.grpo["seed"] = seed
+    preset.sft["seed"] = seed
+    t_start = time.perf_counter()
     task = get_task(preset.task)
     heldout = task.heldout(preset.eval_size, seed=HELDOUT_SEED)
-    model, tok = build_tiny_model(preset.model.split(":", 1)[1], seed=preset.grpo.get("seed", 0))
+    model, tok = build_tiny_model(preset.model.split(":", 1)[1], seed=seed)
 
     print(f"[1/2] SFT warm start: {preset.model} on {preset.task} until {preset.sft.get('target_accuracy')} "
           "validation accuracy (a deliberately partial model)")
@@ -164,7 +171,7 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     model.save_pretrained(out / "sft")
     tok.save_pretrained(out / "sft")
     before = evaluate(model, tok, task, heldout)
-    report = {"preset": preset.name, "task": preset.task, "model": preset.model, "heldout_n": len(heldout),
+    report = {"preset": preset.name, "seed": seed, "task": preset.task, "model": preset.model, "heldout_n": len(heldout),
               "heldout_seed": HELDOUT_SEED, "accuracy_before": before.accuracy, "seconds_sft": round(sft.seconds, 2),
               "sft_steps": sft.steps, "status": "sft-done"}
     write_json(out / "report.json", report)
@@ -178,7 +185,8 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     every = evaluate(model, tok, task, task.all_problems("test")).accuracy if hasattr(task, "all_problems") else None
     report.update({"accuracy_after": after.accuracy, "accuracy_after_all_heldout": every,
                    "seconds_grpo": round(summary["seconds"], 2),
-                   "grpo_steps": summary["steps"], "grpo_config": preset.grpo, "history": history, "status": "done"})
+                   "grpo_steps": summary["steps"], "grpo_config": preset.grpo, "history": history, "status": "done",
+                   "seconds_total": round(time.perf_counter() - t_start, 2)})
     write_json(out / "report.json", report)
     plot_history(history, out / "grpo.png", title=f"GRPO on {preset.task} ({preset.name})",
                  start_accuracy=summary.get("eval_at_start"))

@@ -64,6 +64,16 @@ def sft_batch(tokenizer, problems: list[Problem], device=None, answers: list[str
     return ids, att, lab
 
 
+def _adamw(params, **kwargs) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where this build has one (same update rule, one kernel per step instead
+    of a Python loop over parameters: ~3x cheaper optimizer step for a tiny model on a CPU), else the default."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, **kwargs)
+
+
 def sft_train(model, tokenizer, task: Task, *, max_steps: int = 600, batch_size: int = 64, learning_rate: float = 3e-3,
               warmup_steps: int = 20, weight_decay: float = 0.0, seed: int = 0, target_accuracy: float | None = None,
               eval_every: int = 25, val_size: int = 256, progress: bool = True, callback=None,
@@ -82,7 +92,7 @@ def sft_train(model, tokenizer, task: Task, *, max_steps: int = 600, batch_size:
     torch.manual_seed(seed)
     pool = task.train(20000, seed=seed)
     val = task.train(val_size, seed=seed + 10_000)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
+    opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
     # transformers' warmup starts at lr 0 (step t of the warmup runs at t / warmup_steps), one notch below the
     # hand-written schedule this replaced; the cosine part, down to 10% of the peak, is unchanged.
     sched = get_scheduler("cosine_with_min_lr", opt, num_warmup_steps=warmup_steps, num_training_steps=max_steps,

@@ -18,7 +18,7 @@ def test_demo_writes_models_plot_and_report(tmp_path):
     )
     presets.register(toy)
     try:
-        report = run_demo(tmp_path, "test-toy-demo", progress=False)
+        report = run_demo(tmp_path, "test-toy-demo", progress=False, seed=3)
     finally:
         presets.PRESETS.pop("test-toy-demo")
     for sub in ("sft", "final"):
@@ -26,8 +26,11 @@ def test_demo_writes_models_plot_and_report(tmp_path):
     assert (tmp_path / "grpo.png").stat().st_size > 5000
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["status"] == "done" and saved == json.loads(json.dumps(report))
-    for key in ("accuracy_before", "accuracy_after", "seconds_sft", "seconds_grpo", "history", "accuracy_after_all_heldout"):
+    for key in ("accuracy_before", "accuracy_after", "seconds_sft", "seconds_grpo", "seconds_total", "history",
+                "accuracy_after_all_heldout"):
         assert key in saved, key
+    # The training seed reaches both phases (GRPO's config is saved; SFT's seed is the same number).
+    assert saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
     assert len(saved["history"]) == 4 and all("reward" in r and "frac_reward_zero_std" in r for r in saved["history"])
     assert 0.0 <= saved["accuracy_before"] <= 1.0 and 0.0 <= saved["accuracy_after"] <= 1.0
 
