@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 def test_mode() -> bool:
     """True when ``GRPO_LAB_TEST_MODE`` is set to a truthy value (tiny models, few steps, CPU-fast).
 
-    Notebooks read this once at the top and scale every experiment with it, so CI can execute them all.
+    Notebooks read this once at the top and scale every experiment with it, so the test suite can execute them all in minutes.
     """
     return os.environ.get("GRPO_LAB_TEST_MODE", "").strip().lower() not in ("", "0", "false", "no")
 

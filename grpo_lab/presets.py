@@ -88,7 +88,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                   loss_type="dapo", scale_rewards="group", max_grad_norm=1.0, eval_steps=50, eval_size=300, seed=0),
         eval_size=500,
         notes=("Adam moves every weight by about the learning rate each step; a tiny model's weights are ~0.02, so "
-               "GRPO's noisy gradients need lr ~1e-5 here (at 1e-4 the warm start collapses within 20 steps, notebook 04)."),
+               "GRPO's noisy gradients need lr ~1e-5 here (notebook 04 runs the same recipe at 10x the learning rate and "
+               "shows it collapse)."),
     ),
     Preset(
         name="cpu-smollm2",

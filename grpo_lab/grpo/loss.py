@@ -13,8 +13,11 @@ tensors, numerically equal to ``trl==1.16.0``'s ``GRPOTrainer`` for one process 
 - The k3 KL estimator is clamped before ``exp`` so a policy that drifted far from the reference gives a
   large, finite penalty instead of ``inf`` (TRL does not clamp; the two agree wherever TRL is finite and the
   log-ratio is below ``KL_MAX_LOG_RATIO``).
-- ``use_bias_correction_kl`` (TRL default True since it adopted DeepSeek-V3.2's unbiased KL gradient)
-  multiplies the per-token KL by the importance ratio. Its value is 1 on-policy but its gradient is not.
+- ``use_bias_correction_kl`` multiplies the per-token KL by the importance ratio. Its value is 1 on-policy
+  but its gradient is not: without the ratio, the gradient of the k3 term is that of the forward
+  KL(pi_ref || pi_theta); with it, that of the reverse KL(pi_theta || pi_ref), the one the objective names
+  (the unbiased estimator DeepSeek-V3.2 adopted). TRL's default for it has changed between releases, so
+  pass it explicitly when comparing with a given TRL version.
 - Why no KL by default: TRL 1.16 defaults ``beta=0`` (DAPO and Dr. GRPO drop it; verifiable rewards are hard
   to hack, and skipping the reference model saves memory and a forward pass).
 """

@@ -190,7 +190,9 @@ def overlong_penalty_value(length: int, max_length: int, cache_length: int) -> f
              = -1                                if |y| > L_max
 
     A penalty ramping linearly from 0 to -1 over the last ``cache_length`` tokens, added to the
-    correctness reward, so that truncation is discouraged without the noise of a hard cliff.
+    correctness reward, so that truncation is discouraged without the noise of a hard cliff. It is a
+    length-shaping reward, separate from DAPO's overlong *filtering*, which instead masks truncated samples out
+    of the loss (``mask_truncated_completions`` in TRL and in ``trainer.GRPOConfig``).
     """
     if cache_length <= 0 or cache_length > max_length:
         raise ValueError(f"need 0 < cache_length <= max_length, got cache_length={cache_length}, max_length={max_length}")

@@ -6,7 +6,7 @@ Design notes:
   (``trainer.GRPOTrainer(callbacks=[...])`` and ``trl_backend.train_with_trl(callbacks=[...])``), so the
   same dashboard watches either.
 - In a notebook with ipywidgets it draws into an ``ipywidgets.Output`` that is replaced in place (no
-  scrolling wall of figures). Without widgets (a terminal, CI, a frontend without the widget manager) it
+  scrolling wall of figures). Without widgets (a terminal, an automated run, a frontend without the widget manager) it
   degrades to one printed line per update, and says so once.
 - It plots what to watch instead of the loss (TRL's logged names): reward, held-out accuracy, the share of
   zero-variance groups, entropy, KL and clip fractions when present.
