@@ -212,6 +212,11 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
     (in fp32 whatever the autocast dtype) the log-prob of token ``y`` is ``z_y - logsumexp(z)``, TRL's
     ``selective_log_softmax``. With ``with_entropy`` also returns the per-token entropy of the tempered
     next-token distribution (no gradient: a diagnostic the trainer logs as a collapse signal).
+
+    The prompt is recomputed for every completion of a group. Sharing it (one prompt forward per group,
+    its KV cache repeated G times) would save about (G - 1) / G of the prompt's share of the work, but to
+    keep the gradient exact the shared KV must be computed with grad and back-propagated through the
+    repeat; the plain full forward is kept because it is exact by construction and what TRL computes.
     """
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
