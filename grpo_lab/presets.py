@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from grpo_lab.errors import UnknownNameError
+
 
 @dataclass
 class Preset:
@@ -133,7 +135,7 @@ def register(p: Preset) -> Preset:
 def get_preset(name: str) -> Preset:
     """A copy of a registered preset; an unknown name lists the known ones."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
+        raise UnknownNameError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
     return copy.deepcopy(PRESETS[name])
 
 

@@ -17,6 +17,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from grpo_lab.errors import GrpoLabError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -34,7 +36,7 @@ class Problem:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(ValueError, GrpoLabError):
     """A dataset row is malformed; the message names the row and the fix."""
 
 
