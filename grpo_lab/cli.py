@@ -7,8 +7,10 @@
   [--init DIR] [--steps N] [--eval-size N] [--out DIR]``: one job for every preset: evaluate, train,
   evaluate, ``report.json`` and ``final/`` (``jobs.run_train``).
 
-Expected failures (a missing folder, an unknown task, a hub model while offline, a bad config) print one
-line that names the fix and exit with status 2; ``GRPO_LAB_DEBUG=1`` shows the full traceback instead.
+Expected failures (a missing folder, an unknown task, a hub model while offline, a bad config: the errors
+grpo-lab raises on purpose, ``grpo_lab.errors.GrpoLabError``) print one line that names the fix and exit with
+status 2; ``--debug`` (or ``GRPO_LAB_DEBUG=1``) shows their traceback too. Anything else is a bug and keeps
+its traceback: turning every ``KeyError`` into one line would hide where it came from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from grpo_lab.errors import GrpoLabError, UsageError
 
 
 def _quiet_libraries() -> None:
@@ -87,12 +91,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-class UsageError(Exception):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="grpo-lab", description="grpo-lab: GRPO, verifiers, ensembles and distillation on small models.")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of every error (also: GRPO_LAB_DEBUG=1)")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="the main job: SFT warm start then GRPO on 2-digit addition (CPU, ~3 min)")
@@ -128,25 +129,29 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _expected(err: BaseException) -> bool:
+    """True for the errors grpo-lab raises on purpose (``GrpoLabError``), whose message names the fix."""
+    return isinstance(err, GrpoLabError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status: 0 done, 2 an expected error (one line on stderr), 130 interrupted.
+
+    Any other exception propagates with its traceback (Python exits with status 1).
+    """
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    if os.environ.get("GRPO_LAB_DEBUG"):
-        return args.func(args)
-    from grpo_lab.models import ModelLoadError
-    from grpo_lab.tasks import DatasetFormatError
-
+    debug = args.debug or os.environ.get("GRPO_LAB_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
-    except (ModelLoadError, DatasetFormatError, UsageError, FileNotFoundError) as e:
-        print(f"grpo-lab: error: {e}", file=sys.stderr)
-    except (KeyError, ValueError) as e:  # unknown task/preset, bad config: our messages name the fix
-        msg = e.args[0] if e.args else str(e)
-        print(f"grpo-lab: error: {msg}", file=sys.stderr)
     except KeyboardInterrupt:
         print("grpo-lab: interrupted; whatever was written so far is kept", file=sys.stderr)
         return 130
-    return 2
+    except Exception as err:
+        if debug or not _expected(err):
+            raise
+        print(f"grpo-lab: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

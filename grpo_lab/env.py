@@ -38,7 +38,7 @@ def set_threads(default: int = 2) -> int:
 def environment_report() -> dict[str, str]:
     """A dict of what matters for this course: Python and package versions, device, Colab, offline assets.
 
-    Expected pins: ``torch==2.13.0`` and ``trl==1.16.*`` (the course's GRPO math is checked against TRL 1.16).
+    Tested with the versions in ``constraints.txt`` (torch 2.13.0; ``trl`` must be 1.16.x: the course's GRPO math is checked against TRL 1.16).
     """
     import torch
 

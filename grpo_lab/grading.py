@@ -9,8 +9,8 @@ How exercises work (the CS336 model: small, sharply specified functions graded a
 - Checks live in ``grpo_lab/exercise_checks/*.py``, registered with ``@exercise_test("<id>")``. Each test
   receives the student's callable and asserts; a failing test's hint is printed.
 - ``check`` runs the tests in the student's kernel (they are the student's own functions) with a time
-  limit per test: a ``SIGALRM`` timer in the main thread, else a trace hook, so an infinite loop becomes a
-  failed test instead of a hung kernel. It never raises unless ``GRPO_LAB_STRICT_CHECKS=1`` (CI sets it
+  limit per test (``grpo_lab.deadline.Deadline``: a ``SIGALRM`` timer in the main thread, else a line-tracing
+  clock), so an infinite loop becomes a failed test instead of a hung kernel. It never raises unless ``GRPO_LAB_STRICT_CHECKS=1`` (CI sets it
   for the solution notebooks), works offline and in Colab, and returns a ``CheckReport``.
 """
 
@@ -22,15 +22,13 @@ import importlib
 import json
 import os
 import pkgutil
-import re
-import signal
-import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from grpo_lab.deadline import Deadline
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB_MESSAGE = "not implemented yet: replace this line with your solution"
@@ -139,52 +137,14 @@ class CheckReport:
     _repr_pretty_ = lambda self, p, cycle: p.text(self.summary())  # noqa: E731
 
 
-class _Deadline:
-    """Raise ``ExerciseTimeout`` in the current thread after ``seconds``.
-
-    In the main thread on POSIX a real-time timer interrupts anything, C loops included, between bytecodes;
-    elsewhere (Windows, a worker thread) a trace hook checks the clock on every Python line.
-    """
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self._mode = None
-
-    def __enter__(self):
-        main = threading.current_thread() is threading.main_thread()
-        if main and hasattr(signal, "setitimer"):
-            self._old = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-            self._mode = "signal"
-        else:
-            self._end = time.monotonic() + self.seconds
-            self._old_trace = sys.gettrace()
-            sys.settrace(self._trace)
-            self._mode = "trace"
-        return self
-
-    def _on_alarm(self, signum, frame):
-        raise ExerciseTimeout(f"took longer than {self.seconds:.0f} s (an infinite loop?)")
-
-    def _trace(self, frame, event, arg):
-        if time.monotonic() > self._end:
-            sys.settrace(self._old_trace)
-            raise ExerciseTimeout(f"took longer than {self.seconds:.0f} s (an infinite loop?)")
-        return self._trace
-
-    def __exit__(self, *exc):
-        if self._mode == "signal":
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old)
-        else:
-            sys.settrace(self._old_trace)
-        return False
-
-
 def _run_one(test: ExerciseTest, fn: Callable, time_scale: float) -> TestOutcome:
     t0 = time.perf_counter()
     try:
-        with _Deadline(test.time_limit_s * time_scale):
+        limit = test.time_limit_s * time_scale
+        # Line tracing off the main thread: a student's `while True: pass` calls nothing, so only line
+        # events can stop it there.
+        with Deadline(limit, error=lambda: ExerciseTimeout(f"took longer than {limit:.0f} s (an infinite loop?)"),
+                      trace="line"):
             test.fn(fn)
         status, msg = "passed", ""
     except NotImplementedError:

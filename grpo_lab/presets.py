@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from grpo_lab.errors import UnknownNameError
 from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM
 
 
@@ -181,7 +182,7 @@ def register(p: Preset) -> Preset:
 def get_preset(name: str) -> Preset:
     """A copy of a registered preset; an unknown name lists the known ones."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
+        raise UnknownNameError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
     return copy.deepcopy(PRESETS[name])
 
 

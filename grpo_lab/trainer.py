@@ -50,12 +50,13 @@ import torch
 from transformers import get_scheduler
 
 from grpo_lab import grpo
+from grpo_lab.errors import GrpoLabError
 from grpo_lab.models.devices import autocast, compute_dtype_problem, grad_scaler
 from grpo_lab.rollout import Rollout, completion_logps, sample_groups
 from grpo_lab.tasks import Problem, Task
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, GrpoLabError):
     """A trainer configuration that cannot work; the message names the fix."""
 
 

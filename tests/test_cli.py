@@ -48,6 +48,37 @@ def test_list_presets_includes_the_main_job(capsys):
     assert "cpu-addition" in names
 
 
+def test_a_project_error_is_one_line_and_status_2(monkeypatch, capsys):
+    from grpo_lab.errors import GrpoLabError
+
+    def fails(args):
+        raise GrpoLabError("no model folder at 'x': pass a folder written by save_pretrained")
+
+    monkeypatch.setattr(cli, "cmd_train", fails)
+    assert cli.main(["train", "--preset", "cpu-addition"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["grpo-lab: error: no model folder at 'x': pass a folder written by save_pretrained"]
+
+
+def test_an_unexpected_error_keeps_its_traceback():
+    # A bug (here a KeyError raised inside a command) must not be dressed up as a one-line usage error:
+    # the traceback says where it happened, and the status is Python's 1, not the CLI's 2.
+    code = ("import sys; from grpo_lab import cli\n"
+            "def broken(args):\n    return {}['missing_key']\n"
+            "cli.cmd_train = broken\nsys.exit(cli.main(['train', '--preset', 'cpu-addition']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and "in broken" in r.stderr and "KeyError: 'missing_key'" in r.stderr
+    assert "grpo-lab: error:" not in r.stderr
+
+
+@pytest.mark.parametrize("flag,env", [(["--debug"], None), ([], {"GRPO_LAB_DEBUG": "1"})])
+def test_debug_shows_the_traceback_of_a_project_error(flag, env):
+    r = run(*flag, "train", "--preset", "no-such-preset", "--dry-run", env_extra=env)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and "UnknownNameError: unknown preset 'no-such-preset'" in r.stderr
+
+
 def test_train_maps_seed_and_compute_dtype_for_every_preset(monkeypatch):
     from grpo_lab import jobs
 

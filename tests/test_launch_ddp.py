@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,14 @@ from grpo_lab.tasks import local_gsm8k_path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_port() -> int:
+    """A TCP port free right now: the OS picks one when we bind to port 0. A fixed port fails whenever
+    another run (a parallel test worker, a second checkout) holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy")
 def test_two_cpu_processes_train_and_agree(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -22,7 +31,7 @@ def test_two_cpu_processes_train_and_agree(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
                    check=True, capture_output=True, timeout=60)
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--config_file", str(cfg), "--main_process_port", "29731",
+    cmd = [str(accelerate), "launch", "--config_file", str(cfg), "--main_process_port", str(free_port()),
            str(ROOT / "scripts" / "launch_trl_ddp.py"), "--preset", "cpu-tiny-gsm8k", "--steps", "2",
            "--reward", "digits", "--out", str(tmp_path)]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

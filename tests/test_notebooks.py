@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# A guard against a notebook that hangs, not a speed target: the test mode of each is meant to take well
-# under a minute; benchmarks/ measures speed.
+# A guard against a cell that hangs, not a speed target (nbclient stops a cell that runs longer and the test
+# fails with its CellTimeoutError): the test mode of each notebook is meant to take well under a minute;
+# benchmarks/ measures speed. No assertion on the total time: on a loaded machine it measures the load.
 NOTEBOOK_LIMIT_S = int(os.environ.get("GRPO_LAB_NOTEBOOK_LIMIT_S", "420"))
 
 
@@ -40,13 +40,11 @@ def _execute(path: Path, allow_errors: bool):
     try:
         client = NotebookClient(nb, timeout=NOTEBOOK_LIMIT_S, kernel_name="python3", allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(path.parent)}})
-        t0 = time.perf_counter()
         client.execute()
-        elapsed = time.perf_counter() - t0
     finally:
         os.environ.clear()
         os.environ.update(env_backup)
-    return nb, elapsed
+    return nb
 
 
 def _outputs(nb) -> tuple[list[dict], str]:
@@ -63,9 +61,8 @@ def _outputs(nb) -> tuple[list[dict], str]:
 @pytest.mark.parametrize("path", ALL, ids=[f"{p.parent.name}/{p.name}" for p in ALL])
 def test_notebook_executes_in_test_mode(path: Path):
     is_exercise = path.parent.name == "exercises"
-    nb, elapsed = _execute(path, allow_errors=is_exercise)
+    nb = _execute(path, allow_errors=is_exercise)
     errors, text = _outputs(nb)
-    assert elapsed < NOTEBOOK_LIMIT_S, f"{path.name} took {elapsed:.0f} s in test mode (limit {NOTEBOOK_LIMIT_S} s)"
     if is_exercise:
         others = [e for e in errors if e.get("ename") != "NotImplementedError"]
         assert not others, f"{path.name}: unexpected errors {[(e['ename'], e['evalue']) for e in others]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -200,17 +199,35 @@ def test_fuzz_mathy_strings_never_raise(a, b):
     assert isinstance(is_correct(r"\boxed{" + a + "}", b), bool)
 
 
-def test_pathological_input_is_bounded_in_main_and_worker_threads():
+def test_pathological_input_is_rejected_without_hanging_in_main_and_worker_threads():
     bad = [r"\boxed{2^{2^{2^{100}}}}", "9" * 5000, r"\frac{" * 300, "2^2^2^2^100", "(" * 1000 + "1" + ")" * 1000]
-    t0 = time.perf_counter()
     for b in bad:
         assert is_correct(b, "5") is False
     results = []
     th = threading.Thread(target=lambda: results.extend(is_correct(b, "5") for b in bad))
     th.start()
-    th.join(30)
+    th.join(300)  # a hang guard, not a speed requirement
     assert not th.is_alive() and results == [False] * len(bad)
-    assert time.perf_counter() - t0 < 20
+
+
+def test_a_time_budget_rejects_a_slow_symbolic_check_in_a_worker_thread(monkeypatch):
+    """The budget is enforced off the main thread: a math-verify call that never ends is cut short."""
+    from grpo_lab.rewards import equivalence
+
+    def step():
+        return None
+
+    def endless(pred, gold):
+        while True:
+            step()  # a Python call per iteration, like sympy: what the call-tracing clock checks on
+
+    monkeypatch.setattr(equivalence, "_symbolic_match", endless)
+    equivalence._match_cached.cache_clear()
+    out = []
+    th = threading.Thread(target=lambda: out.append(answers_match(r"\sqrt{7}", r"\pi", timeout_s=0.2)))
+    th.start()
+    th.join(300)
+    assert not th.is_alive() and out == [False]
 
 
 def test_answers_match_in_a_worker_thread_uses_math_verify():
@@ -324,7 +341,9 @@ def test_completion_text_shapes():
     assert completion_text("x") == "x"
     assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "a\nb"
     assert completion_text(None) is None and completion_text([3]) is None
-    assert not math.isnan(len(completion_text([])) if completion_text([]) is not None else 0)
+    assert completion_text([]) is None  # an empty message list is malformed, not an empty answer
+    assert completion_text([{"role": "user", "content": "q"}]) == ""  # no assistant turn: empty text
+    assert completion_text([{"role": "assistant", "content": 5}]) is None
 
 
 def test_reward_functions_work_with_trl_grpo_trainer_signature():

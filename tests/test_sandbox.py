@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
+import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -15,23 +19,27 @@ from grpo_lab.rewards import code_reward, make_code_reward, run_tests
 from grpo_lab.sandbox import (
     GALLERY_SOLUTION,
     GALLERY_TESTS,
+    HARNESS_PATH,
     HOSTILE_GALLERY,
     MODES,
+    available_modes,
     extract_code,
     isolation_mode,
 )
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs POSIX rlimits")
-TIMEOUT = 2.0
+TIMEOUT = 2.0  # for programs that are meant to run out of time
+# For programs that finish on their own: a limit no loaded machine reaches, so a status never depends on load.
+SLOW_OK = 60.0
 
 
 def _sandbox_processes() -> list[int]:
-    """Pids of live sandbox harnesses (their command line carries the harness source)."""
+    """Pids of live sandbox harnesses (their command line names the harness file)."""
     found = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if b"_harness(_boot())" in Path(f"/proc/{d}/cmdline").read_bytes():
+                if HARNESS_PATH.encode() in Path(f"/proc/{d}/cmdline").read_bytes():
                     found.append(int(d))
             except OSError:
                 pass
@@ -61,49 +69,52 @@ def private_tmp(tmp_path, monkeypatch):
 
 
 def test_correct_solution_passes(private_tmp):
-    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=TIMEOUT)
+    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=SLOW_OK)
     assert r.passed and r.status == "passed", r
     assert r.isolation == isolation_mode()
     assert list(private_tmp.iterdir()) == []
 
 
 def test_wrong_solution_syntax_error_and_bad_tests():
-    assert run_tests("def add(a, b):\n    return a - b\n", GALLERY_TESTS).status == "failed"
-    r = run_tests("def add(a, b) return", GALLERY_TESTS)
+    assert run_tests("def add(a, b):\n    return a - b\n", GALLERY_TESTS, SLOW_OK).status == "failed"
+    r = run_tests("def add(a, b) return", GALLERY_TESTS, SLOW_OK)
     assert r.status == "error" and "SyntaxError" in r.reason
-    assert run_tests(GALLERY_SOLUTION, "add(1, 2)").status == "error"  # no assert: nothing was verified
-    assert run_tests(GALLERY_SOLUTION, "assert (").status == "error"
+    assert run_tests(GALLERY_SOLUTION, "add(1, 2)", SLOW_OK).status == "error"  # no assert: nothing was verified
+    assert run_tests(GALLERY_SOLUTION, "assert (", SLOW_OK).status == "error"
     assert not run_tests(None, GALLERY_TESTS).passed
 
 
 def test_stdout_is_captured_and_truncated():
-    r = run_tests("print('hello')\nprint('y' * 50000)\n" + GALLERY_SOLUTION, GALLERY_TESTS, max_output=100)
+    r = run_tests("print('hello')\nprint('y' * 50000)\n" + GALLERY_SOLUTION, GALLERY_TESTS, SLOW_OK, max_output=100)
     assert r.passed and r.stdout.startswith("hello") and "truncated" in r.stdout and len(r.stdout) < 200
 
 
-def test_hostile_gallery(private_tmp, tmp_path):
-    """Every hostile program scores 0 with its expected status, within its time limit, and is contained."""
-    before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
-    t0 = time.monotonic()
-
-    def one(item):
-        name, (_, code, expected) = item
-        start = time.monotonic()
-        return name, run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT), time.monotonic() - start, expected
-
-    with cf.ThreadPoolExecutor(6) as ex:
-        results = list(ex.map(one, HOSTILE_GALLERY.items()))
-    for name, r, took, expected in results:
-        assert not r.passed, f"{name} passed: {r}"
-        assert r.status in expected, f"{name}: status {r.status} ({r.reason}), expected one of {expected}"
-        assert took < TIMEOUT + 3, f"{name} took {took:.1f} s"
-    if isolation_mode() in ("namespaces+uid", "userns"):
-        for name, r, _, expected in results:
-            assert r.status == expected[0], f"{name}: {r.status} ({r.reason})"
-    assert time.monotonic() - t0 < 60
-    time.sleep(0.2)
+def _wait_until_reaped(before: set[int], seconds: float = 30.0) -> None:
+    """Poll until no sandbox process is left: a killed process is reaped a moment later, longer on a loaded
+    machine. A leak is a process that is still there after the deadline."""
+    deadline = time.monotonic() + seconds
+    while (_sandbox_processes() or _spinning_orphans(before)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _sandbox_processes() == []
     assert _spinning_orphans(before) == []
+
+
+def _run_gallery() -> list[tuple[str, object, tuple[str, ...]]]:
+    def one(item):
+        name, (_, code, expected) = item
+        return name, run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT if "timeout" in expected else SLOW_OK), expected
+
+    with cf.ThreadPoolExecutor(6) as ex:
+        return list(ex.map(one, HOSTILE_GALLERY.items()))
+
+
+def test_hostile_gallery(private_tmp, tmp_path):
+    """Every hostile program scores 0 with its expected status, is contained, and leaves nothing behind."""
+    before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
+    for name, r, expected in _run_gallery():
+        assert not r.passed, f"{name} passed: {r}"
+        assert r.status in expected, f"{name}: status {r.status} ({r.reason}), expected one of {expected}"
+    _wait_until_reaped(before)
     assert list(private_tmp.iterdir()) == []
 
 
@@ -118,7 +129,7 @@ def test_files_outside_the_working_folder_are_safe(tmp_path):
         f"open({str(probe)!r}, 'w').write('x')\n" + GALLERY_SOLUTION
     )
     try:
-        r = run_tests(code, GALLERY_TESTS, timeout_s=TIMEOUT)
+        r = run_tests(code, GALLERY_TESTS, timeout_s=SLOW_OK)
         assert not r.passed and r.status == "error", r
         assert victim.read_text() == "precious"
         assert not probe.exists()
@@ -128,7 +139,7 @@ def test_files_outside_the_working_folder_are_safe(tmp_path):
 
 def test_writing_inside_the_working_folder_is_allowed():
     code = "open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'\n" + GALLERY_SOLUTION
-    assert run_tests(code, GALLERY_TESTS).passed
+    assert run_tests(code, GALLERY_TESTS, SLOW_OK).passed
 
 
 def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
@@ -138,51 +149,58 @@ def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
     hack = "import sys\nsys.exit(0)\n"
     naive = subprocess.run([sys.executable, "-c", hack + GALLERY_TESTS], capture_output=True, timeout=30)
     assert naive.returncode == 0  # the naive verifier would reward this
-    assert run_tests(hack, GALLERY_TESTS).status == "failed"
+    assert run_tests(hack, GALLERY_TESTS, SLOW_OK).status == "failed"
 
 
 def test_sixty_four_concurrent_calls_leave_no_process_and_no_folder(private_tmp):
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     programs = [GALLERY_SOLUTION, "while True:\n    pass\n", HOSTILE_GALLERY["orphaned daemon"][1], "import os\nos._exit(0)\n"]
-    t0 = time.monotonic()
     with cf.ThreadPoolExecutor(64) as ex:
-        futs = [ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0) for i in range(64)]
+        futs = [ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0 if i % 4 == 1 else SLOW_OK) for i in range(64)]
         results = [f.result() for f in futs]
-    took = time.monotonic() - t0
     assert [r.passed for r in results] == [i % 4 == 0 for i in range(64)], [(r.status, r.reason) for r in results if not r.passed][:5]
     assert all(r.status == "timeout" for r in results[1::4])
-    # A killed process can take a moment to be reaped on a loaded machine; a leak is one that stays.
-    deadline = time.monotonic() + 10
-    while (_sandbox_processes() or _spinning_orphans(before)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _sandbox_processes() == []
-    assert _spinning_orphans(before) == []
+    _wait_until_reaped(before)
     assert list(private_tmp.iterdir()) == []
-    assert took < 45
 
 
-@pytest.mark.parametrize("mode", [m for m in MODES if m != "namespaces+uid"])
-def test_fallback_modes_still_stop_the_basic_hacks(mode, monkeypatch, private_tmp):
+_AVAILABLE = available_modes()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_available_mode_passes_the_solution_and_stops_the_whole_gallery(mode, monkeypatch, private_tmp):
+    """A mode this machine offers must pass the correct solution (a failure here is a bug, not a skip) and
+    give every hostile program 0, with the same statuses as the strongest mode."""
+    if mode not in _AVAILABLE:
+        pytest.skip(f"{mode} cannot start on this machine (available: {', '.join(_AVAILABLE)})")
     monkeypatch.setenv("GRPO_LAB_SANDBOX_MODE", mode)
-    if mode in ("userns", "ctypes-userns") and not sys.platform.startswith("linux"):
-        pytest.skip("Linux namespaces")
-    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=TIMEOUT)
-    if not r.passed and mode != "audit-hook":
-        pytest.skip(f"{mode} not available here: {r.reason}")
+    before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
+    r = run_tests(GALLERY_SOLUTION, GALLERY_TESTS, timeout_s=SLOW_OK)
     assert r.passed and r.isolation == mode, r
-    for name in ("network", "exit(0) before the tests", "always-equal object", "infinite loop", "memory bomb"):
-        rr = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT)
-        assert not rr.passed and rr.status in HOSTILE_GALLERY[name][2], (name, rr)
+    for name, rr, expected in _run_gallery():
+        assert not rr.passed and rr.status in expected, (mode, name, rr.status, rr.reason)
+    _wait_until_reaped(before)
     assert list(private_tmp.iterdir()) == []
 
 
 def test_audit_mode_blocks_process_creation_and_signals(monkeypatch):
     monkeypatch.setenv("GRPO_LAB_SANDBOX_MODE", "audit-hook")
+    before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     # (the fork bomb catches the PermissionError and keeps trying: it times out, having forked nothing)
     for name, want in (("fork bomb", "timeout"), ("kills its parent", "failed"), ("busy child process", "error")):
-        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT)
+        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=TIMEOUT if want == "timeout" else SLOW_OK)
         assert not r.passed and r.status == want, (name, r)
-    assert _sandbox_processes() == []
+        assert "not allowed" in r.reason or want != "error", r
+    _wait_until_reaped(before)
+
+
+def test_forged_verdicts_need_the_nonce():
+    """The frame and gc attacks of the gallery are refused by the audit hook, with its message."""
+    for name in ("nonce from the caller's frame", "nonce from the garbage collector", "nonce from a traceback"):
+        r = run_tests(HOSTILE_GALLERY[name][1], GALLERY_TESTS, timeout_s=SLOW_OK)
+        assert not r.passed and r.status == "error" and "not allowed" in r.reason, (name, r)
+    r = run_tests(HOSTILE_GALLERY["nonce from a signal handler's frame"][1], GALLERY_TESTS, timeout_s=SLOW_OK)
+    assert not r.passed and "main thread" in r.reason, r
 
 
 def test_extract_code_and_code_reward():
@@ -192,9 +210,97 @@ def test_extract_code_and_code_reward():
     assert extract_code(two).strip() == GALLERY_SOLUTION.strip()
     assert extract_code("```python\nunterminated") is None and extract_code(None) is None
     comps = [good, two, "no code", "```python\nimport sys\nsys.exit(0)\n```", [{"role": "assistant", "content": good}], None]
-    out = code_reward(prompts=[None] * len(comps), completions=comps, tests=[GALLERY_TESTS] * len(comps))
-    assert out == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], code_reward.last_reasons
-    assert "no ```python block" in code_reward.last_reasons[2] and "failed" in code_reward.last_reasons[3]
-    f = make_code_reward("test_list")
+    assert code_reward.__name__ == "code"
+    patient = make_code_reward("tests", timeout_s=SLOW_OK)  # the default 5 s is for training, not a loaded test machine
+    out = patient(prompts=[None] * len(comps), completions=comps, tests=[GALLERY_TESTS] * len(comps))
+    assert out == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], patient.last_reasons
+    assert "no ```python block" in patient.last_reasons[2] and "failed" in patient.last_reasons[3]
+    f = make_code_reward("test_list", timeout_s=SLOW_OK)
     assert f.__name__ == "code_test_list"
     assert f(None, [good], test_list=[GALLERY_TESTS.strip().splitlines()]) == [1.0]
+
+
+# --------------------------------------------------------------------------------------------------
+# The non-root path, for real: a throwaway uid runs the gallery in every mode it can start
+# --------------------------------------------------------------------------------------------------
+
+_AS_USER = r'''
+import json, os, sys, concurrent.futures as cf
+from grpo_lab.sandbox import GALLERY_TESTS, HOSTILE_GALLERY, available_modes, run_tests
+victim = sys.argv[1]
+attack = (
+    "import os, shutil\n"
+    f"p = {victim!r}\n"
+    "for f in (lambda: open(p, 'w').write('gone'), lambda: os.remove(p), lambda: os.chmod(p, 0o777),\n"
+    "          lambda: os.rename(p, p + '.moved'), lambda: shutil.rmtree(os.path.dirname(p)),\n"
+    "          lambda: os.truncate(p, 0)):\n"
+    "    try:\n        f()\n    except Exception:\n        pass\n"
+    "open(p, 'a').write('gone')\n"
+)
+out = {"uid": os.getuid(), "modes": {}}
+for mode in available_modes():
+    os.environ["GRPO_LAB_SANDBOX_MODE"] = mode
+    with cf.ThreadPoolExecutor(4) as ex:
+        res = dict(ex.map(lambda kv: (kv[0], run_tests(kv[1][1], GALLERY_TESTS,
+                                                       timeout_s=2.0 if "timeout" in kv[1][2] else 60.0)),
+                          HOSTILE_GALLERY.items()))
+    v = run_tests(attack + "def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
+    good = run_tests("def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
+    out["modes"][mode] = {"gallery": {k: [r.passed, r.status, r.reason] for k, r in res.items()},
+                          "victim": [v.passed, v.status, v.reason, open(victim).read()],
+                          "solution": [good.passed, good.status, good.reason]}
+print(json.dumps(out))
+'''
+
+# Run as root inside a private mount namespace: make the interpreter readable to the throwaway uid (pyenv
+# under /root, mode 700, is the usual obstacle), then drop to that uid with setpriv or runuser.
+_AS_ROOT = r'''
+import ctypes, os, runpy, sys
+harness = runpy.run_path(sys.argv[1])  # defines functions only; its main() runs under __main__ alone
+harness["_expose_python"](ctypes.CDLL(None, use_errno=True))
+os.execv(sys.argv[2], sys.argv[2:])
+'''
+
+
+def _drop_to(uid: int) -> list[str]:
+    return [shutil.which("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux uids and namespaces")
+def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
+    """Runs as a throwaway non-root uid, where the namespace modes run the code as the real user: every
+    hostile program scores 0 in every mode that user can start, and a file the user owns outside the
+    working folder survives an attempt to overwrite, delete, chmod, rename and truncate it."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a throwaway uid needs root (the tests run as root on the course machines)")
+    unshare = shutil.which("unshare")
+    if not shutil.which("setpriv") or not unshare:
+        pytest.skip("needs util-linux setpriv and unshare to run as a throwaway uid")
+    uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
+    home = Path(tempfile.mkdtemp(prefix="grpo_lab_user_", dir="/tmp"))
+    try:
+        victim = home / "precious.txt"
+        victim.write_text("precious")
+        for p in (home, victim):
+            os.chown(p, uid, uid)
+        script = home / "as_user.py"
+        script.write_text(_AS_USER)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(home),
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        cmd = [unshare, "--mount", "--propagation", "private", sys.executable, "-I", "-c", _AS_ROOT, HARNESS_PATH,
+               *_drop_to(uid), sys.executable, str(script), str(victim)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(home))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["uid"] == uid
+        modes = out["modes"]
+        assert "namespaces+uid" not in modes and "audit-hook" in modes, modes.keys()
+        for mode, res in modes.items():
+            assert res["solution"][0], (mode, res["solution"])
+            for name, (passed, status, reason) in res["gallery"].items():
+                assert not passed and status in HOSTILE_GALLERY[name][2], (mode, name, status, reason)
+            assert not res["victim"][0] and res["victim"][3] == "precious", (mode, res["victim"])
+        print("modes the throwaway uid could start:", ", ".join(modes))
+        assert victim.read_text() == "precious" and victim.stat().st_uid == uid
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -24,11 +24,13 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from grpo_lab.errors import GrpoLabError
+
 __all__ = ["VocabularyMismatchError", "check_same_vocabulary", "divergence_per_token", "kd_loss", "forward_kl",
            "reverse_kl", "generalized_jsd", "mix_teachers"]
 
 
-class VocabularyMismatchError(ValueError):
+class VocabularyMismatchError(ValueError, GrpoLabError):
     """Student and teacher do not share a vocabulary, so token-level KD is undefined; use sequence-level KD."""
 
 

@@ -1,33 +1,34 @@
 """Notebook 00 warm-up: parse the gold answer of a GSM8K solution."""
 
+from grpo_lab.exercise_checks._helpers import expect
 from grpo_lab.grading import exercise_test
 from grpo_lab.tasks import parse_gsm8k_answer
 
 ID = "00-parse-gsm8k-answer"
 
 
-@exercise_test(ID, title="Parse a GSM8K gold answer", hint="Take the text after the last '####' and strip spaces.")
-def test_simple_answer(fn):
-    got = fn("She sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72")
-    assert got == "72", f"expected '72', got {got!r}"
+# (name, solution text, expected gold answer, hint shown when the check fails)
+_CASES = [
+    ("simple answer", "She sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", "72",
+     "Take the text after the last '####' and strip spaces."),
+    ("thousands separator", "The total is 1,000 + 250.\n#### 1,250", "1250",
+     "GSM8K writes large numbers as '1,000': remove the commas."),
+    ("last marker wins", "#### 3 was a guess\nRecount: 5\n#### 5", "5",
+     "Only the LAST '####' counts; earlier ones can appear in the reasoning."),
+    ("negative", "The change is -7.\n#### -7", "-7", "Negative answers keep their sign."),
+]
 
 
-@exercise_test(ID, hint="GSM8K writes large numbers as '1,000': remove the commas.")
-def test_thousands_separator(fn):
-    got = fn("The total is 1,000 + 250.\n#### 1,250")
-    assert got == "1250", f"expected '1250', got {got!r}"
+def _register(k: int, name: str, text: str, want: str, hint: str) -> None:
+    def check_case(fn):
+        expect(fn, (text,), want)
+
+    check_case.__name__ = "test_" + name.replace(" ", "_")
+    exercise_test(ID, hint=hint, title="Parse a GSM8K gold answer" if k == 0 else "")(check_case)
 
 
-@exercise_test(ID, hint="Only the LAST '####' counts; earlier ones can appear in the reasoning.")
-def test_last_marker_wins(fn):
-    got = fn("#### 3 was a guess\nRecount: 5\n#### 5")
-    assert got == "5", f"expected '5', got {got!r}"
-
-
-@exercise_test(ID, hint="Negative answers keep their sign.")
-def test_negative(fn):
-    got = fn("The change is -7.\n#### -7")
-    assert got == "-7", f"expected '-7', got {got!r}"
+for _k, _case in enumerate(_CASES):
+    _register(_k, *_case)
 
 
 @exercise_test(ID, hint="Compare with grpo_lab.tasks.parse_gsm8k_answer on real rows.")
@@ -39,6 +40,4 @@ def test_matches_reference_on_real_rows(fn):
     else:
         rows = [{"answer": r["solution"]} for r in load_gsm8k(limit=200)]
     for r in rows:
-        want = parse_gsm8k_answer(r["answer"])
-        got = fn(r["answer"])
-        assert got == want, f"for ...{r['answer'][-30:]!r} expected {want!r}, got {got!r}"
+        expect(fn, (r["answer"],), parse_gsm8k_answer(r["answer"]), f"for ...{r['answer'][-30:]!r}")

@@ -1,5 +1,6 @@
 """Notebook 01 exercises: extract a final answer, decide equivalence, write a reward function for TRL."""
 
+from grpo_lab.exercise_checks._helpers import expect
 from grpo_lab.grading import exercise_test
 from grpo_lab.rewards import answers_match, correctness_reward, extract_answer
 
@@ -14,39 +15,31 @@ REWARD = "01-reward-function"
 
 @exercise_test(EXTRACT, title="Extract the final answer", hint="Look for '####' and take the rest of that line, stripped.")
 def test_gsm8k_hashes(fn):
-    got = fn("48/2 = <<48/2=24>>24 clips in May.\n#### 72")
-    assert got == "72", f"expected '72', got {got!r}"
-    got = fn("#### 3\nOn second thought:\n#### 4")
-    assert got == "4", f"with two '####' lines the last one counts: expected '4', got {got!r}"
+    expect(fn, ("48/2 = <<48/2=24>>24 clips in May.\n#### 72",), "72")
+    expect(fn, ("#### 3\nOn second thought:\n#### 4",), "4", "with two '####' lines the last one counts")
 
 
 @exercise_test(EXTRACT, hint="Find the last '\\boxed{' and walk forward counting '{' and '}' until they balance.")
 def test_boxed_with_nested_braces(fn):
-    got = fn(r"So the answer is $\boxed{\frac{3}{4}}$.")
-    assert got == r"\frac{3}{4}", f"expected '\\frac{{3}}{{4}}', got {got!r}"
-    got = fn(r"First \boxed{1}, finally \boxed{2}")
-    assert got == "2", f"the last \\boxed counts: expected '2', got {got!r}"
+    expect(fn, (r"So the answer is $\boxed{\frac{3}{4}}$.",), r"\frac{3}{4}")
+    expect(fn, (r"First \boxed{1}, finally \boxed{2}",), "2", "the last \\boxed counts")
 
 
 @exercise_test(EXTRACT, hint="\\boxed comes first in the search order, even when a '####' line exists.")
 def test_order_boxed_before_hashes(fn):
-    got = fn("#### 5\nActually \\boxed{6}")
-    assert got == "6", f"expected '6' (\\boxed wins), got {got!r}"
+    expect(fn, ("#### 5\nActually \\boxed{6}",), "6", note=" (\\boxed wins)")
 
 
 @exercise_test(EXTRACT, hint="'The answer is x' / 'Answer: x': take x up to the end of its sentence (a '.' then space or end).")
 def test_answer_phrases(fn):
     for text, want in [("The answer is 42.", "42"), ("Answer: 18", "18"), ("so the answer is 3.5. Done!", "3.5")]:
-        got = fn(text)
-        assert got == want, f"{text!r}: expected {want!r}, got {got!r}"
+        expect(fn, (text,), want, repr(text))
 
 
 @exercise_test(EXTRACT, hint="No marker at all: fall back to the last number in the text; no number at all: return None.")
 def test_last_number_and_none(fn):
-    got = fn("3 apples and 4 pears make 7 fruits")
-    assert got == "7", f"expected '7', got {got!r}"
-    got = fn("I have no idea")
-    assert got is None, f"expected None, got {got!r}"
+    expect(fn, ("3 apples and 4 pears make 7 fruits",), "7")
+    expect(fn, ("I have no idea",), None, identical=True)
 
 
 @exercise_test(EXTRACT, hint="Compare with grpo_lab.rewards.extract_answer on these cases.")
@@ -54,8 +47,7 @@ def test_agrees_with_the_library(fn):
     cases = ["Total: 1,250 dollars.\n#### 1,250", r"\boxed{x^{2}}", "It is -7 degrees", "A: 12",
              "The answer is $5. Thanks", r"\boxed{a} and then #### 3"]
     for c in cases:
-        want, got = extract_answer(c), fn(c)
-        assert got == want, f"{c!r}: expected {want!r}, got {got!r}"
+        expect(fn, (c,), extract_answer(c), repr(c))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,29 +58,25 @@ def test_agrees_with_the_library(fn):
 @exercise_test(MATCH, title="Equivalent answers", hint="Strip '$', ',' and a trailing '.', then compare as numbers.")
 def test_numeric_formats(fn):
     for pred, gold in [("1,000", "1000"), ("$5", "5"), ("42.", "42"), ("42.0", "42"), ("-3", "-3.00")]:
-        got = fn(pred, gold)
-        assert got is True, f"{pred!r} vs {gold!r}: expected True, got {got!r}"
+        expect(fn, (pred, gold), True, f"{pred!r} vs {gold!r}", identical=True)
 
 
 @exercise_test(MATCH, hint="Compare exact values: fractions.Fraction('3/4') == Fraction('0.75').")
 def test_fractions_and_percent(fn):
     for pred, gold in [("3/4", "0.75"), ("50%", "50"), ("12 apples", "12")]:
-        got = fn(pred, gold)
-        assert got is True, f"{pred!r} vs {gold!r}: expected True, got {got!r}"
+        expect(fn, (pred, gold), True, f"{pred!r} vs {gold!r}", identical=True)
 
 
 @exercise_test(MATCH, hint="Different numbers must not match, and None (no answer) never matches.")
 def test_rejections(fn):
     for pred, gold in [("41", "42"), ("-3", "3"), ("0.33", "1/3"), (None, "42"), ("", "0")]:
-        got = fn(pred, gold)
-        assert got is False, f"{pred!r} vs {gold!r}: expected False, got {got!r}"
+        expect(fn, (pred, gold), False, f"{pred!r} vs {gold!r}", identical=True)
 
 
 @exercise_test(MATCH, hint="An answer with two numbers and 'or'/'between'/'±' is a hedge: refuse it.")
 def test_hedges_are_refused(fn):
     for pred in ["42 or 43", "between 40 and 45", "42 ± 1"]:
-        got = fn(pred, "42")
-        assert got is False, f"{pred!r} vs '42': a hedge must not match, got {got!r}"
+        expect(fn, (pred, "42"), False, f"{pred!r} vs '42' (a hedge must not match)", identical=True)
 
 
 @exercise_test(MATCH, hint="Wrap the parsing in try/except: a verifier that crashes stops the training run.")
@@ -96,8 +84,7 @@ def test_never_raises(fn):
     for pred in ["1/0", "\\frac{", "٣", "1e999999", "nan", "inf", "--5", "...", "$$$", "\x00"]:
         got = fn(pred, "5")
         assert got in (True, False), f"{pred!r}: expected a bool, got {got!r}"
-    got = fn("42 dollars", "42")
-    assert got is answers_match("42 dollars", "42"), f"'42 dollars' vs '42': expected True, got {got!r}"
+    expect(fn, ("42 dollars", "42"), answers_match("42 dollars", "42"), "'42 dollars' vs '42'", identical=True)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,21 +30,22 @@ def _agree(fn, s, t, what, **kw):
     assert abs(got.item() - want.item()) < 1e-6, f"{what}: expected {want.item():.6f}, got {got.item():.6f}"
 
 
+def _by_hand(fn, beta, want, note=""):
+    """Teacher (0.5, 0.5), student (0.9, 0.1) as log-probabilities: a two-word vocabulary, one token."""
+    t, s = torch.log(torch.tensor([0.5, 0.5], dtype=D)), torch.log(torch.tensor([0.9, 0.1], dtype=D))
+    got = float(fn(s, t, beta=beta))
+    assert abs(got - want) < 1e-6, f"teacher (0.5, 0.5), student (0.9, 0.1), beta={beta:g}: expected {want:.5f}, got {got:.5f}{note}"
+
+
 @exercise_test(ID, title="A token-level KD loss",
                hint="beta=0 is the forward KL: sum_v p_teacher * (log p_teacher - log p_student).")
 def test_forward_kl_by_hand(fn):
-    t, s = torch.log(torch.tensor([0.5, 0.5], dtype=D)), torch.log(torch.tensor([0.9, 0.1], dtype=D))
-    want = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
-    got = float(fn(s, t, beta=0.0))
-    assert abs(got - want) < 1e-6, f"teacher (0.5, 0.5), student (0.9, 0.1), beta=0: expected {want:.5f}, got {got:.5f}"
+    _by_hand(fn, 0.0, 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1))
 
 
 @exercise_test(ID, hint="beta=1 swaps the roles: KL(student || teacher), weighted by the student's probabilities.")
 def test_reverse_kl_by_hand(fn):
-    t, s = torch.log(torch.tensor([0.5, 0.5], dtype=D)), torch.log(torch.tensor([0.9, 0.1], dtype=D))
-    want = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
-    got = float(fn(s, t, beta=1.0))
-    assert abs(got - want) < 1e-6, f"beta=1: expected {want:.5f}, got {got:.5f} (did you compute the forward KL?)"
+    _by_hand(fn, 1.0, 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5), " (did you compute the forward KL?)")
 
 
 @exercise_test(ID, hint="Mixture M = beta * p_teacher + (1 - beta) * p_student; loss = beta KL(t||M) + (1-beta) KL(s||M). Use logsumexp for log M.")

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 
+from grpo_lab.errors import GrpoLabError
+
 # A preset's short dtype names -> torch attribute names.
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(RuntimeError, GrpoLabError):
     """A model could not be loaded; the message names the fix (one line, no traceback needed)."""
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from grpo_lab.models.devices import ModelLoadError, pick_device, pick_dtype
-from grpo_lab.models.smollm2 import SMOLLM2_NAME
 
+SMOLLM2_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 HUB_SUGGESTIONS = ["Qwen/Qwen2.5-0.5B-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", SMOLLM2_NAME]
 
 

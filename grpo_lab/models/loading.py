@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from grpo_lab.errors import MissingDependencyError
 from grpo_lab.models.devices import TORCH_DTYPES, ModelLoadError, pick_device
 from grpo_lab.models.hub import HUB_SUGGESTIONS, load_hub_model, load_pretrained_dir
 from grpo_lab.models.smollm2 import SMOLLM2_ALIASES, SMOLLM2_NAME, load_smollm2, smollm2_available
@@ -48,13 +49,13 @@ def apply_lora(model, runtime: dict):
     """Wrap ``model`` with LoRA adapters (peft) on every linear map of the decoder (q, k, v, o, gate, up,
     down), rank ``runtime["lora_r"]``, alpha ``runtime["lora_alpha"]`` (Hu et al., arXiv 2106.09685).
 
-    peft is optional, not a dependency of grpo-lab: without it this raises ``ImportError`` whose message
+    peft is optional, not a dependency of grpo-lab: without it this raises ``MissingDependencyError`` (an ``ImportError``) whose message
     says ``pip install peft`` (or to pick a full fine-tuning preset).
     """
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
-        raise ImportError("LoRA presets need the optional package peft: `pip install peft` (or choose a full "
+        raise MissingDependencyError("LoRA presets need the optional package peft: `pip install peft` (or choose a full "
                           "fine-tuning preset, e.g. t4-qwen2.5-0.5b-gsm8k)") from err
     cfg = LoraConfig(r=int(runtime.get("lora_r", 16)), lora_alpha=int(runtime.get("lora_alpha", 32)), lora_dropout=0.0,
                      target_modules=LORA_TARGETS, task_type="CAUSAL_LM")

