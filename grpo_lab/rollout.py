@@ -11,6 +11,13 @@ Design notes:
 - The log-probs are ``log_softmax(logits / temperature)``, the same convention TRL uses for the ratio, so
   they are the "old" log-probs of the sampling policy.
 - Sampling uses an explicit ``torch.Generator`` so a trainer can checkpoint and resume it exactly.
+- A row stops at any of its end-of-sequence ids: the tokenizer's EOS and every id in the model's
+  ``generation_config.eos_token_id`` (Qwen2.5 and Llama chat models list several: end of turn and end of
+  text), as ``model.generate`` and TRL do.
+- Memory: the training forward asks the model for the logits of the completion positions only
+  (transformers' ``logits_to_keep``), so no [B, P + T, V] logits tensor exists; the log-prob of the
+  sampled token is ``logit - logsumexp`` (no full log-softmax kept), and the entropy, a diagnostic, is
+  computed from detached logits without a graph.
 """
 
 from __future__ import annotations
@@ -54,12 +61,45 @@ def encode_prompts(tokenizer, prompts: list[str], device=None) -> tuple[torch.Te
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
+def _forward_params(model) -> set[str]:
+    """The keyword names of the underlying transformers model's ``forward`` (through a peft wrapper, whose
+    own ``forward`` takes ``**kwargs`` and passes them on)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
 def _cache_kwarg(model) -> str:
     """The forward's KV-cache keyword: ``cache`` in recent 5.x releases (5.24 deprecates ``past_key_values``,
     to be removed in 5.40), ``past_key_values`` in the earlier 5.x ones that ``transformers>=5`` still admits."""
-    import inspect
+    return "cache" if "cache" in _forward_params(model) else "past_key_values"
 
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+def last_logits(model, keep: int, **inputs) -> tuple[torch.Tensor, object]:
+    """``(logits of the last keep positions [B, keep, V], model output)`` of one forward pass.
+
+    Passes ``logits_to_keep=keep`` when the model accepts it (transformers' causal LMs), so the LM head runs
+    on those positions only: on a 36-token prompt and 64 completion tokens this skips a third of the
+    head's work and never materialises the [B, P + T, V] logits.
+    """
+    extra = {"logits_to_keep": keep} if "logits_to_keep" in _forward_params(model) else {}
+    out = model(**inputs, **extra)
+    return out.logits[:, -keep:, :], out
+
+
+def eos_token_ids(model, eos: int | list[int] | None = None) -> list[int]:
+    """Every id that ends a completion: ``eos`` (the tokenizer's ``eos_token_id``; one id or several) plus
+    ``model.generation_config.eos_token_id`` (an int or a list), in that order, without duplicates.
+    ``model.generate`` stops at the latter and TRL at both (its generation config carries the model's and
+    the tokenizer's EOS)."""
+    ids: list[int] = []
+    cfg = getattr(model, "generation_config", None)
+    for src in (eos, getattr(cfg, "eos_token_id", None)):
+        for i in (src if isinstance(src, (list, tuple)) else [src]):
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+    return ids
 
 
 def _cache_of(out):
@@ -69,7 +109,7 @@ def _cache_of(out):
 
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_completion_length: int,
-             eos_token_id: int, pad_token_id: int, temperature: float = 1.0, top_k: int | None = None,
+             eos_token_id: int | list[int], pad_token_id: int, temperature: float = 1.0, top_k: int | None = None,
              do_sample: bool = True, generator: torch.Generator | None = None, num_generations: int = 1):
     """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
 
@@ -77,6 +117,8 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
     ``do_sample=False`` (or ``temperature == 0``) decoding is greedy and ``logps`` are at temperature 1.
     With ``num_generations = G > 1`` the N prompt rows are encoded once and their cache is repeated G times
     (rows ``i*G .. i*G+G-1`` continue prompt ``i``): the prompt forward is shared by the whole group.
+    A row ends at the first token in ``eos_token_id`` (one id or several) or in the model's
+    ``generation_config.eos_token_id`` (``eos_token_ids``), the stopping rule of ``model.generate``.
     """
     greedy = (not do_sample) or temperature == 0
     temp = 1.0 if greedy else float(temperature)
@@ -84,8 +126,10 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
     attn = prompt_mask.clone()
     positions = (attn.cumsum(1) - 1).clamp(min=0)
     cache_kw = _cache_kwarg(model)
-    out = model(input_ids=prompt_ids, attention_mask=attn, position_ids=positions, use_cache=True)
-    cache, logits = _cache_of(out), out.logits[:, -1, :]
+    stop = torch.tensor(eos_token_ids(model, eos_token_id), device=device)
+    logits, out = last_logits(model, 1, input_ids=prompt_ids, attention_mask=attn, position_ids=positions,
+                              use_cache=True)
+    cache, logits = _cache_of(out), logits[:, -1, :]
     next_pos = positions[:, -1:] + 1
     if num_generations > 1:
         cache.batch_repeat_interleave(num_generations)
@@ -110,7 +154,7 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
         tokens[:, t] = torch.where(alive, tok, torch.full_like(tok, pad_token_id))
         logps[:, t] = torch.where(alive, logprobs.gather(1, tok[:, None]).squeeze(1), torch.zeros_like(logps[:, t]))
         mask[:, t] = alive.long()
-        finished |= tok == eos_token_id
+        finished |= torch.isin(tok, stop)
         if bool(finished.all()) or t == max_completion_length - 1:
             break
         attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype, device=device)], dim=1)
@@ -145,7 +189,7 @@ def sample_groups(
     model.eval()
     try:
         c_ids, c_mask, logps, trunc = generate(
-            model, ids, am, max_completion_length=max_completion_length, eos_token_id=tokenizer.eos_token_id,
+            model, ids, am, max_completion_length=max_completion_length, eos_token_id=eos_token_ids(model, tokenizer.eos_token_id),
             pad_token_id=tokenizer.pad_token_id, temperature=temperature, top_k=top_k, do_sample=do_sample,
             generator=generator, num_generations=num_generations,
         )
@@ -163,22 +207,38 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
                      with_entropy: bool = False):
     """Per-token log-probs [B, T] of ``completion_ids`` under ``model`` (with gradients), at ``temperature``.
 
-    One forward pass over prompt + completion; logits at position ``p`` predict token ``p + 1``. With
-    ``with_entropy`` also returns the per-token entropy of the (tempered) next-token distribution, which
-    the trainer logs as a collapse signal.
+    One forward pass over prompt + completion; logits at position ``p`` predict token ``p + 1``, so the last
+    ``T + 1`` positions are kept (``last_logits``) and the final one dropped. With ``z = logits / temperature``
+    (in fp32 whatever the autocast dtype) the log-prob of token ``y`` is ``z_y - logsumexp(z)``, TRL's
+    ``selective_log_softmax``. With ``with_entropy`` also returns the per-token entropy of the tempered
+    next-token distribution (no gradient: a diagnostic the trainer logs as a collapse signal).
+
+    The prompt is recomputed for every completion of a group. Sharing it (one prompt forward per group,
+    its KV cache repeated G times) would save about (G - 1) / G of the prompt's share of the work, but to
+    keep the gradient exact the shared KV must be computed with grad and back-propagated through the
+    repeat; the plain full forward is kept because it is exact by construction and what TRL computes.
     """
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
     positions = (attn.cumsum(1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False).logits
     T = completion_ids.shape[1]
-    logits = logits[:, -T - 1 : -1, :].float() / temperature
-    logprobs = torch.log_softmax(logits, dim=-1)
-    lp = logprobs.gather(2, completion_ids[..., None]).squeeze(2)
+    logits, _ = last_logits(model, T + 1, input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False)
+    z = logits[:, :-1, :].float() / temperature  # [B, T, V]
+    lp = z.gather(2, completion_ids[..., None]).squeeze(2) - torch.logsumexp(z, dim=-1)
     if not with_entropy:
         return lp
-    entropy = -(logprobs.exp() * logprobs).sum(-1)
-    return lp, entropy
+    return lp, token_entropy(z.detach())
+
+
+@torch.no_grad()
+def token_entropy(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Entropy ``H = logsumexp(z) - sum_v softmax(z)_v z_v`` of each row of ``logits`` [..., V], without a
+    graph, ``chunk`` rows of the leading dimension at a time (bounds the temporary softmax)."""
+    out = []
+    for z in logits.split(chunk):
+        z = z.float()
+        out.append(torch.logsumexp(z, -1) - (torch.softmax(z, -1) * z).sum(-1))
+    return torch.cat(out)
 
 
 @torch.no_grad()

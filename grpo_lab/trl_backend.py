@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 import torch
 from transformers import TrainerCallback
 
+from grpo_lab.errors import MissingDependencyError
 from grpo_lab.tasks import Problem, Task, get_task
 from grpo_lab.trainer import ConfigError, GRPOConfig, task_reward
 
@@ -129,15 +130,15 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
 def vllm_kwargs(use_vllm: bool) -> dict:
     """TRL's vLLM switches: ``use_vllm=True, vllm_mode="colocate"`` when asked, else ``{}``.
 
-    Raises ``ConfigError`` naming ``pip install "grpo-lab[vllm]"`` when vllm is not installed, before TRL
-    builds anything (TRL would fail later, mid-setup).
+    Raises ``MissingDependencyError`` (an ``ImportError``) naming ``pip install "grpo-lab[vllm]"`` when vllm
+    is not installed, before TRL builds anything (TRL would fail later, mid-setup).
     """
     import importlib.util
 
     if not use_vllm:
         return {}
     if importlib.util.find_spec("vllm") is None:
-        raise ConfigError('runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
+        raise MissingDependencyError('runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
                           '(a CUDA GPU is needed), or set use_vllm to False to generate with transformers')
     return {"use_vllm": True, "vllm_mode": "colocate"}
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from grpo_lab.evaluation import evaluate
+from grpo_lab import tasks
 from grpo_lab.jobs import run_train
 from grpo_lab.models import apply_lora
 from grpo_lab.presets import choose_preset
@@ -63,7 +64,11 @@ def test_local_split_is_disjoint_fixed_and_chat_formatted():
     assert not {r["question"] for r in held} & {r["question"] for r in train}
     a, b = task.heldout(5), task.heldout(5, seed=9)
     assert [p.question for p in a] == [p.question for p in b]  # a fixed subset: before/after compare alike
-    assert a[0].prompt.startswith("Solve the problem") and a[0].prompt.endswith(a[0].question)
+    assert a[0].prompt == a[0].question  # a char model's trivial template marks no roles: the bare question
+    chat_tok = build_char_tokenizer()
+    chat_tok.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    c = get_task("gsm8k", tokenizer=chat_tok).heldout(1)[0]  # a chat model: system prompt + question, its template
+    assert c.prompt == f"<system>{tasks.DEFAULT_SYSTEM}<user>{c.question}<assistant>" and c.question == a[0].question
     assert task.check(a[0], f"so #### {a[0].answer}") and not task.check(a[0], "#### -12345")
     assert len(task.train(3, seed=1)) == 3
 

@@ -70,7 +70,7 @@ def test_estimates_are_monotone_in_batch_group_and_length(name):
     p = get_preset(name)
     G = p.grpo["num_generations"]
     base = plan.estimate(p)
-    for kw in (dict(batch=4 * G), dict(max_completion_length=2 * p.grpo["max_completion_length"])):
+    for kw in (dict(batch=2 * p.grpo["per_device_train_batch_size"]), dict(max_completion_length=2 * p.grpo["max_completion_length"])):
         big = plan.estimate(p, **kw)
         assert big.peak_bytes > base.peak_bytes and big.step_seconds > base.step_seconds
     # more completions per prompt (G) at the same number of prompts

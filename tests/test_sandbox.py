@@ -89,7 +89,7 @@ def test_stdout_is_captured_and_truncated():
     assert r.passed and r.stdout.startswith("hello") and "truncated" in r.stdout and len(r.stdout) < 200
 
 
-def _wait_until_reaped(before: set[int], seconds: float = 30.0) -> None:
+def _wait_until_reaped(before: set[int], seconds: float = 120.0) -> None:
     """Poll until no sandbox process is left: a killed process is reaped a moment later, longer on a loaded
     machine. A leak is a process that is still there after the deadline."""
     deadline = time.monotonic() + seconds

@@ -138,13 +138,14 @@ def test_vllm_is_requested_in_colocate_mode_or_named_when_missing(tmp_path, monk
     import importlib.util
 
     from grpo_lab import trl_backend
+    from grpo_lab.errors import MissingDependencyError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
     p = small_preset()
     p.runtime = {**p.runtime, "use_vllm": True}
     model, tok = build_tiny_model("nano", seed=0)
-    with pytest.raises(ConfigError, match=r'pip install "grpo-lab\[vllm\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "grpo-lab\[vllm\]"'):
         train_with_trl(model, tok, p, tmp_path, progress=False)
     assert not (tmp_path / "final").exists()
     assert trl_backend.vllm_kwargs(False) == {}

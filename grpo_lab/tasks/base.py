@@ -27,6 +27,7 @@ from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, DatasetFormatError, is_ch
 __all__ = ["DatasetFormatError", "Problem", "Task", "is_heldout_key"]
 
 
+
 @dataclass(frozen=True)
 class Problem:
     """One verifiable problem.

@@ -17,8 +17,8 @@ def get_task(name: str, tokenizer=None, system: str | None = None, **kwargs) -> 
     ``tokenizer``: the model's tokenizer. A chat model's (``prompts.is_chat_tokenizer``) makes every problem's
     prompt ``prompts.model_prompt`` of it, with ``system`` (default: the task's own, ``DEFAULT_SYSTEM`` for
     GSM8K and ``ANSWER_ONLY_SYSTEM`` for the others), and its answers free text checked leniently
-    (``Task.check``); a char-level tokenizer changes nothing. An unknown name raises ``UnknownNameError`` (a ``KeyError``)
-    naming the choices.
+    (``Task.check``); a char-level tokenizer changes nothing. An unknown name raises ``UnknownNameError`` (a
+    ``KeyError``) naming the choices.
     """
     if name not in TASKS:
         raise UnknownNameError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
