@@ -173,6 +173,9 @@ def main(argv=None) -> dict:
             subprocess.run([sys.executable, __file__, "--child", backend, "--out", f.name, "--steps", str(a.steps),
                             "--threads", str(a.threads)], check=True, env={**os.environ, "OMP_NUM_THREADS": str(a.threads)})
             rows[backend] = json.loads(Path(f.name).read_text())
+        r = rows[backend]  # printed as soon as it is known: a long run killed later keeps this line
+        print(f"{backend}: steps {[round(t, 1) for t in r['step']]} s, peak RSS {r['peak_rss_gb']:.2f} GB, "
+              f"load now {os.getloadavg()}", flush=True)
     after = machine()
     print(f"machine: {before['cpu']}, {before['cores']} cores, {a.threads} torch threads, torch {before['torch']}")
     print(f"load average (1/5/15 min): before {before['load']}, after {after['load']}")
