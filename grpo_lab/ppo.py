@@ -350,6 +350,7 @@ class PPOTrainer:
             for idx in torch.randperm(B, generator=self.gen).chunk(cfg.num_mini_batches):
                 args = (r.prompt_ids[idx], r.prompt_mask[idx], r.completion_ids[idx], mask[idx])
                 logps, ent = completion_logps(self.model, *args, cfg.temperature, with_entropy=True)
+                ent = ent.detach()  # logged only: drop its graph now rather than hold it through the next pass
                 # PPO's policy loss is GRPO's with a per-token advantage and a token mean ("bnpo" = TRL's masked_mean).
                 terms = grpo.grpo_loss_terms(logps, old_logps[idx], adv[idx], mask[idx], epsilon=cfg.cliprange,
                                              loss_type="bnpo")
@@ -365,7 +366,7 @@ class PPOTrainer:
         self.value_model.eval()
         return {"policy_loss": float(terms.loss.detach()), "value_loss": float(vloss.detach()), "value_clip_fraction": float(vclip),
                 "clip_fraction": terms.metrics()["clip_ratio/region_mean"], "grad_norm": float(gn),
-                "entropy": float(masked_mean(ent.detach(), mask[idx]))}
+                "entropy": float(masked_mean(ent, mask[idx]))}
 
     def _log(self, rec: dict, t0: float) -> dict:
         if self.cfg.eval_steps and self.eval_problems and (self.step_idx % self.cfg.eval_steps == 0

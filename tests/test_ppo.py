@@ -107,45 +107,40 @@ def test_bad_configs_are_refused():
 
 @pytest.fixture(scope="module")
 def warm_start():
-    """A nano model after a short SFT on the sloppy teacher: right on some carries, wrong on most."""
+    """A nano model stopped early in SFT on addition over 0..19: right on some problems, so rewards vary."""
     from grpo_lab.models import build_tiny_model
     from grpo_lab.sft import sft_train
     from grpo_lab.tasks import AdditionTask
 
     torch.manual_seed(0)
     model, tok = build_tiny_model("nano", seed=0)
-    task = AdditionTask()
-    sft_train(model, tok, task, max_steps=WARM_STEPS, batch_size=64, learning_rate=3e-3, warmup_steps=10,
-              eval_every=0, teacher_drop=0.65, progress=False)
-    return model, tok, task, {k: v.clone() for k, v in model.state_dict().items()}
-
-
-WARM_STEPS = 300
+    task = AdditionTask(0, 19)
+    sft_train(model, tok, task, max_steps=600, batch_size=64, learning_rate=3e-3, warmup_steps=10, eval_every=25,
+              val_size=128, target_accuracy=0.3, progress=False)
+    return model, tok, task
 
 
 def test_ppo_raises_heldout_accuracy_from_a_warm_start(warm_start):
     from grpo_lab.evaluation import evaluate
     from grpo_lab.trainer import task_reward
 
-    model, tok, task, state = warm_start
-    model.load_state_dict(state)
+    model, tok, task = warm_start
     heldout = task.heldout(300, seed=7)
     before = evaluate(model, tok, task, heldout).accuracy
-    cfg = PPOConfig(learning_rate=PPO_LR, value_learning_rate=1e-3, per_device_train_batch_size=64,
-                    max_completion_length=5, max_steps=PPO_STEPS, kl_coef=0.0, seed=0)
+    cfg = PPOConfig(learning_rate=3e-4, value_learning_rate=1e-3, per_device_train_batch_size=64,
+                    max_completion_length=4, max_steps=30, kl_coef=0.0, seed=0)
     value = ValueModel.from_policy(model)
     head = value.v_head.weight.detach().clone()
     tr = PPOTrainer(model, tok, [task_reward(task)], task.train(2000, seed=1), cfg, task=task, value_model=value)
     tr.train(progress=False)
     after = evaluate(model, tok, task, heldout).accuracy
     assert after > before + 0.03, (before, after)
-    assert not torch.equal(head, value.v_head.weight)  # the critic learned
+    assert not torch.equal(head, value.v_head.weight)  # the critic's head learned
     assert tr.ref_model is None  # kl_coef = 0: no reference model held
     keys = {"reward", "accuracy", "kl", "value_loss", "policy_loss", "explained_variance", "clip_fraction",
             "value_clip_fraction", "entropy", "grad_norm", "step_time"}
     assert keys <= set(tr.history[-1])
-    late = [r["explained_variance"] for r in tr.history[-5:]]
-    assert sum(late) / len(late) > 0.0, late  # the critic explains some of the return's variance
-
-
-PPO_LR, PPO_STEPS = 3e-4, 30
+    # The fresh critic says V = 0; by the end its mean prediction has moved toward the mean reward.
+    mean_reward = sum(r["reward"] for r in tr.history[-10:]) / 10
+    assert tr.history[0]["value_mean"] == 0.0
+    assert abs(tr.history[-1]["value_mean"] - mean_reward) < 0.5 * mean_reward, (tr.history[-1]["value_mean"], mean_reward)
