@@ -23,7 +23,8 @@ Design notes:
   does not have. ``value_learning_rate`` lets the fresh critic learn faster than the policy moves (OpenRLHF
   keeps a separate ``critic_learning_rate`` for the same reason).
 - Adam is nearly invariant to a constant scale of the loss, so with a separate critic ``vf_coef`` changes
-  little: the critic's parameters see only the value loss. It matters for a shared trunk.
+  little (only through the gradient-norm clip, which TRL also applies to policy and critic together): the
+  critic's parameters see only the value loss. It matters for a shared trunk.
 - TRL's defaults: ``cliprange = cliprange_value = 0.2``, ``vf_coef = 0.1``, ``gamma = 1``, ``lam = 0.95``,
   ``kl_coef = 0.05`` with the ``k1`` estimator, ``num_ppo_epochs = 4``, ``whiten_rewards = False``;
   advantages are always whitened. Changed for tiny models on a CPU: ``learning_rate``, the lengths, ``temperature``.
@@ -364,8 +365,9 @@ class PPOTrainer:
                 self.opt.step()
         self.model.eval()
         self.value_model.eval()
-        return {"policy_loss": float(terms.loss.detach()), "value_loss": float(vloss.detach()), "value_clip_fraction": float(vclip),
-                "clip_fraction": terms.metrics()["clip_ratio/region_mean"], "grad_norm": float(gn),
+        return {"policy_loss": float(terms.loss.detach()), "value_loss": float(vloss.detach()),
+                "value_clip_fraction": float(vclip), "clip_fraction": terms.metrics()["clip_ratio/region_mean"],
+                "grad_norm": float(gn),
                 "entropy": float(masked_mean(ent, mask[idx]))}
 
     def _log(self, rec: dict, t0: float) -> dict:
