@@ -8,6 +8,7 @@ One module per concept, mirroring the notebooks:
 - ``grpo``: group-relative advantages and the GRPO loss, numerically equal to TRL 1.16.
 - ``rollout``: batched sampling of groups with log-probs and masks.
 - ``trainer``: a from-scratch GRPO loop; ``sft``: the supervised warm start.
+- ``ppo``: the PPO loop GRPO simplified (a critic, GAE); ``memory``: what training holds, counted and measured.
 - ``trl_backend``: the same runs on TRL's ``GRPOTrainer``.
 - ``ensemble``, ``distill``, ``hygiene``: voting and consensus, distillation, the synthetic ceiling.
 - ``widgets``: interactive explorers; ``grading``: ``check(...)`` for exercises; ``cli``: ``grpo-lab``.

@@ -17,8 +17,8 @@ PKG = Path(__file__).resolve().parents[1] / "grpo_lab"
 # Bottom to top. A module may import from its own layer (without a cycle) or from any layer below.
 LAYERS: dict[str, int] = {
     "deadline": 0, "errors": 0,
-    "env": 1, "tasks": 1, "models": 1, "rewards": 1, "sandbox": 1, "grpo": 1, "rollout": 1,
-    "evaluation": 2, "sft": 2, "trainer": 2, "ensemble": 2, "cost": 2,
+    "env": 1, "tasks": 1, "models": 1, "rewards": 1, "sandbox": 1, "grpo": 1, "rollout": 1, "memory": 1,
+    "evaluation": 2, "sft": 2, "trainer": 2, "ppo": 2, "ensemble": 2, "cost": 2,
     "distill": 3, "hygiene": 3, "trl_backend": 3, "plan": 3, "trl_equivalence": 3, "presets": 3,
     "widgets": 4, "grading": 4, "exercise_checks": 4, "jobs": 4,
     "cli": 5,
