@@ -47,7 +47,7 @@ from transformers import get_scheduler
 from grpo_lab import grpo
 from grpo_lab.rollout import completion_logps, sample_groups
 from grpo_lab.tasks import Problem, Task
-from grpo_lab.trainer import ConfigError, TrainResult, check_reward_signature
+from grpo_lab.trainer import ConfigError, TrainResult, check_reward_signature, train_loop
 
 
 @dataclass
@@ -391,18 +391,5 @@ class PPOTrainer:
 
     def train(self, progress: bool = True) -> TrainResult:
         """Run until ``max_steps`` with a progress bar; held-out accuracy first when ``eval_steps`` is set."""
-        from tqdm.auto import tqdm
-
-        t0 = time.perf_counter()
-        if self.step_idx == 0 and self.cfg.eval_steps and self.eval_problems and self.task is not None:
-            self.eval_at_start = self.evaluate()
-        bar = tqdm(total=self.cfg.max_steps, initial=self.step_idx, desc="PPO", disable=not progress)
-        while self.step_idx < self.cfg.max_steps:
-            rec = self.step()
-            post = {"reward": f"{rec['reward']:.2f}", "ev": f"{rec['explained_variance']:.2f}"}
-            if "eval_accuracy" in rec:
-                post["eval_acc"] = f"{rec['eval_accuracy']:.2f}"
-            bar.set_postfix(post)
-            bar.update(1)
-        bar.close()
-        return TrainResult(self.history, time.perf_counter() - t0, self.step_idx)
+        return train_loop(self, "PPO", lambda r: {"reward": f"{r['reward']:.2f}",
+                                                  "ev": f"{r['explained_variance']:.2f}"}, progress)

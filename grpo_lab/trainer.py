@@ -389,23 +389,9 @@ class GRPOTrainer:
             return evaluate(self.model, self.tokenizer, self.task, problems[: self.cfg.eval_size]).accuracy
 
     def train(self, progress: bool = True) -> TrainResult:
-        """Run until ``max_steps`` (continuing from a resumed step), with a progress bar."""
-        from tqdm.auto import tqdm
-
-        t0 = time.perf_counter()
-        if self.step_idx == 0 and self.cfg.eval_steps and self.eval_problems and self.task is not None:
-            # The starting point belongs on the accuracy curve: GRPO's effect is the rise from here.
-            self.eval_at_start = self.evaluate()
-        bar = tqdm(total=self.cfg.max_steps, initial=self.step_idx, desc="GRPO", disable=not progress)
-        while self.step_idx < self.cfg.max_steps:
-            rec = self.step()
-            post = {"reward": f"{rec['reward']:.2f}", "zero_std": f"{rec['frac_reward_zero_std']:.2f}"}
-            if "eval_accuracy" in rec:
-                post["eval_acc"] = f"{rec['eval_accuracy']:.2f}"
-            bar.set_postfix(post)
-            bar.update(1)
-        bar.close()
-        return TrainResult(self.history, time.perf_counter() - t0, self.step_idx)
+        """Run until ``max_steps`` (continuing from a resumed step), with a progress bar (``train_loop``)."""
+        return train_loop(self, "GRPO", lambda r: {"reward": f"{r['reward']:.2f}",
+                                                   "zero_std": f"{r['frac_reward_zero_std']:.2f}"}, progress)
 
     # ----------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> Path:
@@ -445,3 +431,19 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     cands = [p for p in Path(output_dir).glob("checkpoint-*") if (p / "trainer_state.pt").exists()]
     return max(cands, key=lambda p: int(p.name.split("-")[1]), default=None)
 
+
+def train_loop(agent, desc: str, postfix: Callable[[dict], dict], progress: bool = True) -> TrainResult:
+    """``agent.step()`` until ``agent.cfg.max_steps`` with a bar of ``postfix(record)`` (GRPO's and PPO's loop);
+    held-out accuracy first when ``eval_steps`` is set: the algorithm's effect is the rise from there."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    if agent.step_idx == 0 and agent.cfg.eval_steps and agent.eval_problems and agent.task is not None:
+        agent.eval_at_start = agent.evaluate()
+    bar = tqdm(total=agent.cfg.max_steps, initial=agent.step_idx, desc=desc, disable=not progress)
+    while agent.step_idx < agent.cfg.max_steps:
+        rec = agent.step()
+        bar.set_postfix({**postfix(rec), **({"eval_acc": f"{rec['eval_accuracy']:.2f}"} if "eval_accuracy" in rec else {})})
+        bar.update(1)
+    bar.close()
+    return TrainResult(agent.history, time.perf_counter() - t0, agent.step_idx)
