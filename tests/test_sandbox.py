@@ -33,13 +33,24 @@ TIMEOUT = 2.0  # for programs that are meant to run out of time
 SLOW_OK = 60.0
 
 
+def _ours(pid: str) -> bool:
+    """True for a process started by this test: sandbox children inherit ``TMPDIR`` = a working folder made
+    under ``tempfile.gettempdir()``, which the ``private_tmp`` fixture makes private to the test. Other tests
+    running sandboxes at the same time (another xdist worker, a notebook) are not this test's leaks."""
+    marker = b"TMPDIR=" + os.fsencode(tempfile.gettempdir()) + b"/"
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
 def _sandbox_processes() -> list[int]:
-    """Pids of live sandbox harnesses (their command line names the harness file)."""
+    """Pids of this test's live sandbox harnesses (their command line names the harness file)."""
     found = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if HARNESS_PATH.encode() in Path(f"/proc/{d}/cmdline").read_bytes():
+                if HARNESS_PATH.encode() in Path(f"/proc/{d}/cmdline").read_bytes() and _ours(d):
                     found.append(int(d))
             except OSError:
                 pass
@@ -52,7 +63,7 @@ def _spinning_orphans(before: set[int]) -> list[int]:
     for d in os.listdir("/proc"):
         if d.isdigit() and int(d) not in before:
             try:
-                if os.stat(f"/proc/{d}").st_uid >= 1 << 20:
+                if os.stat(f"/proc/{d}").st_uid >= 1 << 20 and _ours(d):
                     out.append(int(d))
             except OSError:
                 pass
@@ -183,7 +194,7 @@ def test_every_available_mode_passes_the_solution_and_stops_the_whole_gallery(mo
     assert list(private_tmp.iterdir()) == []
 
 
-def test_audit_mode_blocks_process_creation_and_signals(monkeypatch):
+def test_audit_mode_blocks_process_creation_and_signals(monkeypatch, private_tmp):
     monkeypatch.setenv("GRPO_LAB_SANDBOX_MODE", "audit-hook")
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     # (the fork bomb catches the PermissionError and keeps trying: it times out, having forked nothing)
@@ -285,8 +296,14 @@ def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
             os.chown(p, uid, uid)
         script = home / "as_user.py"
         script.write_text(_AS_USER)
+        # A copy of the package the throwaway uid can read (the checkout may sit under a folder only root enters),
+        # outside /tmp, /var/tmp and /dev/shm, which the bwrap mode hides behind private tmpfs folders.
+        src = Path(tempfile.mkdtemp(prefix="grpo_lab_src_", dir="/var/cache" if os.path.isdir("/var/cache") else "/"))
+        src.chmod(0o755)
+        shutil.copytree(Path(__file__).resolve().parents[1] / "grpo_lab", src / "grpo_lab",
+                        ignore=shutil.ignore_patterns("data", "__pycache__"))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(home),
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(src)}
         cmd = [unshare, "--mount", "--propagation", "private", sys.executable, "-I", "-c", _AS_ROOT, HARNESS_PATH,
                *_drop_to(uid), sys.executable, str(script), str(victim)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(home))
@@ -304,3 +321,5 @@ def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
         assert victim.read_text() == "precious" and victim.stat().st_uid == uid
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        if "src" in locals():
+            shutil.rmtree(src, ignore_errors=True)
