@@ -288,18 +288,64 @@ def _prepare(preset_name, steps, seed, compute_dtype, backend) -> tuple[Preset, 
     return preset, backend or preset.backend
 
 
-def _evaluate_before(model, tok, preset: Preset, task: Task, heldout, k, report: dict, say) -> tuple[EvalResult, EvalResult]:
+def _untrained_cache_file(preset: Preset, task: Task, heldout, max_new_tokens, k) -> Path:
+    """Where the evaluation of the preset's own untrained model on ``heldout`` is remembered: a hash of
+    everything that decides its greedy completions (model, task, system prompt, the prompts, the budget, k,
+    the versions of grpo-lab, torch and transformers, the thread count)."""
+    import hashlib
+    import os
+
+    import torch
+    import transformers
+
+    import grpo_lab
+
+    key = json.dumps([preset.model, task.describe(), task.system if task.chat else None, [p.prompt for p in heldout],
+                      max_new_tokens, k, grpo_lab.__version__, torch.__version__, transformers.__version__,
+                      torch.get_num_threads()])
+    root = Path(os.environ.get("GRPO_LAB_CACHE") or Path.home() / ".cache" / "grpo_lab")
+    return root / "untrained-evals" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def evaluate_untrained(model, tok, preset: Preset, task: Task, heldout, k=None, max_new_tokens=None,
+                       cache: bool = True) -> tuple[EvalResult, bool]:
+    """``evaluate_preset`` of the preset's own untrained model, remembered on disk (``GRPO_LAB_CACHE``, default
+    ``~/.cache/grpo_lab``); returns ``(result, from_cache)``.
+
+    Why: greedy decoding is deterministic, so the untrained model scores the same on the same problems with
+    the same budget in every run; on ``cpu-smollm2`` the generous-budget baseline (the base model writes about
+    60 tokens per answer) takes about as long as the training, and a second training seed need not pay it again.
+    """
+    f = _untrained_cache_file(preset, task, heldout, max_new_tokens or preset.runtime.get("eval_max_new_tokens"), k)
+    if cache and f.exists():
+        return EvalResult(**json.loads(f.read_text())), True
+    res = evaluate_preset(model, tok, preset, task, heldout, k, max_new_tokens=max_new_tokens)
+    if cache:
+        from dataclasses import asdict
+
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(res)))
+        tmp.replace(f)
+    return res, False
+
+
+def _evaluate_before(model, tok, preset: Preset, task: Task, heldout, k, report: dict, say,
+                     cache: bool) -> tuple[EvalResult, EvalResult]:
     """The untrained model at the training budget and, when the preset names one, at a generous budget
-    (``runtime["baseline_max_new_tokens"]``, the honest baseline: ``accuracy_before``); fills ``report``."""
+    (``runtime["baseline_max_new_tokens"]``, the honest baseline: ``accuracy_before``); fills ``report``.
+    ``cache``: reuse an earlier run's identical evaluation of the preset's own model (``evaluate_untrained``)."""
     generous = preset.runtime.get("baseline_max_new_tokens")
-    at_cap = evaluate_preset(model, tok, preset, task, heldout, k)
+    at_cap, hit = evaluate_untrained(model, tok, preset, task, heldout, k, cache=cache)
+    said = " (remembered from an earlier run: same model, problems and budget)" if hit else ""
     say(f"      at the training budget ({at_cap.max_new_tokens} new tokens): {at_cap.accuracy:.3f} "
-        f"+- {at_cap.stderr:.3f}, mean length {at_cap.mean_length:.1f} tokens")
+        f"+- {at_cap.stderr:.3f}, mean length {at_cap.mean_length:.1f} tokens{said}")
     baseline = at_cap
     if generous and generous > at_cap.max_new_tokens:
-        baseline = evaluate_preset(model, tok, preset, task, heldout, 0, max_new_tokens=generous)
+        baseline, hit = evaluate_untrained(model, tok, preset, task, heldout, 0, max_new_tokens=generous, cache=cache)
+        said = " (remembered)" if hit else ""
         say(f"      with a generous budget ({generous} new tokens): {baseline.accuracy:.3f} +- {baseline.stderr:.3f}, "
-            f"mean length {baseline.mean_length:.1f} tokens  <- the honest baseline")
+            f"mean length {baseline.mean_length:.1f} tokens  <- the honest baseline{said}")
     report.update({"k": at_cap.k, "before": baseline.summary(), "before_at_cap": at_cap.summary(),
                    "accuracy_before": baseline.accuracy, "accuracy_before_at_cap": at_cap.accuracy,
                    "mean_length_before": round(at_cap.mean_length, 2), "status": "evaluated-before"})
@@ -346,7 +392,7 @@ def run_train(backend: str | None = None, preset_name: str | None = None, init: 
               "n_heldout": len(heldout), "heldout_seed": HELDOUT_SEED, "machine": machine_info(next(model.parameters()).device),
               "seconds_load": round(time.perf_counter() - t0, 2), "grpo_config": preset.grpo, "runtime": preset.runtime}
     say(f"[2/4] the untrained model on {len(heldout)} different held-out problems of {task.describe()}")
-    baseline, before = _evaluate_before(model, tok, preset, task, heldout, k, report, say)
+    baseline, before = _evaluate_before(model, tok, preset, task, heldout, k, report, say, model_tok is None and init is None)
     write_json(out / "report.json", report)
     g = preset.grpo
     say(f"[3/4] GRPO: {g['max_steps']} steps of {g['per_device_train_batch_size'] // g['num_generations']} prompts x "

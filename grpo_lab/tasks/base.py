@@ -49,9 +49,9 @@ def _bucket(key: str, n: int = 5) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % n
 
 
-def is_heldout_key(key: str) -> bool:
-    """True for the 1/5 of a problem space reserved for evaluation."""
-    return _bucket(key) == 0
+def is_heldout_key(key: str, buckets: int = 1) -> bool:
+    """True for the ``buckets``/5 of a problem space reserved for evaluation (1/5 unless a task says more)."""
+    return _bucket(key) < buckets
 
 
 class Task:
@@ -61,6 +61,7 @@ class Task:
     has_strict_check = False  # True where check_strict (a format-demanding check) exists
     tokenizer = None  # set by get_task: a chat tokenizer makes every prompt a rendered chat (module docstring)
     system: str | None = ANSWER_ONLY_SYSTEM  # the system prompt of chat-rendered prompts
+    heldout_buckets: int = 1  # how many of the 5 hash buckets are held out (``is_heldout_key``)
 
     @property
     def chat(self) -> bool:
@@ -126,7 +127,7 @@ class Task:
         while len(out) < n:
             p = self._random_problem(rng)
             tries += 1
-            if is_heldout_key(self.key(p)) == want_heldout:
+            if is_heldout_key(self.key(p), self.heldout_buckets) == want_heldout:
                 out.append(self.render(p))
             if tries > 200 * (n + 10):
                 raise RuntimeError(f"{self.name}: could not draw {n} {split} problems")
