@@ -13,9 +13,7 @@ Each backend runs in its own process (a fresh model load; peak RSS is that proce
 warm-up step, then ``--steps`` timed steps. Columns: the median wall time of a whole step, of generation
 (from-scratch: ``rollout.sample_groups``; TRL: ``GRPOTrainer._generate``) and of loss + backward
 (from-scratch: ``GRPOTrainer.update`` minus the optimizer step; TRL: ``training_step`` minus
-``_prepare_inputs``, which holds generation and scoring). Both run with ``env.keep_freed_memory`` (as
-``grpo-lab train`` does); a third row, ``grpo_lab:default-malloc``, runs the from-scratch trainer with glibc's
-default allocator settings, the baseline of that change. Prints the machine (CPU model, threads, torch,
+``_prepare_inputs``, which holds generation and scoring). Prints the machine (CPU model, threads, torch,
 load average before and after) with the table: the machine is shared, report the load with the numbers.
 """
 
@@ -152,14 +150,7 @@ def machine() -> dict:
 
 
 def child(backend: str, steps: int, threads: int, out: str) -> None:
-    """One backend in this process; ``NAME:default-malloc`` skips ``env.keep_freed_memory`` (the baseline that
-    shows what glibc's default of unmapping every large freed block costs)."""
-    from grpo_lab.env import keep_freed_memory
-
-    name, _, variant = backend.partition(":")
-    if variant != "default-malloc":
-        keep_freed_memory()
-    res = (run_grpo_lab if name == "grpo_lab" else run_trl)(steps, threads)
+    res = (run_grpo_lab if backend == "grpo_lab" else run_trl)(steps, threads)
     res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     Path(out).write_text(json.dumps(res))
 
@@ -168,8 +159,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=3, help="timed steps per backend (after one warm-up step)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--backends", default="grpo_lab,trl,grpo_lab:default-malloc",
-                    help="comma-separated; NAME:default-malloc runs NAME without env.keep_freed_memory")
+    ap.add_argument("--backends", default="grpo_lab,trl")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -190,17 +180,14 @@ def main(argv=None) -> dict:
     print(f"machine: {before['cpu']}, {before['cores']} cores, {a.threads} torch threads, torch {before['torch']}")
     print(f"load average (1/5/15 min): before {before['load']}, after {after['load']}")
     print(f"config: 4 prompts x 8 completions x 64 tokens (EOS suppressed), fp32, {a.steps} timed steps after 1 warm-up")
-    print(f"{'backend':24s} {'s/step':>8s} {'generation s':>13s} {'loss+backward s':>16s} {'peak RSS GB':>12s}")
+    print(f"{'backend':10s} {'s/step':>8s} {'generation s':>13s} {'loss+backward s':>16s} {'peak RSS GB':>12s}")
     med = {}
     for b, r in rows.items():
         med[b] = {k: statistics.median(r[k]) for k in ("step", "generation", "loss_backward")}
-        print(f"{b:24s} {med[b]['step']:8.1f} {med[b]['generation']:13.1f} {med[b]['loss_backward']:16.1f} "
+        print(f"{b:10s} {med[b]['step']:8.1f} {med[b]['generation']:13.1f} {med[b]['loss_backward']:16.1f} "
               f"{r['peak_rss_gb']:12.2f}")
     if {"grpo_lab", "trl"} <= set(med):
         print(f"ratio grpo_lab / trl s/step: {med['grpo_lab']['step'] / med['trl']['step']:.2f}")
-    if {"grpo_lab", "grpo_lab:default-malloc"} <= set(med):
-        print(f"ratio grpo_lab / grpo_lab with glibc's default malloc: "
-              f"{med['grpo_lab']['step'] / med['grpo_lab:default-malloc']['step']:.2f}")
     result = {"machine": before, "load_after": after["load"], "threads": a.threads, "rows": rows, "median": med}
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))

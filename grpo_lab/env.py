@@ -30,37 +30,9 @@ def set_threads(default: int = 2) -> int:
     """
     import torch
 
-    keep_freed_memory()
     n = os.environ.get("GRPO_LAB_THREADS") or os.environ.get("OMP_NUM_THREADS") or min(default, os.cpu_count() or 1)
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's ``malloc`` to keep freed memory for reuse: ``mallopt(M_MMAP_MAX, 0)`` (large blocks come
-    from the heap instead of a fresh ``mmap`` each) and ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)`` (the heap is
-    not given back to the system). Returns True when applied, False off glibc (macOS, Windows, musl).
-
-    Why: a training step allocates and frees the same large tensors every step (activations, the logits of
-    the completion positions, gradients). By default glibc serves each from a new ``mmap`` and unmaps it on
-    free, so every step faults all those pages in again; on a 2-core virtual machine that was most of the
-    system time and made a SmolLM2 GRPO step about twice as slow (``benchmarks/bench_step.py``). The
-    settings are what the ``MALLOC_MMAP_MAX_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables do, set
-    from inside the process. The cost: the process keeps its peak heap until it exits.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    except (OSError, AttributeError):  # not glibc (no mallopt symbol)
-        return False
-    return bool(ok)
 
 
 def environment_report() -> dict[str, str]:

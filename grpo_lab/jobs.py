@@ -162,17 +162,18 @@ def run_demo(out: str | Path = "runs/demo", preset_name: str = "cpu-addition", p
     preset.sft["seed"] = seed
     t_start = time.perf_counter()
     task = get_task(preset.task)
-    heldout = task.heldout(preset.eval_size, seed=HELDOUT_SEED)
+    heldout = task.heldout_distinct(preset.eval_size, seed=HELDOUT_SEED)
     model, tok = build_tiny_model(preset.model.split(":", 1)[1], seed=seed)
 
-    print(f"[1/2] SFT warm start: {preset.model} on {preset.task} until {preset.sft.get('target_accuracy')} "
-          "validation accuracy (a deliberately partial model)")
+    sk = preset.sft
+    print(f"[1/2] SFT warm start: {preset.model} on {preset.task}, {sk['max_steps']} steps of {sk['batch_size']} from a "
+          f"sloppy teacher (forgets the final carry {sk.get('teacher_drop', 0):.0%} of the time), seed {seed}")
     sft = sft_train(model, tok, task, progress=progress, **preset.sft)
     model.save_pretrained(out / "sft")
     tok.save_pretrained(out / "sft")
     before = evaluate(model, tok, task, heldout)
     report = {"preset": preset.name, "seed": seed, "task": preset.task, "model": preset.model, "heldout_n": len(heldout),
-              "heldout_seed": HELDOUT_SEED, "accuracy_before": before.accuracy, "seconds_sft": round(sft.seconds, 2),
+              "heldout_seed": HELDOUT_SEED, "machine": machine_info(), "accuracy_before": before.accuracy, "seconds_sft": round(sft.seconds, 2),
               "sft_steps": sft.steps, "status": "sft-done"}
     write_json(out / "report.json", report)
     print(f"      held-out greedy accuracy after SFT: {before.accuracy:.3f}  ({sft.seconds:.0f} s, {sft.steps} steps)")

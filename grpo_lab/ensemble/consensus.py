@@ -134,7 +134,7 @@ def iterative_consensus(
 
     A generator is any callable ``messages -> text`` (``hf_generator`` wraps a Hugging Face model); members
     are called one after another within a round, all seeing the previous round only, so their order does not
-    matter. The ICE paper's exact round limit is not confirmed here; ``max_rounds`` is a parameter.
+    matter. How many rounds to allow is the caller's choice (``max_rounds``).
     """
     gens = list(generators)
     if not gens:
