@@ -300,18 +300,19 @@ def _untrained_cache_file(preset: Preset, task: Task, heldout, max_new_tokens, k
     import transformers
 
     import grpo_lab
+    from grpo_lab.models import cache_dir
 
     key = json.dumps([preset.model, task.describe(), task.system if task.chat else None, [p.prompt for p in heldout],
                       max_new_tokens, k, grpo_lab.__version__, torch.__version__, transformers.__version__,
                       torch.get_num_threads()])
-    root = Path(os.environ.get("GRPO_LAB_CACHE") or Path.home() / ".cache" / "grpo_lab")
-    return root / "untrained-evals" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    root = Path(os.environ.get("GRPO_LAB_EVAL_CACHE") or cache_dir() / "untrained-evals")
+    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
 def evaluate_untrained(model, tok, preset: Preset, task: Task, heldout, k=None, max_new_tokens=None,
                        cache: bool = True) -> tuple[EvalResult, bool]:
-    """``evaluate_preset`` of the preset's own untrained model, remembered on disk (``GRPO_LAB_CACHE``, default
-    ``~/.cache/grpo_lab``); returns ``(result, from_cache)``.
+    """``evaluate_preset`` of the preset's own untrained model, remembered on disk (``GRPO_LAB_EVAL_CACHE``, default
+    ``untrained-evals`` in ``models.cache_dir()``, beside the converted SmolLM2); returns ``(result, from_cache)``.
 
     Why: greedy decoding is deterministic, so the untrained model scores the same on the same problems with
     the same budget in every run; on ``cpu-smollm2`` the generous-budget baseline (the base model writes about
