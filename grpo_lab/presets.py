@@ -78,11 +78,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset(
         name="cpu-addition",
         description=("The main job: a 0.8M-parameter char-level Qwen2 on 2-digit addition. SFT on a sloppy teacher "
-                     "(forgets the final carry 65% of the time), then GRPO with an exact verifier, on 2 CPU cores."),
+                     "(forgets the final carry 55% of the time), then GRPO with an exact verifier, on 2 CPU cores."),
         model="tiny:tiny",
         task="addition",
         sft=dict(max_steps=1800, batch_size=64, learning_rate=2e-3, warmup_steps=50, eval_every=200, val_size=256,
-                 teacher_drop=0.65),
+                 teacher_drop=0.55),
         grpo=dict(learning_rate=4e-5, lr_scheduler_type="linear", num_generations=8, per_device_train_batch_size=128,
                   max_completion_length=5, max_steps=300, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
                   loss_type="dapo", scale_rewards="group", max_grad_norm=1.0, eval_steps=50, eval_size=300, seed=0),
