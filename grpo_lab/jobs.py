@@ -291,7 +291,7 @@ def _prepare(preset_name, steps, seed, compute_dtype, backend) -> tuple[Preset, 
 
 def _untrained_cache_file(preset: Preset, task: Task, heldout, max_new_tokens, k) -> Path:
     """Where the evaluation of the preset's own untrained model on ``heldout`` is remembered: a hash of
-    everything that decides its greedy completions (model, task, system prompt, the prompts, the budget, k,
+    everything that decides its greedy completions (model, its dtype and autocast dtype, task, system prompt, the prompts, the budget, k,
     the versions of grpo-lab, torch and transformers, the thread count)."""
     import hashlib
     import os
@@ -302,7 +302,7 @@ def _untrained_cache_file(preset: Preset, task: Task, heldout, max_new_tokens, k
     import grpo_lab
     from grpo_lab.models import cache_dir
 
-    key = json.dumps([preset.model, task.describe(), task.system if task.chat else None, [p.prompt for p in heldout],
+    key = json.dumps([preset.model, preset.runtime.get("dtype"), preset.runtime.get("compute_dtype"), task.describe(), task.system if task.chat else None, [p.prompt for p in heldout],
                       max_new_tokens, k, grpo_lab.__version__, torch.__version__, transformers.__version__,
                       torch.get_num_threads()])
     root = Path(os.environ.get("GRPO_LAB_EVAL_CACHE") or cache_dir() / "untrained-evals")
