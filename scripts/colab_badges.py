@@ -33,9 +33,10 @@ USES_SMOLLM2 = {"00_setup.ipynb", "01_verifiable_rewards.ipynb", "06_capstone_gs
 # (vLLM pins one exactly), pip stops with a conflict instead of replacing the CUDA build that fits the GPU.
 _CELL = '''\
 # Colab only: install grpo-lab from GitHub (locally, `make lab` has already installed everything).
-# pip adds what Colab lacks (TRL 1.16, math-verify, gguf, ...{extra_note}) and keeps Colab's
-# own torch, torchvision and torchaudio as they are (their CUDA build fits the GPU).
-# Takes about 1-2 minutes (an estimate); pip prints each package as it goes.{smollm_note}
+# pip adds what Colab lacks (TRL 1.16, math-verify, accelerate, gguf, ...{extra_note}) and keeps
+# Colab's own torch, torchvision and torchaudio as they are (their CUDA build fits the GPU).
+# Beside a preinstalled torch and transformers this is about 60 MB of downloads (most of it pyarrow,
+# when datasets is missing) and took 23 s on a test machine; pip prints each package as it goes.{smollm_note}
 import importlib.metadata, importlib.util, os, shutil, subprocess, sys
 if {marker}:
     if importlib.util.find_spec("grpo_lab") is None:
