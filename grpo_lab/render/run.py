@@ -120,17 +120,20 @@ class RenderResult:
     size_bytes: int = 0
 
 
-def _cell_progress(log: Callable[[str], None], t0: float, n_code: int):
-    """An nbclient hook printing, after each code cell, how far the notebook is and how long it has run."""
-    done = [0]
+class _Progress:
+    """nbclient hooks: after each code cell, how far the notebook is and how long it has run; the cell that
+    is running, so that a failure can name it (nbclient's error shows the source, not the position)."""
 
-    def hook(cell, cell_index, execute_reply=None, **_):
-        if cell.get("cell_type") != "code":
-            return
-        done[0] += 1
-        log(f"    cell {done[0]}/{n_code} done, {time.perf_counter() - t0:.0f} s")
+    def __init__(self, log: Callable[[str], None], t0: float, n_code: int):
+        self.log, self.t0, self.n_code, self.done, self.running = log, t0, n_code, 0, None
 
-    return hook
+    def start(self, cell, cell_index, **_):
+        self.running = cell_index
+
+    def executed(self, cell, cell_index, **_):
+        if cell.get("cell_type") == "code":
+            self.done += 1
+            self.log(f"    cell {self.done}/{self.n_code} done, {time.perf_counter() - self.t0:.0f} s")
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -151,7 +154,7 @@ def render_notebook(path: str | Path, *, test_mode: bool = False, log: Callable[
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     from grpo_lab import __version__
 
@@ -161,17 +164,18 @@ def render_notebook(path: str | Path, *, test_mode: bool = False, log: Callable[
     committed_meta.pop("grpo_lab", None)
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     t0 = time.perf_counter()
+    progress = _Progress(log, t0, n_code)
     client = NotebookClient(nb, timeout=cell_limit_s, kernel_name="python3", allow_errors=False,
                             record_timing=False, store_widget_state=True,
                             resources={"metadata": {"path": str(path.parent)}},
-                            on_cell_executed=_cell_progress(log, t0, n_code))
+                            on_cell_start=progress.start, on_cell_executed=progress.executed)
     try:
         client.execute(env=kernel_env(test_mode))
-    except (CellExecutionError, CellTimeoutError) as e:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         seconds = time.perf_counter() - t0
-        first = str(e).strip().splitlines()
-        why = next((line for line in reversed(first) if line.strip()), type(e).__name__)
-        return RenderResult(path, seconds, False, f"a cell failed after {seconds:.0f} s ({why}); "
+        lines = str(e).strip().splitlines()
+        why = next((line for line in reversed(lines) if line.strip()), type(e).__name__)
+        return RenderResult(path, seconds, False, f"cell {progress.running} failed after {seconds:.0f} s ({why}); "
                             f"{path.name} on disk is unchanged\n{e}")
     seconds = time.perf_counter() - t0
     widgets = nb.metadata.get("widgets")
