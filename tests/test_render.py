@@ -160,7 +160,7 @@ def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Pa
     assert "image/svg+xml" not in json.dumps(nb)
     widget_outs = nb["cells"][2]["outputs"]
     htmls = " ".join(o["data"].get("text/html", "") for o in widget_outs if o["output_type"] == "display_data")
-    assert NOTE_CONTROLS.split(":")[0] in htmls and "epsilon = 0.25" in htmls
+    assert NOTE_CONTROLS in htmls and "Controls: epsilon = 0.25" in htmls
     assert "<b>status: 42 groups</b>" in htmls
     assert any("image/png" in o.get("data", {}) for o in widget_outs), "the figure inside the Output is lost"
     tqdm_outs = nb["cells"][3]["outputs"]
@@ -202,6 +202,8 @@ def test_snapshot_of_a_tqdm_bar_is_one_line_and_unknown_models_give_a_note():
         {"output_type": "stream", "name": "stdout", "text": "GRPO: 100% 30/30 [00:04<00:00, 7.1it/s]\n"}]
     lone = render.snapshot_outputs({"model_id": "gone"}, states)
     assert len(lone) == 1 and "Static snapshot" in lone[0]["data"]["text/plain"]
+    states["h"] = {"model_name": "HTMLModel", "state": {"value": "group 1: mean 0.25<br>group 2: mean 0.5"}}
+    assert render.snapshot_outputs({"model_id": "h"}, states)[1]["data"]["text/plain"] == "group 1: mean 0.25\ngroup 2: mean 0.5"
 
 
 def test_streams_merge_and_keep_the_final_state_of_each_line():

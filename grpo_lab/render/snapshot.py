@@ -26,7 +26,9 @@ SILENT = {"ButtonModel", "LayoutModel", "ButtonStyleModel", "DescriptionStyleMod
 
 
 def _tag(html_text: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    """The plain text of an HTML fragment; line breaks and block ends become newlines."""
+    text = re.sub(r"<br\s*/?>|</(p|div|li|tr|h\d)>", "\n", html_text, flags=re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 class _Walk:
@@ -125,9 +127,10 @@ def snapshot_outputs(view: dict, states: dict) -> list[dict]:
         return [{"output_type": "stream", "name": "stdout", "text": "".join(v + "\n" for _, v in items)}]
     controls = [v for kind, v in items if kind == "control"]
     note = NOTE_CONTROLS if controls else NOTE_LIVE
-    if controls:
-        note += " Shown with " + "; ".join(controls) + "."
     out = [_display({"text/html": f"<p><em>{html.escape(note)}</em></p>", "text/plain": note})]
+    if controls:  # the settings the snapshot was drawn with, so its figure can be read against them
+        said = "Controls: " + ", ".join(controls)
+        out.append(_display({"text/html": f"<p>{html.escape(said)}</p>", "text/plain": said}))
     for kind, value in items:
         if kind == "png":
             out.append(_display({"image/png": value, "text/plain": "<figure>"}))
