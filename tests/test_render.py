@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from grpo_lab import grading, render
-from grpo_lab.render.snapshot import NOTE_CONTROLS, STATE_MIME, VIEW_MIME
+from grpo_lab.render.snapshot import NOTE_CONTROLS, NOTE_LIVE, STATE_MIME, VIEW_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 # Switched on by the commit that renders every notebook (`make render`): from then on a notebook of notebooks/
@@ -117,6 +117,16 @@ with out:
     plt.close(f2)
 box = W.VBox([W.FloatSlider(value=0.25, description="epsilon"), W.HTML("<b>status: 42 groups</b>"), out])
 display(box)"""
+# The training dashboard's way: an Output displayed on its own, redrawn in place a few times.
+DASHBOARD = """live = W.Output()
+display(live)
+for step in range(3):
+    f3, a3 = plt.subplots(figsize=(5, 2), dpi=100)
+    a3.plot(range(step + 2))
+    with live:
+        live.clear_output(wait=True)
+        display(f3)
+    plt.close(f3)"""
 TQDM = """from tqdm.auto import tqdm
 for _ in tqdm(range(40), desc="steps"):
     pass"""
@@ -149,13 +159,13 @@ def _pngs(nb: dict) -> list:
 
 
 def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Path):
-    path = _notebook(tmp_path, [WIDE_FIGURE, WIDGET, TQDM, PATHS.format(tmp=str(tmp_path))])
+    path = _notebook(tmp_path, [WIDE_FIGURE, WIDGET, TQDM, PATHS.format(tmp=str(tmp_path)), DASHBOARD])
     result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None)
     assert result.ok, result.message
     nb = json.loads(path.read_text())
     assert leaks(nb) == []
     widths = sorted(img.width for img in _pngs(nb))
-    assert len(widths) == 2 and widths[-1] == render.outputs.MAX_WIDTH_PX, widths  # 1400 px capped
+    assert len(widths) == 3 and widths[-1] == render.outputs.MAX_WIDTH_PX, widths  # 1400 px capped
     assert all("Software" not in img.info for img in _pngs(nb)), "figures were not re-encoded"
     assert "image/svg+xml" not in json.dumps(nb)
     widget_outs = nb["cells"][2]["outputs"]
@@ -169,6 +179,8 @@ def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Pa
     printed = "".join("".join(o["text"]) for o in nb["cells"][4]["outputs"])
     assert str(tmp_path) not in printed and sys.prefix not in printed and "<tmp>" in printed and "<python>" in printed
     assert printed.rstrip().endswith("progress 4") and "progress 3" not in printed
+    live = nb["cells"][5]["outputs"]
+    assert [o["data"]["text/plain"] for o in live] == [NOTE_LIVE, "<figure>"], "one note, then the last redraw only"
     info = nb["metadata"]["grpo_lab"]
     assert info["code_sha256"] == render.code_sha256(nb) and info["threads"] == 2 and info["test_mode"]
     assert render.stale_message(path) is None
