@@ -195,7 +195,7 @@ def test_a_failing_cell_leaves_the_file_untouched(tmp_path: Path):
     before = path.read_bytes()
     result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None)
     assert not result.ok and "broken on purpose" in result.message and "unchanged" in result.message
-    assert result.message.startswith("cell 2 failed"), result.message  # the markdown title is cell 0
+    assert result.message.startswith("cell index 2 "), result.message  # the markdown title is cell 0
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "a temporary file was left behind"
 

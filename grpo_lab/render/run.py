@@ -175,7 +175,8 @@ def render_notebook(path: str | Path, *, test_mode: bool = False, log: Callable[
         seconds = time.perf_counter() - t0
         lines = str(e).strip().splitlines()
         why = next((line for line in reversed(lines) if line.strip()), type(e).__name__)
-        return RenderResult(path, seconds, False, f"cell {progress.running} failed after {seconds:.0f} s ({why}); "
+        return RenderResult(path, seconds, False, f"cell index {progress.running} (from 0, markdown counted) failed "
+                            f"after {seconds:.0f} s ({why}); "
                             f"{path.name} on disk is unchanged\n{e}")
     seconds = time.perf_counter() - t0
     widgets = nb.metadata.get("widgets")
