@@ -12,13 +12,14 @@ CONSTRAINTS := constraints.txt
 # Two workers match the 2-core machines CI and the course target.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install demo test test-fast lab exercises check-exercises clean bench constraints
+.PHONY: help install demo test test-fast lab exercises check-exercises render clean bench constraints
 
 help:
 	@echo "make demo       run the main job: SFT warm start then GRPO on 2-digit addition (CPU, ~3 min)"
 	@echo "make test       run every test (library, notebooks in test mode, exercises, CLI)"
 	@echo "make lab        open JupyterLab on the notebooks"
 	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make render     execute every notebook in full mode and store its outputs (NB=04a: only names containing 04a)"
 	@echo "make bench      benchmark the from-scratch trainer against TRL"
 	@echo "make constraints  rewrite constraints.txt from what .venv holds (after changing a version on purpose)"
 
@@ -54,6 +55,13 @@ lab: $(VENV)/.installed $(VENV)/.smollm
 
 exercises: $(VENV)/.installed
 	$(PY) -m grpo_lab.grading build
+
+# Full mode, two threads, one notebook at a time (grpo_lab/render sets the kernel's environment itself):
+# the outputs committed with the notebooks, and the measured time each one states in its first cell.
+render: $(VENV)/.installed $(VENV)/.smollm
+	@# Convert SmolLM2 from its GGUF once (cached), so the first notebook's time does not include it.
+	$(PY) -c "from grpo_lab.models import load_smollm2; load_smollm2(progress=False)"
+	$(PY) -m grpo_lab.render $(if $(NB),--only $(NB))
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_backends.py

@@ -307,8 +307,13 @@ def strip_solution(source: str) -> str:
 
 def _exercise_notebook(nb: dict) -> dict:
     nb = copy.deepcopy(nb)
+    # A rendered solution records its render (code hash, time): an exercise is never rendered, and its code
+    # differs from the solution's, so that record would be wrong there.
+    nb.get("metadata", {}).pop("grpo_lab", None)
+    nb.get("metadata", {}).pop("widgets", None)
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell.get("metadata", {}).pop("execution", None)
         if cell["cell_type"] == "code":
             src = strip_solution(src)
             cell["outputs"], cell["execution_count"] = [], None
@@ -322,7 +327,9 @@ def build_exercises(root: str | Path, check_only: bool = False) -> list[str]:
     """Write ``exercises/<name>.ipynb`` for each ``solutions/<name>.ipynb``; return the paths that differ.
 
     With ``check_only`` nothing is written: the returned list is what a build would change (empty when the
-    committed exercises are up to date). Exercise notebooks without a solution are reported too.
+    committed exercises are up to date). Exercise notebooks without a solution are reported too. Exercises
+    carry no outputs, execution counts or render record (``metadata["grpo_lab"]``), even when the solutions
+    are stored rendered, so rendering a solution changes its exercise only where its markdown changed.
     """
     root = Path(root)
     sol_dir, ex_dir = root / "solutions", root / "exercises"

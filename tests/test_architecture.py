@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "env": 1, "tasks": 1, "models": 1, "rewards": 1, "sandbox": 1, "grpo": 1, "rollout": 1, "memory": 1,
     "evaluation": 2, "sft": 2, "trainer": 2, "ppo": 2, "ensemble": 2, "cost": 2,
     "distill": 3, "hygiene": 3, "trl_backend": 3, "plan": 3, "trl_equivalence": 3, "presets": 3,
-    "widgets": 4, "grading": 4, "exercise_checks": 4, "jobs": 4,
+    "widgets": 4, "grading": 4, "exercise_checks": 4, "jobs": 4, "render": 4,
     "cli": 5,
 }
 MAX_MODULE_LINES = 450
