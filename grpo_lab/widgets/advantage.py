@@ -32,6 +32,7 @@ from grpo_lab.widgets.loss import (  # noqa: F401  (re-exported: notebook 03 imp
 )
 from grpo_lab.widgets.render import figure_output, show_figure, signed, td, values_html
 
+CHANGED_STYLE = "font-weight:bold;color:#c05000;background:#fff1d6"  # cells the last edit moved in other groups
 ZERO_STD_TOL = 1e-8  # rewards closer than this count as equal (TRL uses isclose on the std)
 
 
@@ -105,11 +106,11 @@ def advantage_values_html(rewards: Sequence[float], num_generations: int, change
     head = "<tr><th></th>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
     rows = ["<tr><th>reward</th>" + "".join(td(signed(x), kind="reward", i=i) for i, x in enumerate(rewards)) + "</tr>"]
     for s in scales:
-        cells = "".join(td(signed(a), "changed" if s == "batch" and i in changed else "", kind="adv", scale=s, i=i)
-                        for i, a in enumerate(table[s]))
+        hit = [s == "batch" and i in changed for i in range(len(rewards))]
+        cells = "".join(td(signed(a), "changed" if hit[i] else "", CHANGED_STYLE if hit[i] else "", kind="adv",
+                           scale=s, i=i) for i, a in enumerate(table[s]))
         rows.append(f'<tr><th>A, "{s}"</th>{cells}</tr>')
-    style = ("<style>.grpo-lab-adv-table td{padding:0 6px;text-align:right;font-family:monospace}"
-             ".grpo-lab-adv-table td.changed{font-weight:bold;color:#c05000;background:#fff1d6}</style>")
+    style = "<style>.grpo-lab-adv-table td{padding:0 6px;text-align:right;font-family:monospace}</style>"
     return f'{style}<table class="grpo-lab-adv-table">{head}{"".join(rows)}</table>'
 
 

@@ -78,12 +78,14 @@ def values_html():
     return box
 
 
-def td(text, css_class: str = "", **data) -> str:
+def td(text, css_class: str = "", style: str = "", **data) -> str:
     """One ``<td>`` cell: ``text`` HTML-escaped, each keyword ``k=v`` written as ``data-k="v"``
-    (underscores in ``k`` become dashes), and an optional ``class``."""
+    (underscores in ``k`` become dashes), then an optional ``class`` and inline ``style``."""
     attrs = "".join(f' data-{k.replace("_", "-")}="{html.escape(str(v), quote=True)}"' for k, v in data.items())
     cls = f' class="{css_class}"' if css_class else ""
-    return f"<td{attrs}{cls}>{html.escape(str(text))}</td>"
+    # Inline style as well as a class: a frontend that drops <style> blocks from widget HTML still shows it.
+    sty = f' style="{style}"' if style else ""
+    return f"<td{attrs}{cls}{sty}>{html.escape(str(text))}</td>"
 
 
 def signed(x: float) -> str:
