@@ -115,11 +115,29 @@ def test_cost_calculator_widget_builds_and_reacts():
     import matplotlib
 
     matplotlib.use("Agg")
-    from grpo_lab.widgets.cost import cost_calculator
+    from grpo_lab.widgets.cost import calculator_state, cost_calculator
+
+    import re
+
+    from grpo_lab.widgets.render import shown_png
+
+    def cell(kind, option=None):
+        html = box.verdict.value
+        if option:
+            html = re.search(rf'<tr data-option="{option}">(.*?)</tr>', html).group(1)
+        return re.search(rf'<td data-kind="{kind}"[^>]*>(?:<b>)?([^<]*)', html).group(1)
 
     box = cost_calculator()
+    assert "grpo-lab-cost-calculator" in box._dom_classes and "grpo-lab-values" in box.verdict._dom_classes
+    assert "grpo-lab-figure" in box.output._dom_classes
     assert {"large_params", "member_accuracy", "n_members", "correlation", "n_wrong"} <= set(box.controls)
-    before = box.verdict.value
+    assert '<table class="grpo-lab-cost-table">' in box.verdict.value
+    before, png = box.verdict.value, shown_png(box.output)
     box.controls["member_accuracy"].value = 0.95
     box.controls["n_members"].value = 3
-    assert box.verdict.value != before and "ensemble" in box.verdict.value.split("</b>")[0]
+    assert box.verdict.value != before and shown_png(box.output) != png and len(box.output.outputs) == 1
+    st = calculator_state(**{k: c.value for k, c in box.controls.items()})
+    assert cell("verdict") == st["verdict"] == "ensemble"
+    assert cell("accuracy", "ensemble") == f"{st['ensemble'].accuracy:.3f}"
+    assert cell("cost_per_query", "single") == f"{st['single'].cost_per_query:.3g}"
+    assert cell("cost_per_correct", "ensemble") == f"{st['ensemble'].cost_per_correct:.3g}"

@@ -31,17 +31,30 @@ def test_fallback_prints_every_n_steps(capsys):
     assert len(d.history) == 10
 
 
-def test_widget_mode_draws_each_panel(monkeypatch):
+def test_widget_mode_replaces_the_image_through_the_outputs_trait(monkeypatch):
     pytest.importorskip("ipywidgets")
     import matplotlib
 
     matplotlib.use("Agg")
+    from grpo_lab.widgets.render import shown_png
+
     d = TrainingDashboard(every=5, use_widgets=True)
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj, *a, **k: shown.append(obj))
-    for r in recs(10):
+    assert {"grpo-lab-dashboard", "grpo-lab-figure"} <= set(d.out._dom_classes)
+    # The old pattern (clear_output + display inside the Output) must not come back: it stacks figures or
+    # never updates in some frontends. Make both fail loudly if anything calls them.
+    monkeypatch.setattr(type(d.out), "clear_output", lambda *a, **k: pytest.fail("clear_output was called"))
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: pytest.fail("display was called"))
+    sent = []
+    d.out.observe(lambda ch: sent.append(ch.new), names="outputs")  # each assignment is what reaches the page
+    pngs = []
+    for r in recs(12):
         d(r)
+        if r["step"] % 5 == 0:
+            assert len(d.out.outputs) == 1  # replaced, not appended
+            pngs.append(shown_png(d.out))
     d.close()
-    assert len(shown) == 3  # steps 5, 10 and close(); outside a kernel the Output cannot record them itself
+    assert len(sent) == 3  # steps 5, 10 and close() at step 12
+    assert all(len(o) == 1 for o in sent)
+    assert pngs[0] != pngs[1] != shown_png(d.out)  # the plot moved with the history
     fig = d.figure()
     assert [ax.get_title() for ax in fig.axes] == list(d.panels)

@@ -1,4 +1,5 @@
-"""The advantage and loss explorers: their pure functions, their plots, and the widgets without a browser."""
+"""The advantage explorer (and the loss names it re-exports): pure functions, plots, table, and the widget
+without a browser."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from grpo_lab.grpo import grpo_loss_terms  # noqa: E402
+from grpo_lab.grpo import group_advantages  # noqa: E402
 from grpo_lab.widgets.advantage import (  # noqa: E402
     advantage_explorer,
     advantage_table,
+    advantage_values_html,
     clip_region,
     clipped_objective,
+    cross_group_changes,
     describe_groups,
     loss_explorer,
     plot_advantages,
     plot_clipped_objective,
     zero_variance_groups,
 )
+from grpo_lab.widgets.render import shown_png  # noqa: E402
 
 
 def test_advantage_table_documented_case():
@@ -99,3 +104,75 @@ def test_loss_explorer_updates():
     w.epsilon_high.value = 0.1
     assert "1.10" in w.status.value and "epsilon_high &lt; epsilon" in w.status.value
     assert len(w.output.outputs) == 1
+
+
+def cells(html: str, **attrs) -> dict[int, str]:
+    """``{data-i: text}`` of the ``<td>`` cells whose data attributes equal ``attrs``, and their classes."""
+    import re
+
+    found = {}
+    for m in re.finditer(r"<td([^>]*)>([^<]*)</td>", html):
+        a = dict(re.findall(r'(data-[\w-]+|class)="([^"]*)"', m.group(1)))
+        if all(a.get(f"data-{k}") == v for k, v in attrs.items()):
+            found[int(a["data-i"])] = (m.group(2), a.get("class", ""))
+    return found
+
+
+def table_advantages(w, scale):
+    return np.array([float(t) for _, (t, _) in sorted(cells(w.values.value, kind="adv", scale=scale).items())])
+
+
+@pytest.mark.parametrize("setting", [[0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], [1, 1, 1, 1, 0, 0.3, 0.9, 0.2],
+                                     [0.1, 0.7, 0.7, 0.2, 1, 0, 1, 0]])
+def test_values_table_equals_group_advantages(setting):
+    w = advantage_explorer([0.5] * 8, num_generations=4)
+    assert "grpo-lab-advantage-explorer" in w._dom_classes
+    assert "grpo-lab-values" in w.values._dom_classes and "grpo-lab-figure" in w.output._dom_classes
+    assert [s.description for s in w.sliders[:5]] == ["g1.1", "g1.2", "g1.3", "g1.4", "g2.1"]
+    for s, v in zip(w.sliders, setting):
+        s.value = v
+    vals = torch.tensor([s.value for s in w.sliders], dtype=torch.float64)
+    assert '<table class="grpo-lab-adv-table">' in w.values.value
+    rewards = cells(w.values.value, kind="reward")
+    assert [t for _, (t, _) in sorted(rewards.items())] == [f"{v:+.4f}" for v in vals.tolist()]
+    for scale in ("group", "batch", "none"):
+        want = group_advantages(vals, 4, scale).numpy()
+        assert [f"{a:+.4f}" for a in want] == [f"{a:+.4f}" for a in table_advantages(w, scale)]
+
+
+def test_slider_change_changes_figure_and_table():
+    w = advantage_explorer([0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], num_generations=4)
+    png, table = shown_png(w.output), w.values.value
+    assert png is not None and png.startswith(b"\x89PNG")
+    w.sliders[2].value = 0.7
+    assert shown_png(w.output) != png and w.values.value != table
+    assert len(w.output.outputs) == 1
+
+
+def test_batch_scaling_highlights_other_groups_only():
+    w = advantage_explorer([0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], num_generations=4)
+    assert 'class="changed"' not in w.values.value and w.cross_group.value == ""
+    before = table_advantages(w, "batch")
+    group_before = table_advantages(w, "group")
+    w.sliders[7].value = 1.0  # an edit in group 2
+    changed = {i for i, (_, c) in cells(w.values.value, kind="adv", scale="batch").items() if c == "changed"}
+    batch_cells = cells(w.values.value, kind="adv", scale="batch")
+    moved = {i for i in range(4) if batch_cells[i][0] != f"{before[i]:+.4f}"}
+    assert moved and changed == moved <= {0, 1, 2, 3}  # group 1's cells, nothing in the edited group 2
+    assert all(c == "" for s in ("group", "none") for _, c in cells(w.values.value, kind="adv", scale=s).values())
+    np.testing.assert_array_equal(table_advantages(w, "group")[:4], group_before[:4])  # group scaling: untouched
+    assert "group 1" in w.cross_group.value and "g2.4" in w.cross_group.value
+    # the next edit replaces the highlight: a change inside group 1 with group 2 flat -> group 2 cells move
+    w.sliders[0].value = 0.3
+    changed = {i for i, (_, c) in cells(w.values.value, kind="adv", scale="batch").items() if c == "changed"}
+    assert changed and changed <= {4, 5, 6, 7} and "group 2" in w.cross_group.value
+
+
+def test_cross_group_changes_by_scale():
+    before, after = [0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], [0, 0, 0, 1, 0.5, 0.5, 0.5, 1.0]
+    assert cross_group_changes(before, after, 7, 4, "batch") == [0, 1, 2, 3]
+    assert cross_group_changes(before, after, 7, 4, "group") == []
+    assert cross_group_changes(before, after, 7, 4, "none") == []
+    html = advantage_values_html(after, 4, changed=[1])
+    assert 'data-kind="adv" data-scale="batch" data-i="1" class="changed"' in html
+    assert 'data-scale="group" data-i="1" class' not in html

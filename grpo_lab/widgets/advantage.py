@@ -1,16 +1,18 @@
-"""Advantage explorer and loss explorer: GRPO's two formulas, made draggable (core ipywidgets + matplotlib).
+"""Advantage explorer: GRPO's group-relative advantage, made draggable (core ipywidgets + matplotlib).
 
-- ``advantage_explorer``: one slider per completion reward (groups of G side by side); bar charts of the
-  advantages under ``scale_rewards`` = "group", "batch" and "none" (``grpo_lab.grpo.group_advantages``), and
-  a status line that calls out zero-variance groups: all rewards equal -> advantages 0 -> no gradient.
-- ``loss_explorer``: the per-token clipped surrogate ``min(r A, clip(r, 1 - eps, 1 + eps_high) A)`` against
-  the ratio r, for A > 0 and A < 0, with the flat (zero-gradient) regions shaded; sliders for ``epsilon``
-  and ``epsilon_high`` show DAPO's clip-higher (arXiv 2503.14476).
+``advantage_explorer``: one slider per completion reward (groups of G side by side); bar charts and a table
+of the advantages under ``scale_rewards`` = "group", "batch" and "none" (``grpo_lab.grpo.group_advantages``,
+TRL 1.16's rule), and a status line that calls out zero-variance groups: all rewards equal -> advantages 0
+-> no gradient. Under "batch" the std is taken over the whole batch, so editing one group's reward moves
+the other groups' advantages too; the table highlights those cells after each edit.
 
 Design: the numbers come from pure functions (``advantage_table``, ``zero_variance_groups``,
-``clipped_objective``, ``clip_region``) and the figures from ``plot_*`` functions that take an optional
-``ax``; the widget builders only wire sliders to them. So everything is testable without a browser, and
-the same plots work in a static notebook (or a PDF) where widgets do not render.
+``cross_group_changes``, ``advantage_values_html``) and the figure from ``plot_advantages``, which takes an
+optional ``axes``; the widget builder only wires sliders to them. So everything is testable without a
+browser, and the same plot works in a static notebook (or a PDF) where widgets do not render.
+
+The loss explorer lives in ``grpo_lab.widgets.loss``; its names are re-exported here because the notebooks
+import both explorers from this module.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ import numpy as np
 import torch
 
 from grpo_lab.grpo import SCALE_REWARDS, group_advantages
+from grpo_lab.widgets.loss import (  # noqa: F401  (re-exported: notebook 03 imports them from here)
+    clip_region,
+    clipped_objective,
+    loss_explorer,
+    objective_gradient,
+    plot_clipped_objective,
+)
+from grpo_lab.widgets.render import figure_output, show_figure, signed, td, values_html
 
+CHANGED_STYLE = "font-weight:bold;color:#c05000;background:#fff1d6"  # cells the last edit moved in other groups
 ZERO_STD_TOL = 1e-8  # rewards closer than this count as equal (TRL uses isclose on the std)
 
 
@@ -65,28 +76,54 @@ def describe_groups(rewards: Sequence[float], num_generations: int) -> list[str]
     return lines
 
 
-def clipped_objective(ratio, advantage: float, epsilon: float = 0.2, epsilon_high: float | None = None) -> np.ndarray:
-    """PPO/GRPO per-token surrogate objective (to maximize; the loss is its negative)::
+def cross_group_changes(before: Sequence[float], after: Sequence[float], edited: int, num_generations: int,
+                        scale: str = "batch") -> list[int]:
+    """Completions outside the group of completion ``edited`` whose ``scale`` advantage moved when the rewards
+    went from ``before`` to ``after`` (a change visible at the tables' four decimals).
 
-        J(r) = min(r A, clip(r, 1 - epsilon, 1 + epsilon_high) A)
-
-    For A > 0 it is flat for r > 1 + epsilon_high (no reason to push further); for A < 0 it is flat for
-    r < 1 - epsilon. Elsewhere it is the unclipped r A.
+    Under "batch" (TRL's scale_rewards="batch") the divisor is the std of every reward in the batch, so one
+    edit rescales every group; under "group" and "none" a group's advantages depend on its own rewards only
+    and the list is always empty.
     """
-    eh = epsilon if epsilon_high is None else epsilon_high
-    r = np.asarray(ratio, dtype=np.float64)
-    return np.minimum(r * advantage, np.clip(r, 1 - epsilon, 1 + eh) * advantage)
+    old = advantage_table(before, num_generations, (scale,))[scale]
+    new = advantage_table(after, num_generations, (scale,))[scale]
+    g = edited // num_generations
+    return [i for i in range(len(new)) if i // num_generations != g and signed(old[i]) != signed(new[i])]
 
 
-def clip_region(ratio, advantage: float, epsilon: float = 0.2, epsilon_high: float | None = None) -> np.ndarray:
-    """Boolean mask: True where the clip is active, i.e. the objective is flat and the token gets no gradient.
+def advantage_values_html(rewards: Sequence[float], num_generations: int, changed: Sequence[int] = (),
+                          scales: Sequence[str] = SCALE_REWARDS) -> str:
+    """The explorer's table, ``<table class="grpo-lab-adv-table">``: a row of rewards, then one row per scaling.
 
-    Same definition as TRL's clip metrics: ``r > 1 + epsilon_high`` with A > 0 (high), ``r < 1 - epsilon``
-    with A < 0 (low).
+    Cells: ``<td data-kind="reward" data-i="K">`` and ``<td data-kind="adv" data-scale="S" data-i="K">``, K the
+    completion index 0..B-1, S a ``scale_rewards`` value; the text is the value as ``{:+.4f}`` and the
+    advantages are ``advantage_table`` (``group_advantages`` in float64). Batch-scaled cells whose index is
+    in ``changed`` get ``class="changed"`` (drawn bold and coloured).
     """
-    eh = epsilon if epsilon_high is None else epsilon_high
-    r = np.asarray(ratio, dtype=np.float64)
-    return ((r > 1 + eh) & (advantage > 0)) | ((r < 1 - epsilon) & (advantage < 0))
+    table = advantage_table(rewards, num_generations, scales)
+    changed = set(changed)
+    names = [f"g{i // num_generations + 1}.{i % num_generations + 1}" for i in range(len(rewards))]
+    head = "<tr><th></th>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
+    rows = ["<tr><th>reward</th>" + "".join(td(signed(x), kind="reward", i=i) for i, x in enumerate(rewards)) + "</tr>"]
+    for s in scales:
+        hit = [s == "batch" and i in changed for i in range(len(rewards))]
+        cells = "".join(td(signed(a), "changed" if hit[i] else "", CHANGED_STYLE if hit[i] else "", kind="adv",
+                           scale=s, i=i) for i, a in enumerate(table[s]))
+        rows.append(f'<tr><th>A, "{s}"</th>{cells}</tr>')
+    style = "<style>.grpo-lab-adv-table td{padding:0 6px;text-align:right;font-family:monospace}</style>"
+    return f'{style}<table class="grpo-lab-adv-table">{head}{"".join(rows)}</table>'
+
+
+def cross_group_sentence(edited: int, changed: Sequence[int], num_generations: int) -> str:
+    """One plain sentence naming the groups whose batch-scaled advantages moved after editing ``edited``
+    (empty when none did)."""
+    groups = sorted({i // num_generations + 1 for i in changed})
+    if not groups:
+        return ""
+    who = ", ".join(f"group {g}" for g in groups)
+    return (f"You edited g{edited // num_generations + 1}.{edited % num_generations + 1}: under "
+            f'scale_rewards="batch" the advantages of {who} changed too (highlighted), because the batch std '
+            "includes every group's rewards; under \"group\" and \"none\" they did not move.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,66 +166,37 @@ def plot_advantages(rewards: Sequence[float], num_generations: int, axes=None, s
     return fig
 
 
-def plot_clipped_objective(epsilon: float = 0.2, epsilon_high: float | None = None, axes=None,
-                           ratio_range: tuple[float, float] = (0.0, 2.0)):
-    """The clipped surrogate against the ratio for A = +1 and A = -1, flat (zero-gradient) parts shaded."""
-    import matplotlib.pyplot as plt
-
-    eh = epsilon if epsilon_high is None else epsilon_high
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
-    r = np.linspace(*ratio_range, 401)
-    for ax, A in zip(axes, (1.0, -1.0)):
-        ax.plot(r, r * A, ls=":", color="0.5", label="unclipped r*A")
-        ax.plot(r, clipped_objective(r, A, epsilon, eh), lw=2.2, label="min(r A, clip(r) A)")
-        flat = clip_region(r, A, epsilon, eh)
-        ax.fill_between(r, -2.2, 2.2, where=flat, color="tab:red", alpha=0.12, label="clipped: no gradient")
-        for edge in (1 - epsilon, 1 + eh):
-            ax.axvline(edge, color="tab:red", lw=0.8, ls="--")
-        ax.axvline(1.0, color="k", lw=0.6)
-        ax.set_title(f"A = {A:+g}   (clip range [{1 - epsilon:.2f}, {1 + eh:.2f}])")
-        ax.set_xlabel("ratio r = pi_theta / pi_old")
-        ax.set_ylim(-2.2, 2.2)
-        ax.set_xlim(*ratio_range)
-    axes[0].set_ylabel("per-token objective")
-    axes[0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------------------------------
 # Widgets
 # --------------------------------------------------------------------------------------------------
 
 
-def _show(out, fig) -> None:
-    """Replace ``out``'s content with ``fig`` as a PNG.
+def _reward_sliders(rewards: list[float], num_generations: int, reward_range: tuple[float, float], step: float):
+    """One slider per completion, described ``g<group>.<index>`` and carrying class ``grpo-lab-reward-<K>``."""
+    import ipywidgets as W
 
-    Setting the ``outputs`` trait (instead of ``with out: display(fig)``) swaps the image in one step, so it
-    does not flicker, and it works the same in JupyterLab, Colab and a test without a kernel.
-    """
-    import base64
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    out.outputs = ({"output_type": "display_data", "metadata": {},
-                    "data": {"image/png": png, "text/plain": "<figure>"}},)
+    lo, hi = min(reward_range[0], *rewards), max(reward_range[1], *rewards)
+    sliders = []
+    for i, r in enumerate(rewards):
+        s = W.FloatSlider(value=r, min=lo, max=hi, step=step, continuous_update=False, readout_format=".2f",
+                          description=f"g{i // num_generations + 1}.{i % num_generations + 1}",
+                          layout=W.Layout(width="260px"))
+        s.add_class(f"grpo-lab-reward-{i}")  # a stable handle for a browser test, next to the description
+        sliders.append(s)
+    return sliders
 
 
 def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: int = 4,
                        reward_range: tuple[float, float] = (0.0, 1.0), step: float = 0.1):
-    """A slider per completion reward; live bars of the advantages under group / batch / none scaling.
+    """A slider per completion reward; live bars and a table of the advantages under group / batch / none
+    scaling (``group_advantages``, TRL 1.16), with the batch-scaling cross-group effect highlighted.
 
     ``rewards`` (default: two groups, one with signal and one where every answer is right) sets the number
-    of completions; it must be a multiple of ``num_generations``. Returns an ``ipywidgets.VBox`` with
-    attributes ``sliders``, ``status`` (an HTML line per group), ``output`` and ``refresh()``.
+    of completions; it must be a multiple of ``num_generations``. Sliders are described ``g1.1``, ``g1.2``,
+    ... (group.index). Returns an ``ipywidgets.VBox`` (class ``grpo-lab-advantage-explorer``) with
+    attributes ``sliders``, ``values`` (the table, class ``grpo-lab-values``), ``cross_group`` (the
+    sentence naming groups moved by the last edit under batch scaling), ``status`` (an HTML line per group),
+    ``output`` (the figure, class ``grpo-lab-figure``) and ``refresh()``.
     """
     import ipywidgets as W
 
@@ -196,34 +204,33 @@ def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: 
         rewards = [0.0, 0.0, 0.0, 1.0] + [1.0] * num_generations
     rewards = [float(x) for x in rewards]
     advantage_table(rewards, num_generations, ("none",))  # validate the layout up front (clear ValueError)
-    lo, hi = min(reward_range[0], *rewards), max(reward_range[1], *rewards)
-    sliders = [
-        W.FloatSlider(value=r, min=lo, max=hi, step=step, description=f"g{i // num_generations + 1}.{i % num_generations + 1}",
-                      continuous_update=False, readout_format=".2f", layout=W.Layout(width="260px"))
-        for i, r in enumerate(rewards)
-    ]
-    status = W.HTML()
-    out = W.Output()
+    sliders = _reward_sliders(rewards, num_generations, reward_range, step)
+    status, values, cross, out = W.HTML(), values_html(), W.HTML(), figure_output()
+    cross.add_class("grpo-lab-cross-group")
     all_equal = W.Button(description="make group 1 all equal", tooltip="set every reward of group 1 to its first")
     reset = W.Button(description="reset")
+    shown = list(rewards)  # the rewards the table showed before this edit
 
-    def refresh(*_):
+    def refresh(change=None):
         vals = [s.value for s in sliders]
+        edited = sliders.index(change.owner) if change is not None and getattr(change, "owner", None) in sliders else None
+        # Compare with what was on screen, so the highlight is exactly "what the last edit moved elsewhere".
+        moved = [] if edited is None else cross_group_changes(shown, vals, edited, num_generations)
+        shown[:] = vals
         lines = describe_groups(vals, num_generations)
-        status.value = "<br>".join(
-            (f"<b style='color:#b00'>{ln}</b>" if "no gradient" in ln else ln) for ln in lines
-        )
-        _show(out, plot_advantages(vals, num_generations))
+        status.value = "<br>".join((f"<b style='color:#b00'>{ln}</b>" if "no gradient" in ln else ln) for ln in lines)
+        values.value = advantage_values_html(vals, num_generations, changed=moved)
+        sentence = cross_group_sentence(edited, moved, num_generations) if moved else ""
+        cross.value = f"<b style='color:#c05000'>{sentence}</b>" if sentence else ""
+        show_figure(out, plot_advantages(vals, num_generations))
 
     def on_all_equal(_):
         for s in sliders[1:num_generations]:
-            s.value = sliders[0].value
-        refresh()
+            s.value = sliders[0].value  # each change redraws through its observer
 
     def on_reset(_):
         for s, r in zip(sliders, rewards):
             s.value = r
-        refresh()
 
     for s in sliders:
         s.observe(refresh, names="value")
@@ -231,40 +238,9 @@ def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: 
     reset.on_click(on_reset)
     rows = [W.HBox(sliders[k:k + num_generations]) for k in range(0, len(sliders), num_generations)]
     box = W.VBox([W.HTML("<b>Rewards</b> (one row per prompt, G completions each)"), *rows,
-                  W.HBox([all_equal, reset]), status, out])
-    box.sliders, box.status, box.output, box.refresh = sliders, status, out, refresh
-    refresh()
-    return box
-
-
-def loss_explorer(epsilon: float = 0.2, epsilon_high: float = 0.28):
-    """Sliders for ``epsilon`` and ``epsilon_high``; live plot of the clipped objective for A > 0 and A < 0.
-
-    Returns an ``ipywidgets.VBox`` with attributes ``epsilon``, ``epsilon_high`` (the sliders), ``status``,
-    ``output`` and ``refresh()``. The status line gives the ratio interval in which a token still gets a
-    gradient for each sign of the advantage.
-    """
-    import ipywidgets as W
-
-    eps = W.FloatSlider(value=epsilon, min=0.0, max=0.5, step=0.01, description="epsilon", continuous_update=False)
-    eps_h = W.FloatSlider(value=epsilon_high, min=0.0, max=0.5, step=0.01, description="epsilon_high",
-                          continuous_update=False)
-    status = W.HTML()
-    out = W.Output()
-
-    def refresh(*_):
-        e, eh = eps.value, eps_h.value
-        note = "" if eh >= e else " <b style='color:#b00'>(epsilon_high &lt; epsilon: TRL configs should not do this)</b>"
-        status.value = (
-            f"A &gt; 0: gradient while r &lt; {1 + eh:.2f} (clip-higher lets rare good tokens grow further); "
-            f"A &lt; 0: gradient while r &gt; {1 - e:.2f}.{note}"
-        )
-        _show(out, plot_clipped_objective(e, eh))
-
-    eps.observe(refresh, names="value")
-    eps_h.observe(refresh, names="value")
-    box = W.VBox([W.HBox([eps, eps_h]), status, out])
-    box.epsilon, box.epsilon_high, box.status, box.output, box.refresh = eps, eps_h, status, out, refresh
+                  W.HBox([all_equal, reset]), status, values, cross, out])
+    box.add_class("grpo-lab-advantage-explorer")
+    box.sliders, box.values, box.cross_group, box.status, box.output, box.refresh = sliders, values, cross, status, out, refresh
     refresh()
     return box
 
@@ -273,10 +249,15 @@ __all__ = [
     "advantage_table",
     "zero_variance_groups",
     "describe_groups",
+    "cross_group_changes",
+    "advantage_values_html",
+    "cross_group_sentence",
+    "plot_advantages",
+    "advantage_explorer",
+    # the loss explorer's names, re-exported from grpo_lab.widgets.loss
     "clipped_objective",
     "clip_region",
-    "plot_advantages",
+    "objective_gradient",
     "plot_clipped_objective",
-    "advantage_explorer",
     "loss_explorer",
 ]

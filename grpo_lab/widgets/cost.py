@@ -19,10 +19,12 @@ import math
 import numpy as np
 
 from grpo_lab.cost import dominance, ensemble_option, single_option, vote_accuracy
+from grpo_lab.widgets.render import figure_output, show_figure, td, values_html
 
 DEFAULTS = dict(large_params=7e9, large_accuracy=0.75, small_params=0.5e9, member_accuracy=0.55, n_members=5,
                 correlation=0.2, n_wrong=20, tokens=300)
 REGION_CODES = {"single": 0, "trade-off": 1, "ensemble": 2}
+COST_CALCULATOR_CLASS = "grpo-lab-cost-calculator"
 
 
 def calculator_state(large_params: float, large_accuracy: float, small_params: float, member_accuracy: float,
@@ -110,13 +112,32 @@ def plot_region_map(accuracies, sizes, region, cheaper, member_accuracy: float |
     return ax
 
 
+def cost_table_html(state: dict) -> str:
+    """The calculator's numbers as ``<table class="grpo-lab-cost-table">``: rows ``<tr data-option="ensemble">``
+    and ``<tr data-option="single">``; cells ``<td data-kind="accuracy">`` (``.3f``), ``data-kind="cost_per_query"``
+    (FLOPs per query) and ``data-kind="cost_per_correct"`` (FLOPs per correct answer, ``.3g``), and one
+    ``<td data-kind="verdict">`` spanning both rows with ``dominance``'s word: "ensemble", "single" or "trade-off"."""
+    e, s = state["ensemble"], state["single"]
+    head = "".join(f"<th>{h}</th>" for h in ("option", "accuracy", "FLOPs per query", "FLOPs per correct answer",
+                                            "verdict"))
+    verdict = f'<td data-kind="verdict" rowspan="2"><b>{state["verdict"]}</b></td>'
+    rows = []
+    for key, o in (("ensemble", e), ("single", s)):
+        cells = (f"<th>{key}: {o.name}</th>" + td(f"{o.accuracy:.3f}", kind="accuracy")
+                 + td(f"{o.cost_per_query:.3g}", kind="cost_per_query")
+                 + td(f"{o.cost_per_correct:.3g}", kind="cost_per_correct"))
+        rows.append(f'<tr data-option="{key}">{cells}{verdict if key == "ensemble" else ""}</tr>')
+    return f'<table class="grpo-lab-cost-table"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
 def cost_calculator(**overrides):
     """Build the calculator: sliders (model sizes on a log scale, ensemble size, member and large-model
-    accuracy, error correlation, number of plausible wrong answers, tokens per answer), a verdict line and
-    the two plots. Returns an ``ipywidgets.VBox``; ``.children`` holds the controls and the output."""
+    accuracy, error correlation, number of plausible wrong answers, tokens per answer), the table of
+    ``cost_table_html`` and the two plots. Returns an ``ipywidgets.VBox`` (class ``grpo-lab-cost-calculator``)
+    with attributes ``controls`` (slider name -> slider), ``verdict`` (the table's HTML widget, class
+    ``grpo-lab-values``) and ``output`` (the figure, class ``grpo-lab-figure``)."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     d = {**DEFAULTS, **overrides}
     style = {"description_width": "150px"}
@@ -138,31 +159,25 @@ def cost_calculator(**overrides):
         tokens=W.IntSlider(value=int(d["tokens"]), min=10, max=2000, step=10, description="tokens per answer",
                            style=style, layout=lay),
     )
-    verdict = W.HTML()
-    out = W.Output()
+    verdict, out = values_html(), figure_output()
 
     def redraw(*_):
         v = {k: c.value for k, c in ctl.items()}
         st = calculator_state(**v)
-        e, s = st["ensemble"], st["single"]
-        verdict.value = (f"<b>{st['verdict']}</b>: ensemble accuracy {e.accuracy:.3f} at {e.cost_per_query:.3g} FLOPs/query "
-                         f"({e.cost_per_correct:.3g} per correct) vs single {s.accuracy:.3f} at {s.cost_per_query:.3g} "
-                         f"({s.cost_per_correct:.3g} per correct)")
-        with out:
-            out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-            plot_vote_curve(st, v["large_accuracy"], v["member_accuracy"], ax=axes[0])
-            grid = region_map(v["large_params"], v["large_accuracy"], v["small_params"], v["correlation"], v["n_wrong"],
-                              v["tokens"])
-            plot_region_map(*grid, member_accuracy=v["member_accuracy"], n_members=v["n_members"], ax=axes[1])
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        verdict.value = cost_table_html(st)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        plot_vote_curve(st, v["large_accuracy"], v["member_accuracy"], ax=axes[0])
+        grid = region_map(v["large_params"], v["large_accuracy"], v["small_params"], v["correlation"], v["n_wrong"],
+                          v["tokens"])
+        plot_region_map(*grid, member_accuracy=v["member_accuracy"], n_members=v["n_members"], ax=axes[1])
+        fig.tight_layout()
+        show_figure(out, fig)
 
     for c in ctl.values():
         c.observe(redraw, names="value")
     redraw()
     box = W.VBox([W.HBox([W.VBox(list(ctl.values())[:4]), W.VBox(list(ctl.values())[4:])]), verdict, out])
+    box.add_class(COST_CALCULATOR_CLASS)
     box.controls = ctl  # for tests and for notebooks that set values programmatically
-    box.verdict = verdict
+    box.verdict, box.output = verdict, out
     return box

@@ -5,8 +5,10 @@ Design notes:
 - It is a plain callable ``dashboard(record)``, the callback protocol of both backends
   (``trainer.GRPOTrainer(callbacks=[...])`` and ``trl_backend.train_with_trl(callbacks=[...])``), so the
   same dashboard watches either.
-- In a notebook with ipywidgets it draws into an ``ipywidgets.Output`` that is replaced in place (no
-  scrolling wall of figures). Without widgets (a terminal, an automated run, a frontend without the widget manager) it
+- In a notebook with ipywidgets it draws into an ``ipywidgets.Output`` (classes ``grpo-lab-dashboard`` and
+  ``grpo-lab-figure``) whose image is replaced in place by ``render.show_figure`` (no scrolling wall of
+  figures). Setting the Output's ``outputs`` trait is sent to the page at once, so the plot moves while the
+  training cell is still running. Without widgets (a terminal, an automated run, a frontend without the widget manager) it
   degrades to one printed line per update, and says so once.
 - It plots what to watch instead of the loss (TRL's logged names): reward, held-out accuracy, the share of
   zero-variance groups, entropy, KL and clip fractions when present.
@@ -17,7 +19,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from grpo_lab.widgets.render import figure_output, show_figure
+
 DEFAULT_PANELS = ("reward", "eval_accuracy", "frac_reward_zero_std", "entropy")
+DASHBOARD_CLASS = "grpo-lab-dashboard"
 
 
 def series(history: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
@@ -53,10 +58,9 @@ class TrainingDashboard:
         self.out = None
         self.lines_printed = 0
         if self.use_widgets:
-            import ipywidgets as W
             from IPython.display import display
 
-            self.out = W.Output()
+            self.out = figure_output(DASHBOARD_CLASS)
             display(self.out)
         else:
             print(f"[dashboard] widgets unavailable: printing every {self.every} steps")
@@ -95,21 +99,14 @@ class TrainingDashboard:
         return fig
 
     def update(self) -> None:
-        """Redraw (widgets) or print a line (fallback) for the latest record."""
+        """Redraw (widgets: the Output's single image is replaced) or print a line (fallback) for the latest record."""
         if not self.history:
             return
         if self.out is None:
             print(self.line(self.history[-1]), flush=True)
             self.lines_printed += 1
             return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        fig = self.figure()
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        show_figure(self.out, self.figure())
 
     def close(self) -> None:
         """Final redraw, so the last steps are shown even when ``max_steps`` is not a multiple of ``every``."""
