@@ -52,7 +52,10 @@ NB_02 = "02_group_relative_advantages.ipynb"
 NB_04 = "04_grpo_from_scratch.ipynb"
 NB_07 = "07_ensembles_and_consensus.ipynb"
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]  # one worker: one server, one browser
+# xdist_group asks `--dist loadgroup` to keep the three tests on one worker (one server, one browser). Nothing
+# depends on it: pytest 9.2 ignores the node-id suffix pytest-xdist 3.8 uses for groups, so they may be split,
+# and then each worker starts its own server (a free port, its own temporary folders) and browser.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 
 def _screenshot_dir() -> Path:
