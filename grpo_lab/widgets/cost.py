@@ -39,8 +39,8 @@ def calculator_state(large_params: float, large_accuracy: float, small_params: f
     acc_ind = [vote_accuracy(n, member_accuracy, n_wrong, 0.0) for n in sizes]
     acc_cor = [vote_accuracy(n, member_accuracy, n_wrong, correlation) for n in sizes]
     cost = [ensemble_option("e", small_params, member_accuracy, n, 0, tokens, accuracy=1.0).cost for n in sizes]
-    single = single_option(f"single {large_params / 1e9:g}B", large_params, large_accuracy, 0, tokens)
-    ens = ensemble_option(f"{n_members} x {small_params / 1e9:g}B vote", small_params, member_accuracy, n_members, 0,
+    single = single_option(f"single {large_params / 1e9:.3g}B", large_params, large_accuracy, 0, tokens)
+    ens = ensemble_option(f"{n_members} x {small_params / 1e9:.3g}B vote", small_params, member_accuracy, n_members, 0,
                           tokens, n_wrong=n_wrong, correlation=correlation)
     return dict(sizes=sizes, acc_independent=acc_ind, acc_correlated=acc_cor, ensemble_cost=cost, single=single,
                 ensemble=ens, verdict=dominance(single, ens))
@@ -142,12 +142,14 @@ def cost_calculator(**overrides):
     d = {**DEFAULTS, **overrides}
     style = {"description_width": "150px"}
     lay = W.Layout(width="420px")
+    # Log sliders step by 0.001 in the exponent: the browser snaps a value to min + k*step and sends it back,
+    # and with a step of 0.1 the default 0.5B became 0.501B in the table a moment after the widget appeared.
     ctl = dict(
-        large_params=W.FloatLogSlider(value=d["large_params"], base=10, min=8, max=12, step=0.1,
+        large_params=W.FloatLogSlider(value=d["large_params"], base=10, min=8, max=12, step=0.001,
                                       description="large model params", style=style, layout=lay),
         large_accuracy=W.FloatSlider(value=d["large_accuracy"], min=0.05, max=0.99, step=0.01,
                                      description="large model accuracy", style=style, layout=lay),
-        small_params=W.FloatLogSlider(value=d["small_params"], base=10, min=7, max=11, step=0.1,
+        small_params=W.FloatLogSlider(value=d["small_params"], base=10, min=7, max=11, step=0.001,
                                       description="small model params", style=style, layout=lay),
         member_accuracy=W.FloatSlider(value=d["member_accuracy"], min=0.05, max=0.95, step=0.01,
                                       description="member accuracy", style=style, layout=lay),
