@@ -19,10 +19,10 @@ from grpo_lab import grading, render
 from grpo_lab.render.snapshot import NOTE_CONTROLS, NOTE_LIVE, STATE_MIME, VIEW_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
-# Switched on by the commit that renders every notebook (`make render`): from then on a notebook of notebooks/
-# or solutions/ without a full-mode render fails. While False, an unrendered notebook passes, a rendered one
-# must still be fresh.
-REQUIRE_RENDERED = False
+# Every notebook of notebooks/ and solutions/ is stored rendered (`make render`): one without a full-mode render
+# fails, and so does one whose code changed after its render. (A fork that drops rendering sets this to False:
+# unrendered notebooks then pass, rendered ones must still be fresh.)
+REQUIRE_RENDERED = True
 RENDERED = [p for d in ("notebooks", "solutions") for p in sorted((ROOT / d).glob("*.ipynb"))]
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 NOTEBOOK_BUDGET_BYTES = 1_500_000
