@@ -287,6 +287,15 @@ class Notebook:
             self.page.wait_for_timeout(250)
         self.fail(f"the page kept changing (or the kernel stayed busy) for {REDRAW_LIMIT_S} s")
 
+    def only(self, selector: str, what: str):
+        """Run every cell, check the page is clean, and return the one element ``selector`` names."""
+        self.run_all()
+        self.assert_clean()
+        found = self.page.locator(selector)
+        if found.count() != 1:
+            self.fail(f"expected one {what} ({selector}), found {found.count()}")
+        return found
+
     def close(self):
         self.page.close()
         self.lab.shutdown_kernels()
@@ -369,11 +378,7 @@ def _check_against_library(nb: Notebook, rewards: list[float], adv: dict[str, di
 
 def test_advantage_explorer_in_the_browser(open_notebook):
     nb = open_notebook(NB_02)
-    nb.run_all()
-    nb.assert_clean()
-    explorer = nb.page.locator(".grpo-lab-advantage-explorer")
-    if explorer.count() != 1:
-        nb.fail(f"expected one advantage explorer (.grpo-lab-advantage-explorer), found {explorer.count()}")
+    explorer = nb.only(".grpo-lab-advantage-explorer", "advantage explorer")
     labels = [t.strip() for t in explorer.locator(".widget-slider .widget-label").all_inner_texts()]
     slots = [tuple(map(int, m.groups())) for t in labels if (m := re.fullmatch(r"g(\d+)\.(\d+)", t))]
     G, n_groups = max(j for _, j in slots), max(g for g, _ in slots)
@@ -464,11 +469,7 @@ def test_training_dashboard_updates_while_training(open_notebook):
 
 def test_cost_calculator_in_the_browser(open_notebook):
     nb = open_notebook(NB_07)
-    nb.run_all()
-    nb.assert_clean()
-    calc = nb.page.locator(".grpo-lab-cost-calculator")
-    if calc.count() != 1:
-        nb.fail(f"expected one cost calculator (.grpo-lab-cost-calculator), found {calc.count()}")
+    calc = nb.only(".grpo-lab-cost-calculator", "cost calculator")
     table = calc.locator(".grpo-lab-values table.grpo-lab-cost-table")
     if table.count() != 1:
         nb.fail("the cost calculator shows no table.grpo-lab-cost-table")
