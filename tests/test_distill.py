@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, distill_batch,
-                              forward_kl, generalized_jsd, kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
+                              forward_kl, generalized_jsd, gold_dataset, grpo_seeds, kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
                               reverse_kl, teacher_answers, train_student, voted_dataset)
 from grpo_lab.tasks import AdditionTask
 
@@ -226,6 +226,37 @@ def test_sequence_level_student_raises_accuracy_on_teacher_text():
                         progress=False, task=task, eval_problems=probs, eval_every=150)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert res.history[-1]["eval_accuracy"] >= acc0 + 0.5, (acc0, res.history[-1])
+
+
+def test_gold_dataset_is_the_gold_answer_of_every_problem():
+    probs = AdditionTask().train(5, seed=0)
+    ex = gold_dataset(probs)
+    assert [(e.prompt, e.completion, e.source) for e in ex] == [(p.prompt, p.answer, "gold") for p in probs]
+
+
+class _LowFirstDigit(AdditionTask):
+    """A reward a random model earns about half the time, so every GRPO group has signal and the weights move."""
+
+    def check(self, problem, answer):
+        return bool(answer) and answer.strip()[:1] in "01234<"
+
+
+def test_grpo_seeds_trains_distinct_copies_and_leaves_the_model_alone():
+    model, tok = _tiny(4)
+    before = [p.detach().clone() for p in model.parameters()]
+    models, info = grpo_seeds(model, tok, _LowFirstDigit(), 2, grpo=dict(max_steps=2, per_device_train_batch_size=16,
+                                                                       learning_rate=1e-2), seed=3, progress=False,
+                              label="round2")
+    assert [r["stage"] for r in info] == ["round2-1", "round2-2"] and all(r["steps"] == 2 for r in info)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert len(models) == 2 and all(m is not model and not m.training for m in models)
+
+    def moved(a, b):
+        return any(not torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+    assert moved(models[0], model) and moved(models[1], model) and moved(models[0], models[1])
+    with pytest.raises(ValueError):
+        grpo_seeds(model, tok, AdditionTask(), 0)
 
 
 def test_package_exports_every_submodule_name():

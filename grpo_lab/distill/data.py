@@ -18,7 +18,7 @@ from grpo_lab.ensemble.voting import majority_vote
 from grpo_lab.rewards import extract_answer
 from grpo_lab.tasks import Problem
 
-__all__ = ["DistillExample", "teacher_answers", "voted_dataset", "rationale_dataset", "to_prompt_completion_rows"]
+__all__ = ["DistillExample", "gold_dataset", "teacher_answers", "voted_dataset", "rationale_dataset", "to_prompt_completion_rows"]
 
 
 @dataclass
@@ -47,6 +47,13 @@ class DistillExample:
             raise ValueError(f"DistillExample has an empty completion (prompt {self.prompt!r}): there is nothing "
                              "to learn but stopping; drop examples whose teacher gave no answer before building "
                              "them (voted_dataset and rationale_dataset already skip them)")
+
+
+def gold_dataset(problems: Sequence[Problem]) -> list[DistillExample]:
+    """One example per problem with its gold answer as the completion (``source="gold"``): the baseline that
+    any distillation from teachers has to beat, since a verifier that checks against gold labels implies them.
+    Problems whose gold answer is blank are skipped (they would give no supervised token)."""
+    return [DistillExample(p.prompt, p.answer, source="gold") for p in problems if p.answer and p.answer.strip()]
 
 
 @torch.no_grad()
