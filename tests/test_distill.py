@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, distill_batch,
-                              forward_kl, generalized_jsd, gold_dataset, grpo_seeds, kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
+                              forward_kl, generalized_jsd, gold_dataset, grpo_seeds,
+                              kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
                               reverse_kl, teacher_answers, train_student, voted_dataset)
 from grpo_lab.tasks import AdditionTask
 

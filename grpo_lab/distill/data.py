@@ -18,7 +18,8 @@ from grpo_lab.ensemble.voting import majority_vote
 from grpo_lab.rewards import extract_answer
 from grpo_lab.tasks import Problem
 
-__all__ = ["DistillExample", "gold_dataset", "teacher_answers", "voted_dataset", "rationale_dataset", "to_prompt_completion_rows"]
+__all__ = ["DistillExample", "gold_dataset", "teacher_answers", "voted_dataset",
+           "rationale_dataset", "to_prompt_completion_rows"]
 
 
 @dataclass

@@ -158,13 +158,14 @@ def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft:
     """GRPO-trained tiny teachers for the distillation notebooks: one SFT warm start, then one GRPO run per seed.
 
     The warm start is ``sft.sft_train`` on a fresh ``tiny:<size>`` model (keyword arguments in ``sft``; pass
-    ``target_accuracy`` for a deliberately partial model). Each teacher is a copy of it trained by the
-    from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``; ``grpo`` holds ``GRPOConfig``
-    fields (TRL names) on top of a small-model recipe (lr 1e-4, 8 per group, 64 completions), and teacher k uses
-    ``seed + k`` for its prompt order and sampling, so the teachers differ the way seeds of one recipe differ. Sharing the warm start
-    saves the most expensive phase on a CPU; it also makes the teachers' mistakes correlated, which limits
-    what voting can gain (notebook 07). Returns ``(teachers, base, tokenizer, info)`` with ``info`` a list of dicts
-    (``seconds``, ``sft_steps``/``grpo_steps``).
+    ``target_accuracy`` for a deliberately partial model). The teachers are ``grpo_seeds(base, ...)``: each is
+    a copy of it trained by the from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``;
+    ``grpo`` holds ``GRPOConfig`` fields (TRL names) on top of a small-model recipe (lr 1e-4, 8 per group,
+    64 completions), and teacher k uses ``seed + k`` for its prompt order and sampling, so the teachers differ
+    the way seeds of one recipe differ. Sharing the warm start saves the most expensive phase on a CPU; it also
+    makes the teachers' mistakes correlated, which limits what voting can gain (notebook 07). Returns
+    ``(teachers, base, tokenizer, info)`` with ``info`` a list of dicts (``stage`` ``"sft"`` then
+    ``"grpo-1"``..., ``steps``, ``seconds``; the SFT one also ``val_accuracy``).
     """
     from grpo_lab.models import build_tiny_model
     from grpo_lab.sft import sft_train
