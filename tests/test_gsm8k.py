@@ -17,7 +17,7 @@ from grpo_lab.presets import choose_preset
 from grpo_lab.tasks import GSM8KTask, get_task, local_gsm8k_path
 
 GiB = 1024**3
-needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl)")
+needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl.xz)")
 
 
 @pytest.mark.parametrize("mem_gib,peft,want", [

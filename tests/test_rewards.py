@@ -119,7 +119,7 @@ CHAT_CASES = [
 def _gsm8k_cases() -> list[tuple[str, str, bool]]:
     """Each real GSM8K solution gives a right case, a wrong final number, and a comma/units variant."""
     if local_gsm8k_path() is None:
-        pytest.skip("no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl)")
+        pytest.skip("no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl.xz)")
     cases = []
     for row in load_gsm8k(limit=40):
         sol, gold = row["solution"], row["answer"]
