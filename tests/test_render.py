@@ -160,7 +160,7 @@ def _pngs(nb: dict) -> list:
 
 def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Path):
     path = _notebook(tmp_path, [WIDE_FIGURE, WIDGET, TQDM, PATHS.format(tmp=str(tmp_path)), DASHBOARD])
-    result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None)
+    result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None, cell_limit_s=120)
     assert result.ok, result.message
     nb = json.loads(path.read_text())
     assert leaks(nb) == []
@@ -193,7 +193,7 @@ def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Pa
 def test_a_failing_cell_leaves_the_file_untouched(tmp_path: Path):
     path = _notebook(tmp_path, ["x = 1", "raise ValueError('broken on purpose')"])
     before = path.read_bytes()
-    result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None)
+    result = render.render_notebook(path, test_mode=True, repo_root=ROOT, log=lambda s: None, cell_limit_s=120)
     assert not result.ok and "broken on purpose" in result.message and "unchanged" in result.message
     assert result.message.startswith("cell index 2 "), result.message  # the markdown title is cell 0
     assert path.read_bytes() == before
