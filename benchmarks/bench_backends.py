@@ -11,7 +11,7 @@ evaluation both backends do every ``eval_steps``; the table also gives the media
 an evaluation. Final accuracy: greedy, on ``preset.eval_size`` held-out problems (``jobs.HELDOUT_SEED``).
 
 Prints a table (wall seconds, steps/s, median step, final held-out accuracy) and the speed ratio
-(from-scratch steps/s over TRL steps/s); the issue's target is >= 1.4 with accuracy no lower. Writes the
+(from-scratch steps/s over TRL steps/s); the from-scratch trainer aims at >= 1.4 with accuracy no lower. Writes the
 numbers to ``--json`` if given. Timings on a shared 2-core machine are noisy: report the load with them.
 """
 

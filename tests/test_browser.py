@@ -116,7 +116,7 @@ class Lab:
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
              f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],  # CI machines and containers run as root
+             *(["--allow-root"] if os.geteuid() == 0 else [])],  # test machines and containers often run as root
             cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_tail(self, n: int = 3000) -> str:

@@ -1,4 +1,4 @@
-"""Data-parallel TRL backend (issue 7): `accelerate launch` with 2 CPU processes (gloo) runs the capstone for 2 steps."""
+"""Data-parallel TRL backend: `accelerate launch` with 2 CPU processes (gloo) runs the capstone for 2 steps."""
 
 from __future__ import annotations
 

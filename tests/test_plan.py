@@ -1,4 +1,4 @@
-"""Presets and dry-run plans (issue 7): every preset plans on a CPU with no network; estimates behave."""
+"""Presets and dry-run plans: every preset plans on a CPU with no network; estimates behave."""
 
 from __future__ import annotations
 
