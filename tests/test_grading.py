@@ -203,7 +203,8 @@ def test_check_in_strict_mode_raises_on_a_refused_submission(monkeypatch):
 # Concept questions
 # --------------------------------------------------------------------------------------------------
 
-CONCEPTS = ["01-concepts", "02-concepts", "03-concepts", "04-concepts", "05-concepts", "08-concepts", "09-concepts"]
+CONCEPTS = ["00-concepts", "01-concepts", "02-concepts", "03-concepts", "04-concepts", "04a-concepts", "05-concepts",
+            "06-concepts", "07-concepts", "08-concepts", "09-concepts", "10-concepts"]
 
 
 def _right_answers(exercise_id):
@@ -229,6 +230,20 @@ def test_concept_questions_grade_answers_and_explain_wrong_ones(capsys):
         grading.check("03-concepts", lambda: right)
 
 
+def test_every_notebook_ends_its_exercise_notebook_with_concept_questions():
+    import json
+
+    grading.list_exercises()
+    assert sorted(CONCEPTS) == sorted(e for e in grading._REGISTRY if e.endswith("-concepts"))
+    solutions = {p.name.split("_")[0]: p for p in (ROOT / "solutions").glob("*.ipynb")}
+    missing = sorted({p.name.split("_")[0] for p in (ROOT / "notebooks").glob("*.ipynb")} - set(solutions))
+    assert not missing, f"notebooks without an exercise notebook in solutions/: {missing}"
+    for prefix, path in solutions.items():
+        last = json.loads(path.read_text())["cells"][-1]
+        assert f'check("{prefix}-concepts", answers)' in "".join(last["source"]), (
+            f"{path.name} does not end with its concept questions")
+
+
 @pytest.mark.parametrize("exercise_id", CONCEPTS)
 def test_each_notebook_has_a_few_sharp_questions_shown_in_its_solution(exercise_id):
     import json
@@ -238,7 +253,8 @@ def test_each_notebook_has_a_few_sharp_questions_shown_in_its_solution(exercise_
     assert 3 <= len(qs) <= 4
     for q in qs:
         assert q.why and (q.options and q.answer in q.options or not q.options and isinstance(q.answer, (int, float)))
-    nb = ROOT / "solutions" / next(p.name for p in (ROOT / "solutions").glob(f"{exercise_id[:2]}_*.ipynb"))
+    prefix = exercise_id.split("-")[0]  # "04a" for "04a-concepts": its own notebook, not 04's
+    nb = ROOT / "solutions" / next(p.name for p in (ROOT / "solutions").glob(f"{prefix}_*.ipynb"))
     cells = json.loads(nb.read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells)
     assert grading.questions_markdown(exercise_id) in text, f"{nb.name} does not show the questions of {exercise_id}"

@@ -1,8 +1,8 @@
 """Execute every notebook in test mode (tiny models, few steps) with nbclient, as a student would top to bottom.
 
 - notebooks/ and solutions/: no cell may raise; exercise checks run strict (a failing check raises).
-- exercises/: the stubs raise NotImplementedError, so errors are allowed, but only that one, and the
-  check output must say "not implemented yet".
+- exercises/: the stubs raise NotImplementedError, so errors are allowed, but only that one, and a check
+  output (or, where the notebook holds only concept questions, the stub itself) must say "not implemented yet".
 
 Each run executes an in-memory copy and never writes the file: notebooks/ and solutions/ are stored with their
 full-mode outputs (``make render``; tests/test_render.py checks them, and that exercises/ have none).
@@ -73,7 +73,9 @@ def test_notebook_executes_in_test_mode(path: Path):
     if is_exercise:
         others = [e for e in errors if e.get("ename") != "NotImplementedError"]
         assert not others, f"{path.name}: unexpected errors {[(e['ename'], e['evalue']) for e in others]}"
-        assert "not implemented yet" in text, f"{path.name}: no check reported 'not implemented yet'"
+        # A notebook with only concept questions stops at the stub of its answers, before its check runs.
+        stubs = [e for e in errors if "not implemented yet" in e.get("evalue", "")]
+        assert "not implemented yet" in text or stubs, f"{path.name}: no check reported 'not implemented yet'"
     else:
         assert not errors
         if path.parent.name == "solutions":

@@ -1,4 +1,5 @@
-"""Concept questions at the end of notebooks 01-05, 08 and 09: a few sharp ones each, multiple choice or numeric.
+"""Concept questions at the end of notebooks 01-05, 08 and 09: a few sharp ones each, multiple choice or numeric
+(``concepts_more`` holds those of 00, 04a, 06, 07 and 10).
 
 Graded by ``check("<nn>-concepts", {"q1": "b", ...})``; a wrong answer prints its explanation. The solution
 notebooks show the same text (``grading.questions_markdown``), so this module is the single source.
