@@ -20,6 +20,7 @@ Design notes:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -152,3 +153,45 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
     return EvalResult(_share(correct), len(problems), correct, comps, k=k if k >= 2 else 1,
                       strict=_share([r["strict"] for r in rows]) if strict else None,
                       seconds=time.perf_counter() - t0, rows=rows, lengths=lengths, max_new_tokens=max_new_tokens, **extra)
+
+
+def paired_difference(first: Sequence[bool], second: Sequence[bool]) -> dict:
+    """Accuracy of ``first`` minus that of ``second`` on the same problems, with its paired standard error.
+
+    With ``b`` problems only ``first`` gets right and ``c`` only ``second``, the difference is ``(b - c) / n``
+    and its standard error ``sqrt(b + c - (b - c)^2 / n) / n`` (the variance of the mean of the per-problem
+    differences, each -1, 0 or +1; the normal approximation behind McNemar's test). Problems both methods get
+    right or wrong carry no information about which is better, so pairing is far tighter than comparing two
+    independent accuracies. Returns ``{"diff", "se", "b", "c", "n"}``.
+    """
+    if len(first) != len(second) or not first:
+        raise ValueError(f"paired_difference needs two equally long, non-empty lists of flags "
+                         f"(got {len(first)} and {len(second)})")
+    n = len(first)
+    b = sum(bool(x) and not bool(y) for x, y in zip(first, second))
+    c = sum(bool(y) and not bool(x) for x, y in zip(first, second))
+    se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    return {"diff": (b - c) / n, "se": se, "b": b, "c": c, "n": n}
+
+
+def vote_curve(task: Task, problems: Sequence[Problem], result: EvalResult, ks: Sequence[int]) -> dict[int, dict]:
+    """majority@k and pass@k for each ``k`` in ``ks``, from the first ``k`` of the samples ``evaluate(..., k=K)``
+    drew for each problem (``k <= K``), scored exactly as ``evaluate`` scores its ``K`` samples.
+
+    Self-consistency (Wang et al., arXiv 2203.11171, figure 2) is read as a curve over the number of sampled
+    paths: pass@k rises towards the share of problems the model can solve at all, majority@k towards the share
+    where the right answer is the most likely one. Returns ``{k: {"majority": [bool] per problem,
+    "pass": [bool], "majority_at_k": float, "pass_at_k": float}}``.
+    """
+    problems = list(problems)
+    if not result.rows or "samples" not in result.rows[0]:
+        raise ValueError("vote_curve needs the samples of evaluate(..., k=K) with K >= 2")
+    have = len(result.rows[0]["samples"])
+    if any(k < 1 or k > have for k in ks):
+        raise ValueError(f"every k must be between 1 and the {have} samples drawn per problem (got {list(ks)})")
+    curve = {}
+    for k in ks:
+        scored = [_score_samples(task, p, row["samples"][:k], strict=False) for p, row in zip(problems, result.rows)]
+        maj, pas = [s["majority"] for s in scored], [s["pass"] for s in scored]
+        curve[k] = {"majority": maj, "pass": pas, "majority_at_k": _share(maj), "pass_at_k": _share(pas)}
+    return curve

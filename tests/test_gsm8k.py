@@ -122,6 +122,39 @@ def test_char_tasks_get_pass_and_majority_through_the_same_path(monkeypatch):
     assert "strict" not in res.summary() or res.summary()["strict"] is None
 
 
+def test_vote_curve_rescores_the_first_k_samples_and_paired_difference_counts_discordant_problems(monkeypatch):
+    import math
+
+    import grpo_lab.ensemble as ens
+    import grpo_lab.rollout as ro
+    from grpo_lab.evaluation import paired_difference, vote_curve
+
+    task = get_task("addition")
+    probs = task.heldout(3, seed=0)
+    a = [p.answer for p in probs]
+    monkeypatch.setattr(ro, "greedy_complete", lambda m, t, prompts, n, bs=32: [a[0], "0", "0"])
+    samples = {probs[0].prompt: ["1", a[0], "1", a[0], a[0]],       # wrong first, right by 3 of 5
+               probs[1].prompt: [a[1], "2", "2", "2", a[1]],        # right first, outvoted at 3 and 5
+               probs[2].prompt: ["4", "4", "5", "5", "6"]}          # never right
+    monkeypatch.setattr(ens, "sample_answers", lambda m, t, prompts, k, **kw: ([samples[p] for p in prompts], None))
+    res = evaluate(None, None, task, probs, k=5)
+    curve = vote_curve(task, probs, res, [1, 2, 3, 5])
+    assert [curve[k]["majority"] for k in (1, 3, 5)] == [[False, True, False], [False, False, False], [True, False, False]]
+    assert curve[2]["majority"] == [False, True, False]  # a 1-1 tie goes to the first answer seen
+    assert [curve[k]["pass_at_k"] for k in (1, 2, 5)] == [pytest.approx(1 / 3), pytest.approx(2 / 3), pytest.approx(2 / 3)]
+    assert curve[5]["majority"] == [r["majority"] for r in res.rows]  # k = K is evaluate's own vote
+    with pytest.raises(ValueError, match="between 1 and the 5 samples"):
+        vote_curve(task, probs, res, [6])
+
+    d = paired_difference([True, True, False, False, True], [False, True, True, False, False])
+    assert (d["b"], d["c"], d["n"]) == (2, 1, 5) and d["diff"] == pytest.approx(0.2)
+    diffs = [1, 0, -1, 0, 1]  # per-problem differences: the standard error of their mean, with divisor n
+    mean = sum(diffs) / 5
+    assert d["se"] == pytest.approx(math.sqrt(sum((x - mean) ** 2 for x in diffs) / 5) / math.sqrt(5))
+    with pytest.raises(ValueError, match="equally long"):
+        paired_difference([True], [True, False])
+
+
 @needs_gsm8k
 def test_tiny_model_end_to_end_on_the_local_file(tmp_path):
     """The notebook's test-mode path: evaluate, 2 GRPO steps, evaluate, report.json with strict + lenient."""

@@ -161,8 +161,8 @@ concept_questions("07-concepts", [
             "= 0.031. The difference (46 - 41) / 300 = +0.017 is about half a standard error: no evidence that "
             "the vote helped."),
     Question(
-        "q4", "SmolLM2 on arithmetic: greedy 0.470, majority of 5 samples 0.487, pass@5 0.747. What does the gap "
-        "between majority@5 and pass@5 mean?",
+        "q4", "A small model on arithmetic scores 0.47 with greedy decoding, 0.49 with the majority of 5 samples "
+        "and 0.75 pass@5. What does the gap between majority@5 and pass@5 mean?",
         options={"a": "the vote is computed wrongly",
                  "b": "on many problems a right answer is among the samples but not the most common one: a verifier "
                       "that could pick it would gain, a vote does not",
