@@ -178,7 +178,7 @@ def vote_curve(task: Task, problems: Sequence[Problem], result: EvalResult, ks: 
     """majority@k and pass@k for each ``k`` in ``ks``, from the first ``k`` of the samples ``evaluate(..., k=K)``
     drew for each problem (``k <= K``), scored exactly as ``evaluate`` scores its ``K`` samples.
 
-    Self-consistency (Wang et al., arXiv 2203.11171, figure 2) is read as a curve over the number of sampled
+    Self-consistency (Wang et al., arXiv 2203.11171) is read as a curve over the number of sampled
     paths: pass@k rises towards the share of problems the model can solve at all, majority@k towards the share
     where the right answer is the most likely one. Returns ``{k: {"majority": [bool] per problem,
     "pass": [bool], "majority_at_k": float, "pass_at_k": float}}``.
