@@ -81,15 +81,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                      "(forgets the final carry 55% of the time), then GRPO with an exact verifier, on 2 CPU cores."),
         model="tiny:tiny",
         task="addition",
-        sft=dict(max_steps=1800, batch_size=64, learning_rate=2e-3, warmup_steps=50, eval_every=200, val_size=256,
+        sft=dict(max_steps=2400, batch_size=64, learning_rate=2e-3, warmup_steps=50, eval_every=200, val_size=256,
                  teacher_drop=0.55),
         grpo=dict(learning_rate=4e-5, lr_scheduler_type="linear", num_generations=8, per_device_train_batch_size=128,
-                  max_completion_length=5, max_steps=300, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
+                  max_completion_length=5, max_steps=200, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
                   loss_type="dapo", scale_rewards="group", max_grad_norm=1.0, eval_steps=50, eval_size=300, seed=0),
         eval_size=500,
         notes=("Adam moves every weight by about the learning rate each step; a tiny model's weights are ~0.02, so "
                "GRPO's noisy gradients need lr of a few 1e-5 here (notebook 04 runs the same recipe at 10x the learning rate and "
-               "shows it collapse)."),
+               "shows it collapse). SFT runs 2400 steps so that the warm start lands on the sloppy teacher's answers "
+               "whatever the seed; 200 GRPO steps then reached 0.93-1.00 held-out over 8 training seeds "
+               "(benchmarks/demo_robustness.py), where 1800 + 300 steps, at the same cost, left one seed at 0.88."),
     ),
     Preset(
         name="cpu-smollm2",
