@@ -120,3 +120,50 @@ def test_shared_prompt_logps_and_gradients_equal_the_full_forward_smollm2():
     mask, ((lp1, g1), (lpG, gG)) = _shared_vs_full(model, tok, _chat_prompts(tok)[:2], 3, 12)
     assert ((lp1 - lpG).abs() * mask).max() < LOGP_ATOL
     assert (g1 - gG).norm() / g1.norm() < 1e-4
+
+
+def _decode_both_ways(model, tok, prompts, monkeypatch, G=4, T=12, temperature=1.0):
+    """Sampled groups twice from the same generator seed: with ``reserve_cache`` (in-place cache writes) and
+    with it switched off (transformers' ``DynamicLayer``, one ``torch.cat`` per step)."""
+    import grpo_lab.rollout as rollout
+
+    runs = []
+    for reserve in (True, False):
+        if not reserve:
+            monkeypatch.setattr(rollout, "reserve_cache", lambda cache, extra: None)
+        gen = torch.Generator().manual_seed(3)
+        runs.append(sample_groups(model, tok, prompts, G, max_completion_length=T, temperature=temperature,
+                                  generator=gen))
+    return runs
+
+
+def test_in_place_cache_decodes_bit_for_bit_like_the_concatenating_cache_tiny(monkeypatch):
+    import grpo_lab.rollout as rollout
+
+    model, tok = build_tiny_model("nano", seed=0)
+    ids, am = encode_prompts(tok, ["12+3=", "7+50="])
+    more = torch.tensor([[5] * 8, [6] * 8])
+    logits = []
+    for reserve in (True, False):  # 8 new positions in a cache reserved for 5: the buffers must grow
+        cache = rollout._cache_of(model(input_ids=ids, attention_mask=am, use_cache=True))
+        if reserve:
+            rollout.reserve_cache(cache, 5)
+            assert type(cache.layers[0]).__name__ == "InPlaceLayer"
+            assert cache.layers[0]._k.shape[-2] == ids.shape[1] + 5
+        logits.append(model(input_ids=more, attention_mask=torch.cat([am, torch.ones_like(more)], 1),
+                            use_cache=True, **{rollout._cache_kwarg(model): cache}).logits)
+        assert cache.get_seq_length() == ids.shape[1] + 8
+    assert torch.equal(logits[0], logits[1])
+    a, b = _decode_both_ways(model, tok, ["12+3=", "7+50=", "1+1="], monkeypatch, T=10)
+    assert a.completion_mask.sum() < a.completion_mask.numel()  # some rows ended early and left the batch
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.completion_mask, b.completion_mask)
+    assert torch.equal(a.logps, b.logps)
+
+
+@pytest.mark.smollm
+@pytest.mark.slow
+def test_in_place_cache_decodes_bit_for_bit_like_the_concatenating_cache_smollm2(monkeypatch):
+    model, tok = _smollm2_or_skip()
+    a, b = _decode_both_ways(model, tok, _chat_prompts(tok), monkeypatch, G=2, T=20)
+    assert not a.truncated.all() and a.truncated.any()  # rows left the batch at different steps
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.logps, b.logps)
