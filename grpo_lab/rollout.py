@@ -202,7 +202,8 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     rows = torch.arange(B, device=device)  # the output row of each live batch row
     for t in range(max_completion_length):
-        logprobs = torch.log_softmax(logits.float() / temp, dim=-1)
+        z = logits.float()
+        logprobs = torch.log_softmax(z if temp == 1.0 else z / temp, dim=-1)  # x / 1.0 == x: skip a [B, V] copy
         if greedy:
             tok = logprobs.argmax(-1)
         else:
@@ -284,7 +285,8 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
     completions only. The repeat is differentiable, so the gradient through the prompt's keys and values
     is the same as with one full forward per row (TRL's computation), to float rounding (tested); the pass
     sees ``B/G * P + B * T`` tokens instead of ``B * (P + T)``, about half the work for a 36-token prompt
-    and 16-32 completion tokens.
+    and 16-32 completion tokens. The log-probs come from ``selective_logps``, which keeps no fp32 copy of
+    the logits for the backward pass.
     """
     T = completion_ids.shape[1]
     attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
@@ -299,17 +301,82 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
         cache.batch_repeat_interleave(group_size)
         tail, _ = last_logits(model, T, input_ids=completion_ids, attention_mask=attn, position_ids=positions[:, -T:],
                               use_cache=True, **{_cache_kwarg(model): cache})
-        logits = torch.cat([head.repeat_interleave(group_size, dim=0), tail[:, :-1, :]], dim=1)
+        # The first completion token is predicted by the prompt's last position, the others by the completion's
+        # own positions (the tail's last position predicts nothing): scored piece by piece, so the [B, T, V]
+        # logits are never concatenated into a copy.
+        pieces = [(head.repeat_interleave(group_size, dim=0), completion_ids[:, :1]), (tail, completion_ids[:, 1:])]
     else:
         ids = torch.cat([prompt_ids, completion_ids], dim=1)
         logits, _ = last_logits(model, T + 1, input_ids=ids, attention_mask=attn, position_ids=positions,
                                 use_cache=False)
-        logits = logits[:, :-1, :]
-    z = logits.float() / temperature  # [B, T, V]
-    lp = z.gather(2, completion_ids[..., None]).squeeze(2) - torch.logsumexp(z, dim=-1)
-    if not with_entropy:
-        return lp
-    return lp, token_entropy(z.detach())
+        pieces = [(logits, completion_ids)]
+    scored = [selective_logps(z, y, temperature, with_entropy=True) if with_entropy else (selective_logps(z, y, temperature),)
+              for z, y in pieces if y.shape[1]]
+    lp = torch.cat([s[0] for s in scored], dim=1)
+    return (lp, torch.cat([s[1] for s in scored], dim=1)) if with_entropy else lp
+
+
+class _SelectiveLogSoftmax(torch.autograd.Function):
+    """``z_y - logsumexp(z)`` with ``z = logits / temperature`` in fp32, by chunks of rows, and its gradient.
+
+    Autograd on the plain expression keeps an fp32 copy of the logits, a tempered copy and a full
+    ``[B, T, V]`` temporary for each of logsumexp's, gather's and the division's backward. Here the forward
+    keeps only the logits and the per-token logsumexp, and the backward writes
+    ``d lp_t / d z = onehot(y_t) - softmax(z_t)`` (times the incoming gradient, divided by the temperature)
+    into one buffer, chunk by chunk. The arithmetic is the one autograd does for the plain expression,
+    operation for operation, so values and gradients are equal bit for bit (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, ids, temperature, chunk, with_entropy):
+        n = ids.shape[1]
+        lps, lses, ents = [], [], []
+        for zc, yc in zip(logits.split(chunk), ids.split(chunk)):
+            z = zc[:, :n].float()
+            if temperature != 1.0:
+                z = z / temperature
+            lse = torch.logsumexp(z, dim=-1)
+            lps.append(z.gather(2, yc[..., None]).squeeze(2) - lse)
+            lses.append(lse)
+            if with_entropy:  # a diagnostic: H = logsumexp(z) - sum_v softmax(z)_v z_v, the formula of token_entropy
+                ents.append(lse - (torch.softmax(z, -1) * z).sum(-1))
+        lse = torch.cat(lses)
+        ctx.save_for_backward(logits, ids, lse)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        ent = torch.cat(ents) if with_entropy else lse.new_zeros(0)
+        ctx.mark_non_differentiable(ent)
+        return torch.cat(lps), ent
+
+    @staticmethod
+    def backward(ctx, grad, _grad_ent):
+        logits, ids, lse = ctx.saved_tensors
+        n, temp, chunk = ids.shape[1], ctx.temperature, ctx.chunk
+        out = torch.empty_like(logits)
+        out[:, n:] = 0  # positions past n (the tail's last) predict nothing
+        for i in range(0, logits.shape[0], chunk):
+            z = logits[i : i + chunk, :n].float()
+            if temp != 1.0:
+                z = z / temp
+            g = grad[i : i + chunk]
+            d = (z - lse[i : i + chunk, :, None]).exp().mul_(-g[..., None])  # logsumexp's backward, as autograd
+            d.scatter_add_(2, ids[i : i + chunk, :, None], g[..., None])  # gather's backward
+            if temp != 1.0:
+                d = d / temp
+            out[i : i + chunk, :n] = d
+        return out, None, None, None, None
+
+
+def selective_logps(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, *, chunk: int = 8,
+                    with_entropy: bool = False):
+    """Log-probs ``[B, n]`` of ``ids`` [B, n] under ``logits`` [B, L, V] (positions ``0..n-1``, n <= L), and with
+    ``with_entropy`` the entropies ``[B, n]`` of the same tempered distributions (no gradient).
+
+    ``lp_t = z_{t, y_t} - logsumexp(z_t)``, ``z = logits / temperature`` in fp32: TRL 1.16's
+    ``selective_log_softmax`` of ``logits / temperature``. Memory stays at the logits plus ``chunk`` rows of
+    temporaries, forward and backward (``_SelectiveLogSoftmax``).
+    """
+    lp, ent = _SelectiveLogSoftmax.apply(logits, ids, float(temperature), chunk, with_entropy)
+    return (lp, ent) if with_entropy else lp
 
 
 @torch.no_grad()

@@ -5,6 +5,8 @@
 - On SmolLM2-135M-Instruct: greedy decoding equals ``model.generate(do_sample=False)`` token for token on
   ragged, left-padded chat prompts, and the decode-time log-probs (KV cache, one token at a time) equal
   those of one full forward (``rollout.completion_logps``) in fp32.
+- The training log-probs (``rollout.selective_logps``, a hand-written backward that keeps less memory)
+  equal, with their gradients, what autograd computes for the plain expression, bit for bit.
 """
 
 import pytest
@@ -167,3 +169,34 @@ def test_in_place_cache_decodes_bit_for_bit_like_the_concatenating_cache_smollm2
     a, b = _decode_both_ways(model, tok, _chat_prompts(tok), monkeypatch, G=2, T=20)
     assert not a.truncated.all() and a.truncated.any()  # rows left the batch at different steps
     assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.logps, b.logps)
+
+
+def _plain_selective_logps(logits, ids, temperature):
+    """The expression autograd differentiates by itself: what ``rollout.selective_logps`` must reproduce."""
+    z = logits[:, : ids.shape[1]].float() / temperature
+    return z.gather(2, ids[..., None]).squeeze(2) - torch.logsumexp(z, dim=-1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("shape", [(3, 5, 5, 11), (17, 4, 3, 50)])  # B, L, n <= L, V; 17 rows span three chunks
+def test_selective_logps_equals_autograd_bit_for_bit(temperature, shape):
+    from grpo_lab.rollout import selective_logps, token_entropy
+
+    B, L, n, V = shape
+    g = torch.Generator().manual_seed(B * L)
+    base = torch.randn(B, L, V, generator=g) * 3
+    ids = torch.randint(0, V, (B, n), generator=g)
+    weight = torch.randn(B, n, generator=g)
+    grads, values = [], []
+    for fused in (True, False):
+        logits = base.clone().requires_grad_(True)
+        lp = selective_logps(logits, ids, temperature) if fused else _plain_selective_logps(logits, ids, temperature)
+        (lp * weight).sum().backward()
+        values.append(lp.detach())
+        grads.append(logits.grad)
+    assert torch.equal(values[0], values[1]) and torch.equal(grads[0], grads[1])
+    if n < L:  # positions past n predict nothing: no gradient reaches them
+        assert grads[0][:, n:].abs().max() == 0 and grads[0][:, :n].abs().max() > 0
+    _, ent = selective_logps(base, ids, temperature, with_entropy=True)
+    assert not ent.requires_grad
+    assert torch.equal(ent, token_entropy(base[:, :n] / temperature))
