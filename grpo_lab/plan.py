@@ -22,12 +22,13 @@ What is counted: the state the from-scratch trainer (``grpo_lab.trainer``) holds
   completion`` tokens, and the last position's logits only (the prompt forward keeps one position).
 - Update: saved activations (every layer's; with gradient checkpointing only layer inputs plus one layer
   recomputed) and the logits of the completion positions only (``logits_to_keep = T + 1``): the
-  [B, T + 1, V] logits in the compute dtype, their fp32 tempered copy that ``logsumexp`` saves for the
-  backward pass, and its fp32 gradient. Nothing of size [B, L, V] exists. Vocabularies dominate small
-  models (Qwen2.5: 151,936 tokens), so this term sets how many completions fit.
+  [B, T + 1, V] logits and their gradient in the compute dtype, plus the fp32 temporaries of the 8 rows
+  that ``rollout.selective_logps`` scores at a time (its backward is written by hand, so no fp32 copy of
+  the whole logits is kept). Nothing of size [B, L, V] exists. Vocabularies dominate small models
+  (Qwen2.5: 151,936 tokens), so this term sets how many completions fit.
 - The TRL backend (``backend="trl"``) holds the same resident state; on CUDA TRL 1.16 computes the
   log-probs with a fused Triton kernel (``trl.trainer.utils.selective_log_softmax``), so its logits term is
-  the compute-dtype logits and their gradient only, with no fp32 [B, T, V] copies.
+  the compute-dtype logits and their gradient only.
 - Time: the usual FLOP rules (Kaplan et al., arXiv 2001.08361): a forward pass costs ~2 x parameters x
   tokens, forward + backward ~6 x parameters x tokens (+2 for the recomputed forward under gradient
   checkpointing, +2 for a reference forward when ``beta > 0``). FLOPs are divided by an ASSUMED achievable
@@ -82,11 +83,14 @@ class Device:
     bf16: bool
 
 
-# Assumptions, chosen conservatively (roughly 20-30% of the spec-sheet dense peak for the update, less for
-# decoding, which small batches cannot keep busy): T4 65 TFLOP/s fp16 peak, 320 GB/s; A100 312 TFLOP/s bf16,
-# 1.6-2.0 TB/s; H100 SXM 989 TFLOP/s bf16, 3.35 TB/s; a 2-core laptop CPU ~0.05 TFLOP/s in fp32.
+# GPU assumptions, chosen conservatively (roughly 20-30% of the spec-sheet dense peak for the update, less
+# for decoding, which small batches cannot keep busy): T4 65 TFLOP/s fp16 peak, 320 GB/s; A100 312 TFLOP/s
+# bf16, 1.6-2.0 TB/s; H100 SXM 989 TFLOP/s bf16, 3.35 TB/s. The CPU figures are measured, in this file's
+# accounting (prompt tokens counted once per completion): benchmarks/bench_step.py on a 2-core Xeon VM
+# (AVX2, fp32, 2 threads) ran the update of 32 x (36 + 64) SmolLM2 tokens in about 17 s (0.15 TFLOP/s)
+# and their generation in about 12 s (0.07 TFLOP/s). A busy or older laptop can be 2x slower.
 DEVICES: dict[str, Device] = {
-    "cpu": Device("CPU (2 cores)", 16.0, 0.03, 0.01, 20.0, 0.0, False),
+    "cpu": Device("CPU (2 cores)", 16.0, 0.15, 0.07, 20.0, 0.0, False),
     "t4": Device("NVIDIA T4 16 GB", 15.0, 12.0, 3.0, 320.0, 0.6, False),
     "a100-40": Device("NVIDIA A100 40 GB", 39.5, 80.0, 20.0, 1555.0, 0.8, True),
     "a100": Device("NVIDIA A100 80 GB", 79.0, 80.0, 20.0, 2039.0, 0.8, True),
@@ -258,12 +262,12 @@ def estimate(preset, *, device: str | None = None, use_peft: bool | None = None,
     backend = backend or getattr(preset, "backend", "grpo_lab")
     if backend == "trl" and dev.name != DEVICES["cpu"].name:  # fused log-prob kernel on CUDA (module docstring)
         logits = 2 * B * (T + 1) * V * c
-    else:  # completion positions only, plus the fp32 copy logsumexp saves and its gradient
-        logits = B * (T + 1) * V * c + 2 * B * T * V * 4
+    else:  # completion positions only and their gradient, plus fp32 temporaries of 8 rows (selective_logps)
+        logits = 2 * B * (T + 1) * V * c + 2 * min(B, 8) * T * V * 4
     update = acts + logits
     mem["rollout: KV cache + last-position logits"] = rollout
     mem["update: activations"] = acts
-    mem["update: completion logits (+ fp32 copy, grad)"] = logits
+    mem["update: completion logits + grad"] = logits
     peak = resident + max(rollout, update) + dev.overhead_gib * GiB
 
     tokens = B * L
@@ -329,7 +333,7 @@ def describe_plan(preset, steps: int | None = None, device: str | None = None) -
     lines.append(f"  full fine-tune vs LoRA r={rt['lora_r']} peak (estimate)  {full.peak_gib:.2f} GiB vs {lora.peak_gib:.2f} GiB")
     lines.append(f"  time per step (estimate)                  {_fmt_s(est.step_seconds)}  (generation {_fmt_s(est.gen_seconds)}, "
                  f"update {_fmt_s(est.train_seconds)}; assumed {dev.train_tflops:g}/{dev.gen_tflops:g} TFLOP/s "
-                 f"update/generation, {dev.bandwidth_gbs:g} GB/s)")
+                 f"update/generation, {dev.bandwidth_gbs:g} GB/s; every completion at the length cap)")
     lines.append(f"  total for {g.get('max_steps')} steps (estimate)         ~{est.step_seconds * g.get('max_steps', 0) / 60:.1f} min "
                  "(+ evaluation and model loading)")
     return "\n".join(lines)
