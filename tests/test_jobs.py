@@ -59,7 +59,7 @@ def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(t
     for key in ("task", "accuracy_before", "accuracy_before_at_cap", "accuracy_after", "accuracy_after_generous",
                 "n_heldout", "seconds_train", "mean_length_before", "mean_length_after", "samples", "seed", "machine"):
         assert key in saved, key
-    assert saved["task"] == "arithmetic(max_terms=2, hi=10, heldout_buckets=4)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
+    assert saved["task"] == "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
     assert saved["before"]["max_new_tokens"] == 8 and saved["before_at_cap"]["max_new_tokens"] == 4  # generous vs cap
     assert saved["accuracy_before"] == saved["before"]["accuracy"] and saved["after"]["max_new_tokens"] == 4
     assert saved["n_heldout"] == 12 == saved["before"]["n"]

@@ -154,3 +154,15 @@ def test_a_larger_heldout_part_is_still_disjoint_from_training():
     assert "heldout_buckets=4" in t.describe()
     with pytest.raises(ValueError, match="heldout_buckets"):
         tasks.get_task("arithmetic", heldout_buckets=5)  # nothing left to train on
+
+
+def test_arithmetic_without_negative_results():
+    # 2-term problems over 0..12 with a value >= 0: 169 sums + 169 products + 91 differences = 429.
+    t = tasks.get_task("arithmetic", max_terms=2, hi=12, heldout_buckets=4, negative=False)
+    held = t.heldout_distinct(1000, seed=0)
+    train = {p.prompt for p in t.train(5000, seed=0)}
+    assert len(held) == 344 and len(train) == 85 and not {p.prompt for p in held} & train
+    assert all(int(p.answer) >= 0 for p in held) and sum("-" in p.prompt for p in held) > 50
+    assert t.describe().endswith("negative=False)")
+    with_neg = tasks.get_task("arithmetic", max_terms=2, hi=12)
+    assert any(int(p.answer) < 0 for p in with_neg.train(200)) and "negative" not in with_neg.describe()

@@ -78,8 +78,10 @@ class Task:
 
     def describe(self) -> str:
         """The task with its settings, e.g. ``arithmetic(max_terms=2, hi=10)``, for reports."""
+        hidden = getattr(self, "quiet_defaults", {})  # settings named only when they differ from these
         args = ", ".join(f"{k}={v}" for k, v in vars(self).items()
-                         if isinstance(v, (int, float, str)) and k not in ("system", "source", "where"))
+                         if isinstance(v, (int, float, str)) and k not in ("system", "source", "where")
+                         and not (k in hidden and v == hidden[k]))
         return f"{self.name}({args})"
 
     def key(self, problem: Problem) -> str:
