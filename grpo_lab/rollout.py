@@ -310,8 +310,7 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
         logits, _ = last_logits(model, T + 1, input_ids=ids, attention_mask=attn, position_ids=positions,
                                 use_cache=False)
         pieces = [(logits, completion_ids)]
-    scored = [selective_logps(z, y, temperature, with_entropy=True) if with_entropy else (selective_logps(z, y, temperature),)
-              for z, y in pieces if y.shape[1]]
+    scored = [_SelectiveLogSoftmax.apply(z, y, float(temperature), 8, with_entropy) for z, y in pieces if y.shape[1]]
     lp = torch.cat([s[0] for s in scored], dim=1)
     return (lp, torch.cat([s[1] for s in scored], dim=1)) if with_entropy else lp
 
@@ -338,8 +337,8 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
             lse = torch.logsumexp(z, dim=-1)
             lps.append(z.gather(2, yc[..., None]).squeeze(2) - lse)
             lses.append(lse)
-            if with_entropy:  # a diagnostic: H = logsumexp(z) - sum_v softmax(z)_v z_v, the formula of token_entropy
-                ents.append(lse - (torch.softmax(z, -1) * z).sum(-1))
+            if with_entropy:  # a diagnostic, from the logsumexp just computed
+                ents.append(_entropy(z, lse))
         lse = torch.cat(lses)
         ctx.save_for_backward(logits, ids, lse)
         ctx.temperature, ctx.chunk = temperature, chunk
@@ -386,8 +385,13 @@ def token_entropy(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     out = []
     for z in logits.split(chunk):
         z = z.float()
-        out.append(torch.logsumexp(z, -1) - (torch.softmax(z, -1) * z).sum(-1))
+        out.append(_entropy(z, torch.logsumexp(z, -1)))
     return torch.cat(out)
+
+
+def _entropy(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    """``H = logsumexp(z) - sum_v softmax(z)_v z_v`` given ``lse = logsumexp(z)`` (the entropy TRL logs)."""
+    return lse - (torch.softmax(z, -1) * z).sum(-1)
 
 
 @torch.no_grad()
