@@ -5,8 +5,10 @@
 The configuration: 4 prompts x 8 completions (``num_generations=8``, ``per_device_train_batch_size=32``),
 ``max_completion_length=64``, temperature 1, ``beta=0``, ``loss_type="dapo"``, lr 1e-6, seed 0, fp32, the same
 four chat prompts for both backends. Completions are forced to the full 64 tokens: a forward hook on the
-LM head sets the logits of every end-of-sequence id to -1e4, in both backends, so neither wins by sampling
-shorter answers. The reward (digit share of the completion) varies inside every group, so every step runs
+LM head sets the logits of every end-of-sequence id to -1e4 (in place, without autograd, so it costs
+neither backend a copy of the logits), in both backends, so neither wins by sampling shorter answers. Both
+processes keep the memory they free (``grpo_lab.env.reuse_freed_memory``, as ``grpo-lab train`` does for
+either backend). The reward (digit share of the completion) varies inside every group, so every step runs
 the loss and its backward.
 
 Each backend runs in its own process (a fresh model load; peak RSS is that process's ``ru_maxrss``): one
@@ -49,15 +51,22 @@ def load(threads: int):
     """SmolLM2 in fp32 on the CPU with every EOS logit pushed to -1e4 (fixed-length completions)."""
     import torch
 
+    from grpo_lab.env import reuse_freed_memory
     from grpo_lab.models import load_smollm2
     from grpo_lab.rollout import eos_token_ids
 
     torch.set_num_threads(threads)
+    reuse_freed_memory()  # what grpo-lab's entry points do for both backends (grpo_lab.env.set_threads)
     model, tok = load_smollm2(progress=False)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     eos = torch.tensor(eos_token_ids(model, tok.eos_token_id))
-    model.lm_head.register_forward_hook(lambda mod, args, out: out.index_fill(-1, eos.to(out.device), -1e4))
+
+    def no_eos(mod, args, out):
+        with torch.no_grad():  # in place and outside autograd: the hook adds no copy of the logits to either step
+            out.index_fill_(-1, eos.to(out.device), -1e4)
+
+    model.lm_head.register_forward_hook(no_eos)
     prompts = [tok.apply_chat_template([{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
                                        tokenize=False, add_generation_prompt=True) for q in QUESTIONS]
     return model, tok, prompts

@@ -357,11 +357,15 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
             if temp != 1.0:
                 z = z / temp
             g = grad[i : i + chunk]
-            d = (z - lse[i : i + chunk, :, None]).exp().mul_(-g[..., None])  # logsumexp's backward, as autograd
+            # Written straight into the gradient buffer (fp32 logits) or one chunk-sized temporary (half
+            # precision): the same elementwise operations as autograd's, so the same bits, without a copy.
+            d = out[i : i + chunk, :n] if out.dtype == torch.float32 else torch.empty_like(z)
+            torch.sub(z, lse[i : i + chunk, :, None], out=d).exp_().mul_(-g[..., None])  # logsumexp's backward
             d.scatter_add_(2, ids[i : i + chunk, :, None], g[..., None])  # gather's backward
             if temp != 1.0:
-                d = d / temp
-            out[i : i + chunk, :n] = d
+                d.div_(temp)
+            if d.dtype != out.dtype:
+                out[i : i + chunk, :n] = d
         return out, None, None, None, None
 
 
@@ -391,7 +395,7 @@ def token_entropy(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
 
 def _entropy(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
     """``H = logsumexp(z) - sum_v softmax(z)_v z_v`` given ``lse = logsumexp(z)`` (the entropy TRL logs)."""
-    return lse - (torch.softmax(z, -1) * z).sum(-1)
+    return lse - torch.softmax(z, -1).mul_(z).sum(-1)  # in place: one [.., V] temporary instead of two
 
 
 @torch.no_grad()

@@ -50,6 +50,7 @@ import torch
 from transformers import get_scheduler
 
 from grpo_lab import grpo
+from grpo_lab.env import reuse_freed_memory
 from grpo_lab.errors import GrpoLabError
 from grpo_lab.models.devices import autocast, compute_dtype_problem, grad_scaler
 from grpo_lab.rollout import Rollout, completion_logps, sample_groups
@@ -197,6 +198,7 @@ class GRPOTrainer:
         self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
         self.device = next(model.parameters()).device
         validate_config(self.cfg, self.reward_funcs, self.device)
+        reuse_freed_memory()  # each step's large CPU tensors reuse the last step's pages (same results)
         if not train_problems:
             raise ConfigError("train_problems is empty")
         self.train_problems, self.eval_problems, self.task = list(train_problems), eval_problems, task
@@ -283,11 +285,9 @@ class GRPOTrainer:
             if old is None:  # the policy before this rollout's first update (module docstring)
                 old = logps.detach()
             terms = grpo.grpo_loss_terms(
-                logps, old, adv, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon,
-                epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
-                max_completion_length=cfg.max_completion_length,
-                importance_sampling_level=cfg.importance_sampling_level,
-            )
+                logps, old, adv, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
+                loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length,
+                importance_sampling_level=cfg.importance_sampling_level)
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is None:
                 terms.loss.backward()
