@@ -336,11 +336,10 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
             z = zc[:, :n].float()
             if temperature != 1.0:
                 z = z / temperature
-            lse = torch.logsumexp(z, dim=-1)
+            lse, ent = _logsumexp_entropy(z, with_entropy)
             lps.append(z.gather(2, yc[..., None]).squeeze(2) - lse)
             lses.append(lse)
-            if with_entropy:  # a diagnostic, from the logsumexp just computed
-                ents.append(_entropy(z, lse))
+            ents.append(ent)
         lse = torch.cat(lses)
         ctx.save_for_backward(logits, ids, lse)
         ctx.temperature, ctx.chunk = temperature, chunk
@@ -387,17 +386,25 @@ def selective_logps(logits: torch.Tensor, ids: torch.Tensor, temperature: float 
 @torch.no_grad()
 def token_entropy(logits: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """Entropy ``H = logsumexp(z) - sum_v softmax(z)_v z_v`` of each row of ``logits`` [..., V], without a
-    graph, ``chunk`` rows of the leading dimension at a time (bounds the temporary softmax)."""
-    out = []
-    for z in logits.split(chunk):
-        z = z.float()
-        out.append(_entropy(z, torch.logsumexp(z, -1)))
-    return torch.cat(out)
+    graph, ``chunk`` rows of the leading dimension at a time (bounds the temporaries); ``_logsumexp_entropy``."""
+    return torch.cat([_logsumexp_entropy(z.float(), True)[1] for z in logits.split(chunk)])
 
 
-def _entropy(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
-    """``H = logsumexp(z) - sum_v softmax(z)_v z_v`` given ``lse = logsumexp(z)`` (the entropy TRL logs)."""
-    return lse - torch.softmax(z, -1).mul_(z).sum(-1)  # in place: one [.., V] temporary instead of two
+def _logsumexp_entropy(z: torch.Tensor, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``logsumexp(z)`` over the last dimension and, with ``with_entropy``, the entropy of ``softmax(z)``.
+
+    ``lse = log(sum_v e_v) + m`` with ``m = max_v z_v`` and ``e = exp(z - m)``: torch.logsumexp's own steps in
+    its order, so the same bits (tested against it). The entropy TRL logs, ``H = lse - sum_v softmax(z)_v z_v``,
+    is computed from the same exponentials as ``lse - sum_v e_v z_v / sum_v e_v``: one pass over the
+    ``[.., V]`` block instead of a second softmax (equal to the softmax form to float rounding; a diagnostic,
+    without a graph).
+    """
+    m = z.amax(-1, keepdim=True)
+    m.masked_fill_(m.abs() == float("inf"), 0)  # as torch.logsumexp: a row of -inf gives -inf, not NaN
+    e = (z - m).exp_()
+    s = e.sum(-1)
+    lse = s.log().add_(m.squeeze(-1))
+    return lse, (lse - e.mul_(z).sum(-1).div_(s)) if with_entropy else None
 
 
 @torch.no_grad()
