@@ -360,12 +360,13 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
             g = grad[i : i + chunk]
             # Written straight into the gradient buffer (fp32 logits) or one chunk-sized temporary (half
             # precision): the same elementwise operations as autograd's, so the same bits, without a copy.
-            d = out[i : i + chunk, :n] if out.dtype == torch.float32 else torch.empty_like(z)
+            direct = out.dtype == z.dtype
+            d = out[i : i + chunk, :n] if direct else torch.empty_like(z)
             torch.sub(z, lse[i : i + chunk, :, None], out=d).exp_().mul_(-g[..., None])  # logsumexp's backward
             d.scatter_add_(2, ids[i : i + chunk, :, None], g[..., None])  # gather's backward
             if temp != 1.0:
                 d.div_(temp)
-            if d.dtype != out.dtype:
+            if not direct:
                 out[i : i + chunk, :n] = d
         return out, None, None, None, None
 
