@@ -79,9 +79,16 @@ def run_backend(name: str, init: Path, preset, out: Path, heldout, profile: bool
     wall = time.perf_counter() - t0
     after = evaluate(model, tok, task, heldout).accuracy
     plain = [r["step_time"] for r in history if "eval_accuracy" not in r]
-    res = {"backend": name, "wall_s": wall, "steps": summary["steps"], "steps_per_s": summary["steps"] / wall,
-           "median_step_s": statistics.median(plain) if plain else float("nan"), "accuracy_before": before,
-           "accuracy_after": after, "history": history}
+    res = {
+        "backend": name,
+        "wall_s": wall,
+        "steps": summary["steps"],
+        "steps_per_s": summary["steps"] / wall,
+        "median_step_s": statistics.median(plain) if plain else float("nan"),
+        "accuracy_before": before,
+        "accuracy_after": after,
+        "history": history,
+    }
     if prof:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(35)
@@ -111,10 +118,13 @@ def main(argv=None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench_backends_"))
     init = starting_checkpoint(preset, args.init, Path("runs/bench_backends"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"preset {preset.name}: {args.steps} steps, G={preset.grpo['num_generations']}, "
-          f"batch={preset.grpo['per_device_train_batch_size']} completions, eval every "
-          f"{preset.grpo.get('eval_steps')} steps on {preset.grpo.get('eval_size')}; init {init}; "
-          f"torch threads {torch.get_num_threads()}; load avg {load:.2f}", flush=True)
+    print(
+        f"preset {preset.name}: {args.steps} steps, G={preset.grpo['num_generations']}, "
+        f"batch={preset.grpo['per_device_train_batch_size']} completions, eval every "
+        f"{preset.grpo.get('eval_steps')} steps on {preset.grpo.get('eval_size')}; init {init}; "
+        f"torch threads {torch.get_num_threads()}; load avg {load:.2f}",
+        flush=True,
+    )
 
     results = {}
     for name in args.order.split(","):
@@ -125,20 +135,31 @@ def main(argv=None) -> dict:
     print(f"| backend | wall s | steps/s | median step s | held-out acc before -> after (n={len(heldout)}) |")
     print("| --- | ---: | ---: | ---: | --- |")
     for r in results.values():
-        print(f"| {r['backend']} | {r['wall_s']:.1f} | {r['steps_per_s']:.2f} | {r['median_step_s']:.3f} | "
-              f"{r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f} |")
+        print(
+            f"| {r['backend']} | {r['wall_s']:.1f} | {r['steps_per_s']:.2f} | {r['median_step_s']:.3f} | "
+            f"{r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f} |"
+        )
     ratio = results["grpo_lab"]["steps_per_s"] / results["trl"]["steps_per_s"]
     step_ratio = results["trl"]["median_step_s"] / results["grpo_lab"]["median_step_s"]
     acc_ok = results["grpo_lab"]["accuracy_after"] >= results["trl"]["accuracy_after"]
-    print(f"\nspeed ratio (from-scratch / TRL): {ratio:.2f}x wall, {step_ratio:.2f}x median step "
-          f"(target >= 1.4x); accuracy no lower: {acc_ok}")
+    print(
+        f"\nspeed ratio (from-scratch / TRL): {ratio:.2f}x wall, {step_ratio:.2f}x median step "
+        f"(target >= 1.4x); accuracy no lower: {acc_ok}"
+    )
     if args.profile:
         for r in results.values():
             print(f"\n=== profile: {r['backend']} (cumulative) ===\n{r['profile']}")
-    summary = {"preset": preset.name, "steps": args.steps, "init": str(init), "load_avg": load,
-               "threads": torch.get_num_threads(), "ratio_wall": ratio, "ratio_median_step": step_ratio,
-               "accuracy_no_lower": acc_ok,
-               "results": {k: {kk: vv for kk, vv in v.items() if kk != "profile"} for k, v in results.items()}}
+    summary = {
+        "preset": preset.name,
+        "steps": args.steps,
+        "init": str(init),
+        "load_avg": load,
+        "threads": torch.get_num_threads(),
+        "ratio_wall": ratio,
+        "ratio_median_step": step_ratio,
+        "accuracy_no_lower": acc_ok,
+        "results": {k: {kk: vv for kk, vv in v.items() if kk != "profile"} for k, v in results.items()},
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
     return summary

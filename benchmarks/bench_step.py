@@ -37,9 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SYSTEM = "Answer with the final number only, as '#### <number>'."
 QUESTIONS = ["What is 17 + 25?", "What is 64 - 19?", "What is 8 + 7 + 6?", "What is 13 + 48?"]
-KNOBS = dict(learning_rate=1e-6, num_generations=8, per_device_train_batch_size=32, max_completion_length=64,
-             max_steps=100, temperature=1.0, beta=0.0, loss_type="dapo", scale_rewards="group", seed=0,
-             eval_steps=0, lr_scheduler_type="constant")
+KNOBS = dict(
+    learning_rate=1e-6,
+    num_generations=8,
+    per_device_train_batch_size=32,
+    max_completion_length=64,
+    max_steps=100,
+    temperature=1.0,
+    beta=0.0,
+    loss_type="dapo",
+    scale_rewards="group",
+    seed=0,
+    eval_steps=0,
+    lr_scheduler_type="constant",
+)
 
 
 def digit_share(prompts, completions, **kwargs):
@@ -67,8 +78,14 @@ def load(threads: int):
             out.index_fill_(-1, eos.to(out.device), -1e4)
 
     model.lm_head.register_forward_hook(no_eos)
-    prompts = [tok.apply_chat_template([{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
-                                       tokenize=False, add_generation_prompt=True) for q in QUESTIONS]
+    prompts = [
+        tok.apply_chat_template(
+            [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for q in QUESTIONS
+    ]
     return model, tok, prompts
 
 
@@ -117,13 +134,15 @@ def run_trl(steps: int, threads: int) -> dict:
     from grpo_lab.trl_backend import trl_args
 
     model, tok, prompts = load(threads)
-    args = trl_args({**KNOBS, "max_steps": steps + 1}, tempfile.mkdtemp(prefix="bench_step_"), device="cpu",
-                    progress=False)
+    args = trl_args(
+        {**KNOBS, "max_steps": steps + 1}, tempfile.mkdtemp(prefix="bench_step_"), device="cpu", progress=False
+    )
     data = Dataset.from_dict({"prompt": prompts * 50})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = GRPOTrainer(model=model, reward_funcs=[digit_share], args=args, train_dataset=data,
-                              processing_class=tok)
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=[digit_share], args=args, train_dataset=data, processing_class=tok
+        )
     gen, prep, ts, step = [], [], [], []
 
     class StepClock(TrainerCallback):
@@ -151,8 +170,11 @@ def machine() -> dict:
 
     cpu = platform.processor()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load": os.getloadavg()}
@@ -179,22 +201,43 @@ def main(argv=None) -> dict:
     rows = {}
     for backend in a.backends.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--child", backend, "--out", f.name, "--steps", str(a.steps),
-                            "--threads", str(a.threads)], check=True, env={**os.environ, "OMP_NUM_THREADS": str(a.threads)})
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    backend,
+                    "--out",
+                    f.name,
+                    "--steps",
+                    str(a.steps),
+                    "--threads",
+                    str(a.threads),
+                ],
+                check=True,
+                env={**os.environ, "OMP_NUM_THREADS": str(a.threads)},
+            )
             rows[backend] = json.loads(Path(f.name).read_text())
         r = rows[backend]  # printed as soon as it is known: a long run killed later keeps this line
-        print(f"{backend}: steps {[round(t, 1) for t in r['step']]} s, peak RSS {r['peak_rss_gb']:.2f} GB, "
-              f"load now {os.getloadavg()}", flush=True)
+        print(
+            f"{backend}: steps {[round(t, 1) for t in r['step']]} s, peak RSS {r['peak_rss_gb']:.2f} GB, "
+            f"load now {os.getloadavg()}",
+            flush=True,
+        )
     after = machine()
     print(f"machine: {before['cpu']}, {before['cores']} cores, {a.threads} torch threads, torch {before['torch']}")
     print(f"load average (1/5/15 min): before {before['load']}, after {after['load']}")
-    print(f"config: 4 prompts x 8 completions x 64 tokens (EOS suppressed), fp32, {a.steps} timed steps after 1 warm-up")
+    print(
+        f"config: 4 prompts x 8 completions x 64 tokens (EOS suppressed), fp32, {a.steps} timed steps after 1 warm-up"
+    )
     print(f"{'backend':10s} {'s/step':>8s} {'generation s':>13s} {'loss+backward s':>16s} {'peak RSS GB':>12s}")
     med = {}
     for b, r in rows.items():
         med[b] = {k: statistics.median(r[k]) for k in ("step", "generation", "loss_backward")}
-        print(f"{b:10s} {med[b]['step']:8.1f} {med[b]['generation']:13.1f} {med[b]['loss_backward']:16.1f} "
-              f"{r['peak_rss_gb']:12.2f}")
+        print(
+            f"{b:10s} {med[b]['step']:8.1f} {med[b]['generation']:13.1f} {med[b]['loss_backward']:16.1f} "
+            f"{r['peak_rss_gb']:12.2f}"
+        )
     if {"grpo_lab", "trl"} <= set(med):
         print(f"ratio grpo_lab / trl s/step: {med['grpo_lab']['step'] / med['trl']['step']:.2f}")
     result = {"machine": before, "load_after": after["load"], "threads": a.threads, "rows": rows, "median": med}

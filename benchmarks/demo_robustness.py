@@ -28,10 +28,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-COLUMNS = [("seed", "seed", "{:>6}"), ("accuracy_before", "SFT acc", "{:>8.3f}"),
-           ("accuracy_after", "GRPO n=500", "{:>10.3f}"), ("accuracy_after_all_heldout", "GRPO all", "{:>8.3f}"),
-           ("seconds_sft", "SFT s", "{:>7.1f}"), ("seconds_grpo", "GRPO s", "{:>7.1f}"),
-           ("seconds_total", "total s", "{:>8.1f}")]
+COLUMNS = [
+    ("seed", "seed", "{:>6}"),
+    ("accuracy_before", "SFT acc", "{:>8.3f}"),
+    ("accuracy_after", "GRPO n=500", "{:>10.3f}"),
+    ("accuracy_after_all_heldout", "GRPO all", "{:>8.3f}"),
+    ("seconds_sft", "SFT s", "{:>7.1f}"),
+    ("seconds_grpo", "GRPO s", "{:>7.1f}"),
+    ("seconds_total", "total s", "{:>8.1f}"),
+]
 
 
 def processor_name() -> str:
@@ -59,8 +64,20 @@ def launch(seed: int, args, root: Path) -> dict:
     """Run one seed in a child process with ``args.threads`` threads; return its report (plus wall time)."""
     out = root / f"seed{seed}"
     env = {**os.environ, "GRPO_LAB_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
-    cmd = [sys.executable, __file__, "--one", str(seed), "--out", str(out), "--preset", args.preset,
-           "--sft", args.sft, "--grpo", args.grpo]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        str(seed),
+        "--out",
+        str(out),
+        "--preset",
+        args.preset,
+        "--sft",
+        args.sft,
+        "--grpo",
+        args.grpo,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -70,8 +87,11 @@ def launch(seed: int, args, root: Path) -> dict:
     rep = json.loads((out / "report.json").read_text())
     rep["wall_s"] = wall
     rep.pop("history", None)
-    print(f"  seed {seed}: SFT {rep['accuracy_before']:.3f} -> GRPO {rep['accuracy_after']:.3f} "
-          f"(all held-out {rep['accuracy_after_all_heldout']:.3f}) in {rep['seconds_total']:.0f} s", flush=True)
+    print(
+        f"  seed {seed}: SFT {rep['accuracy_before']:.3f} -> GRPO {rep['accuracy_after']:.3f} "
+        f"(all held-out {rep['accuracy_after_all_heldout']:.3f}) in {rep['seconds_total']:.0f} s",
+        flush=True,
+    )
     return rep
 
 
@@ -113,19 +133,31 @@ def main(argv=None) -> int:
     seeds = args.seeds if args.seeds else list(range(args.n))
     root = Path(args.out or tempfile.mkdtemp(prefix="demo_robustness_"))
     root.mkdir(parents=True, exist_ok=True)
-    machine = {"processor": processor_name(), "cores": os.cpu_count(), "jobs": args.jobs, "threads": args.threads,
-               "torch": torch.__version__, "python": platform.python_version(),
-               "load_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
-    print(f"{machine['processor']}, {machine['cores']} cores; {args.jobs} process(es) x {args.threads} thread(s); "
-          f"torch {machine['torch']}; load {machine['load_at_start']}; preset {args.preset}, sft {args.sft}, "
-          f"grpo {args.grpo}; seeds {seeds}", flush=True)
+    machine = {
+        "processor": processor_name(),
+        "cores": os.cpu_count(),
+        "jobs": args.jobs,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+    print(
+        f"{machine['processor']}, {machine['cores']} cores; {args.jobs} process(es) x {args.threads} thread(s); "
+        f"torch {machine['torch']}; load {machine['load_at_start']}; preset {args.preset}, sft {args.sft}, "
+        f"grpo {args.grpo}; seeds {seeds}",
+        flush=True,
+    )
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda s: launch(s, args, root), seeds))
     machine["load_at_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     print(table(rows))
     print(f"load average at start {machine['load_at_start']}, at end {machine['load_at_end']}")
-    (root / "results.json").write_text(json.dumps({"machine": machine, "sft": json.loads(args.sft),
-                                                   "grpo": json.loads(args.grpo), "rows": rows}, indent=1))
+    (root / "results.json").write_text(
+        json.dumps(
+            {"machine": machine, "sft": json.loads(args.sft), "grpo": json.loads(args.grpo), "rows": rows}, indent=1
+        )
+    )
     print(f"wrote {root / 'results.json'}")
     return 0
 

@@ -45,8 +45,15 @@ from grpo_lab.tasks import Problem, Task  # noqa: E402
 GiB = 1024**3
 T4_PRESETS = ["t4-qwen2.5-0.5b-gsm8k", "t4-qwen2.5-0.5b-gsm8k-lora"]
 BIG_PRESETS = ["a100-qwen2.5-0.5b-gsm8k", "a100-qwen2.5-0.5b-gsm8k-lora"]
-SMOKE_ARCH = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=16, vocab_size=1000)
+SMOKE_ARCH = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=1000,
+)
 
 
 class ShapeTask(Task):
@@ -111,8 +118,15 @@ def check_weights_move(compute_dtype: str, smoke: bool, device: torch.device) ->
 
     model, tok = _weights_model(smoke, device)
     task = ShapeTask(12)
-    cfg = GRPOConfig(learning_rate=1e-3 if smoke else 1e-4, num_generations=4, per_device_train_batch_size=8,
-                     max_completion_length=8, max_steps=2, compute_dtype=compute_dtype, seed=0)
+    cfg = GRPOConfig(
+        learning_rate=1e-3 if smoke else 1e-4,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=8,
+        max_steps=2,
+        compute_dtype=compute_dtype,
+        seed=0,
+    )
     trainer = GRPOTrainer(model, tok, [task_reward(task)], task.train(64, seed=1), cfg)
     pids, pmask = encode_prompts(tok, [p.prompt for p in task.heldout(2)], device)
     probe = torch.randint(5, 40, (2, 8), device=device)
@@ -129,9 +143,14 @@ def check_weights_move(compute_dtype: str, smoke: bool, device: torch.device) ->
             lp1 = completion_logps(model, pids, pmask, probe, pm)
     moved, out_moved = max_change(model, w0), (lp1 - lp0).abs().max().item()
     ok = moved > 0 and out_moved > 0
-    return {"check": f"weights-move/{compute_dtype}", "ok": ok, "weight_change": moved, "logp_change": out_moved,
-            "detail": f"max |dw| {moved:.2e}, max |d logp| on a fixed probe {out_moved:.2e}"
-                      + ("" if ok else "  <- the model computes with stale weights")}
+    return {
+        "check": f"weights-move/{compute_dtype}",
+        "ok": ok,
+        "weight_change": moved,
+        "logp_change": out_moved,
+        "detail": f"max |dw| {moved:.2e}, max |d logp| on a fixed probe {out_moved:.2e}"
+        + ("" if ok else "  <- the model computes with stale weights"),
+    }
 
 
 def _weights_model(smoke: bool, device: torch.device):
@@ -170,8 +189,12 @@ def check_preset(name: str, smoke: bool, device: torch.device, cap_gib: float | 
         try:
             import peft  # noqa: F401
         except ImportError:
-            return {"check": f"preset/{name}", "ok": smoke, "skipped": True,
-                    "detail": "peft is not installed (pip install peft)" + (": skipped in the smoke run" if smoke else "")}
+            return {
+                "check": f"preset/{name}",
+                "ok": smoke,
+                "skipped": True,
+                "detail": "peft is not installed (pip install peft)" + (": skipped in the smoke run" if smoke else ""),
+            }
     p.grpo.update(max_steps=2, save_steps=0)
     if smoke:
         p.grpo.update(per_device_train_batch_size=8, max_completion_length=8)
@@ -192,19 +215,33 @@ def check_preset(name: str, smoke: bool, device: torch.device, cap_gib: float | 
             train_preset(model, tok, p, out, task=task, backend=p.backend, progress=False)
         moved = max_change(model, w0)
     except torch.cuda.OutOfMemoryError as err:
-        return {"check": f"preset/{name}", "ok": False, "estimate_gib": est.peak_gib,
-                "detail": f"out of memory under a {cap_gib} GiB cap ({str(err).splitlines()[0][:120]})"}
+        return {
+            "check": f"preset/{name}",
+            "ok": False,
+            "estimate_gib": est.peak_gib,
+            "detail": f"out of memory under a {cap_gib} GiB cap ({str(err).splitlines()[0][:120]})",
+        }
     except Exception as err:
         return {"check": f"preset/{name}", "ok": False, "detail": f"{type(err).__name__}: {str(err)[:300]}"}
-    res = {"check": f"preset/{name}", "ok": moved > 0, "backend": p.backend, "seconds": time.perf_counter() - t0,
-           "weight_change": moved, "estimate_gib": est.peak_gib, "cap_gib": cap_gib,
-           "completions": p.grpo["per_device_train_batch_size"], "completion_length": p.grpo["max_completion_length"]}
+    res = {
+        "check": f"preset/{name}",
+        "ok": moved > 0,
+        "backend": p.backend,
+        "seconds": time.perf_counter() - t0,
+        "weight_change": moved,
+        "estimate_gib": est.peak_gib,
+        "cap_gib": cap_gib,
+        "completions": p.grpo["per_device_train_batch_size"],
+        "completion_length": p.grpo["max_completion_length"],
+    }
     detail = f"{p.backend}, {res['completions']} x {res['completion_length']} tokens, max |dw| {moved:.2e}"
     if device.type == "cuda":
         res["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
         res["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GiB
-        detail += (f"; peak allocated {res['peak_allocated_gib']:.2f} GiB, reserved {res['peak_reserved_gib']:.2f} GiB "
-                   f"[plan.py estimate {est.peak_gib:.2f} GiB]")
+        detail += (
+            f"; peak allocated {res['peak_allocated_gib']:.2f} GiB, reserved {res['peak_reserved_gib']:.2f} GiB "
+            f"[plan.py estimate {est.peak_gib:.2f} GiB]"
+        )
     res["detail"] = detail + ("" if moved > 0 else "  <- the weights did not move")
     del model
     return res
@@ -225,20 +262,29 @@ def main(argv=None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
-    print(f"gpu_check on {name} (torch {torch.__version__}){' [smoke: toy shapes]' if args.cpu_smoke else ''}"
-          f"{' [INJECTED: stale weights]' if stale_weights_injected() else ''}")
+    print(
+        f"gpu_check on {name} (torch {torch.__version__}){' [smoke: toy shapes]' if args.cpu_smoke else ''}"
+        f"{' [INJECTED: stale weights]' if stale_weights_injected() else ''}"
+    )
     dtypes = ["fp16"] + (["bf16"] if device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 8 else [])
     results = [check_weights_move(d, args.cpu_smoke, device) for d in dtypes]
-    presets = [(n, args.t4_cap_gib) for n in T4_PRESETS] + ([] if args.skip_big else [(n, args.big_cap_gib) for n in BIG_PRESETS])
+    presets = [(n, args.t4_cap_gib) for n in T4_PRESETS] + (
+        [] if args.skip_big else [(n, args.big_cap_gib) for n in BIG_PRESETS]
+    )
     if args.cpu_smoke:
         presets = presets[:2]  # the same code paths; the big presets differ only in shapes
     results += [check_preset(n, args.cpu_smoke, device, None if args.cpu_smoke else cap) for n, cap in presets]
     for r in results:
         print(f"{'PASS' if r['ok'] else 'FAIL'}  {r['check']:<40} {r['detail']}")
     failed = [r["check"] for r in results if not r["ok"]]
-    print(f"{len(results) - len(failed)}/{len(results)} checks passed" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    print(
+        f"{len(results) - len(failed)}/{len(results)} checks passed"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"device_name": name, "smoke": args.cpu_smoke, "checks": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"device_name": name, "smoke": args.cpu_smoke, "checks": results}, indent=1)
+        )
     return 1 if failed else 0
 
 

@@ -43,8 +43,7 @@ def _quiet_libraries() -> None:
 def cmd_demo(args) -> int:
     from grpo_lab.jobs import run_demo
 
-    rep = run_demo(args.out, args.preset, progress=not args.no_progress, grpo_steps=args.steps,
-                   seed=args.seed)
+    rep = run_demo(args.out, args.preset, progress=not args.no_progress, grpo_steps=args.steps, seed=args.seed)
     print(f"accuracy_before: {rep['accuracy_before']:.3f}  accuracy_after: {rep['accuracy_after']:.3f}")
     return 0
 
@@ -62,11 +61,15 @@ def cmd_eval(args) -> int:
     model, tok = load_model(args.model, device="cpu")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    task = get_task(name, tokenizer=tok, **task_args)  # a chat model gets the training prompt format (tasks.model_prompt)
+    task = get_task(
+        name, tokenizer=tok, **task_args
+    )  # a chat model gets the training prompt format (tasks.model_prompt)
     problems = task.heldout_distinct(args.n, seed=args.seed)
     res = evaluate(model, tok, task, problems, max_new_tokens=args.max_new_tokens or budget)
-    print(f"task: {task.describe()}  prompt: {'chat template' if task.chat else 'plain'}  "
-          f"max_new_tokens: {res.max_new_tokens}  mean length: {res.mean_length:.1f} tokens")
+    print(
+        f"task: {task.describe()}  prompt: {'chat template' if task.chat else 'plain'}  "
+        f"max_new_tokens: {res.max_new_tokens}  mean length: {res.mean_length:.1f} tokens"
+    )
     print(f"accuracy: {res.accuracy:.3f} +- {res.stderr:.3f} ({sum(res.correct)}/{res.n} different held-out problems)")
     return 0
 
@@ -87,32 +90,57 @@ def cmd_train(args) -> int:
         return 0
     from grpo_lab.jobs import run_train
 
-    run_train(args.backend, args.preset, init=args.init, steps=args.steps, out=args.out, progress=not args.no_progress,
-              seed=args.seed, compute_dtype=args.compute_dtype, eval_size=args.eval_size)
+    run_train(
+        args.backend,
+        args.preset,
+        init=args.init,
+        steps=args.steps,
+        out=args.out,
+        progress=not args.no_progress,
+        seed=args.seed,
+        compute_dtype=args.compute_dtype,
+        eval_size=args.eval_size,
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="grpo-lab", description="grpo-lab: GRPO, verifiers, ensembles and distillation on small models.")
-    ap.add_argument("--debug", action="store_true", help="show the full traceback of every error (also: GRPO_LAB_DEBUG=1)")
+    ap = argparse.ArgumentParser(
+        prog="grpo-lab", description="grpo-lab: GRPO, verifiers, ensembles and distillation on small models."
+    )
+    ap.add_argument(
+        "--debug", action="store_true", help="show the full traceback of every error (also: GRPO_LAB_DEBUG=1)"
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("demo", help="the main job: SFT warm start then GRPO on 2-digit addition (CPU, ~3 min)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--preset", default="cpu-addition")
     d.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the preset's)")
-    d.add_argument("--seed", type=int, default=None,
-                   help="training seed: initialisation, data order, sampling (default: the preset's)")
+    d.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed: initialisation, data order, sampling (default: the preset's)",
+    )
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
 
     e = sub.add_parser("eval", help="held-out greedy accuracy of a model on a task")
-    e.add_argument("--model", required=True, help="a save_pretrained folder (e.g. runs/demo/final), tiny:<size>, smollm2")
-    e.add_argument("--task", default=None, help="a task (addition, arithmetic, ...) or a preset whose task to use "
-                   "(cpu-smollm2); default: the task the model folder was trained on, else addition")
+    e.add_argument(
+        "--model", required=True, help="a save_pretrained folder (e.g. runs/demo/final), tiny:<size>, smollm2"
+    )
+    e.add_argument(
+        "--task",
+        default=None,
+        help="a task (addition, arithmetic, ...) or a preset whose task to use "
+        "(cpu-smollm2); default: the task the model folder was trained on, else addition",
+    )
     e.add_argument("--n", type=int, default=500, help="number of different held-out problems")
     e.add_argument("--seed", type=int, default=0, help="which held-out problems (a different seed, fresh problems)")
-    e.add_argument("--max-new-tokens", type=int, default=None, help="completion budget (default: the task's or preset's)")
+    e.add_argument(
+        "--max-new-tokens", type=int, default=None, help="completion budget (default: the task's or preset's)"
+    )
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="GRPO on a preset with either backend")
@@ -121,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, help="starting model folder (default: the preset's model)")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's)")
-    t.add_argument("--compute-dtype", choices=["fp32", "bf16", "fp16"], default=None,
-                   help="autocast dtype of the forward passes (default: the preset's); weights stay fp32")
+    t.add_argument(
+        "--compute-dtype",
+        choices=["fp32", "bf16", "fp16"],
+        default=None,
+        help="autocast dtype of the forward passes (default: the preset's); weights stay fp32",
+    )
     t.add_argument("--eval-size", type=int, default=None, help="held-out problems (default: the preset's)")
     t.add_argument("--out", default=None)
     t.add_argument("--list-presets", action="store_true", help="print preset names, one a line")

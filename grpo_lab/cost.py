@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from grpo_lab.ensemble.voting import majority_vote
 
 __all__ = [
-    "inference_flops", "training_flops", "Price", "api_cost", "Option", "single_option", "ensemble_option",
-    "distilled_option", "compare_options", "vote_accuracy_given_correct", "vote_accuracy",
-    "vote_accuracy_heterogeneous", "beta_binomial_pmf", "simulate_vote_accuracy", "dominance",
+    "inference_flops",
+    "training_flops",
+    "Price",
+    "api_cost",
+    "Option",
+    "single_option",
+    "ensemble_option",
+    "distilled_option",
+    "compare_options",
+    "vote_accuracy_given_correct",
+    "vote_accuracy",
+    "vote_accuracy_heterogeneous",
+    "beta_binomial_pmf",
+    "simulate_vote_accuracy",
+    "dominance",
 ]
 
 
@@ -68,7 +80,9 @@ class Price:
 
     def __post_init__(self):
         if not str(self.date).strip() or not str(self.source).strip():
-            raise ValueError("a Price needs the date it was read and its source (e.g. the provider's pricing page URL)")
+            raise ValueError(
+                "a Price needs the date it was read and its source (e.g. the provider's pricing page URL)"
+            )
         if self.input_per_mtok < 0 or self.output_per_mtok < 0:
             raise ValueError("prices must be >= 0")
 
@@ -114,16 +128,33 @@ def _query_cost(params, prompt_tokens, output_tokens, price: Price | None) -> tu
     return inference_flops(params, prompt_tokens + output_tokens), "FLOPs"
 
 
-def single_option(name: str, params: float, accuracy: float, prompt_tokens: float = 100, output_tokens: float = 200,
-                  price: Price | None = None) -> Option:
+def single_option(
+    name: str,
+    params: float,
+    accuracy: float,
+    prompt_tokens: float = 100,
+    output_tokens: float = 200,
+    price: Price | None = None,
+) -> Option:
     """One model answering once: ``2 * params * (prompt + output tokens)`` FLOPs, or the API cost at ``price``."""
     cost, unit = _query_cost(params, prompt_tokens, output_tokens, price)
     return Option(name, cost, accuracy, unit, detail={"params": params, "calls": 1})
 
 
-def ensemble_option(name: str, params: float, member_accuracy: float, n_members: int, prompt_tokens: float = 100,
-                    output_tokens: float = 200, *, rounds: int = 1, n_wrong: float = math.inf, correlation: float = 0.0,
-                    price: Price | None = None, accuracy: float | None = None) -> Option:
+def ensemble_option(
+    name: str,
+    params: float,
+    member_accuracy: float,
+    n_members: int,
+    prompt_tokens: float = 100,
+    output_tokens: float = 200,
+    *,
+    rounds: int = 1,
+    n_wrong: float = math.inf,
+    correlation: float = 0.0,
+    price: Price | None = None,
+    accuracy: float | None = None,
+) -> Option:
     """``n_members`` copies of a small model (or samples of one), plurality vote.
 
     Cost: ``n_members * rounds`` calls; in each revision round (ICE) a member also reads the others' replies,
@@ -142,8 +173,16 @@ def ensemble_option(name: str, params: float, member_accuracy: float, n_members:
     return Option(name, total, acc, unit, detail={"params": params, "calls": n_members * rounds, "members": n_members})
 
 
-def distilled_option(name: str, params: float, accuracy: float, train_tokens: float, queries: float,
-                     prompt_tokens: float = 100, output_tokens: float = 200, teacher_cost: float = 0.0) -> Option:
+def distilled_option(
+    name: str,
+    params: float,
+    accuracy: float,
+    train_tokens: float,
+    queries: float,
+    prompt_tokens: float = 100,
+    output_tokens: float = 200,
+    teacher_cost: float = 0.0,
+) -> Option:
     """A student distilled from an ensemble: per query it costs what one small model costs; once, it costs
     ``training_flops(params, train_tokens)`` plus ``teacher_cost`` (FLOPs the ensemble spent labelling the
     data), amortized over ``queries``."""
@@ -159,10 +198,17 @@ def compare_options(options: Sequence[Option]) -> list[dict]:
     if len(units) > 1:
         raise ValueError(f"cannot compare costs in different units {sorted(units)}; use FLOPs or one currency for all")
     best = min((o.cost_per_correct for o in options), default=math.inf)
-    return [{"name": o.name, "accuracy": o.accuracy, "cost_per_query": o.cost_per_query,
-             "cost_per_correct": o.cost_per_correct,
-             "relative": o.cost_per_correct / best if best > 0 and math.isfinite(best) else math.nan, "unit": o.unit}
-            for o in options]
+    return [
+        {
+            "name": o.name,
+            "accuracy": o.accuracy,
+            "cost_per_query": o.cost_per_query,
+            "cost_per_correct": o.cost_per_correct,
+            "relative": o.cost_per_correct / best if best > 0 and math.isfinite(best) else math.nan,
+            "unit": o.unit,
+        }
+        for o in options
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,8 +271,9 @@ def vote_accuracy_given_correct(k: int, n: int, n_wrong: float = math.inf) -> fl
     for j in range(1, min(m, M) + 1):
         power = _poly_mul(power, g, m)
         power = [row[: tmax + 1] for row in power]
-        coef = math.exp(sum(math.log1p(-i / M) for i in range(j)) + math.lgamma(m + 1) - math.lgamma(j + 1)
-                        - (m - j) * math.log(M))
+        coef = math.exp(
+            sum(math.log1p(-i / M) for i in range(j)) + math.lgamma(m + 1) - math.lgamma(j + 1) - (m - j) * math.log(M)
+        )
         for t in range(tmax + 1):
             total_by_t[t] += coef * power[m][t]
     return min(1.0, sum(p / (t + 1) for t, p in enumerate(total_by_t)))
@@ -240,7 +287,7 @@ def beta_binomial_pmf(n: int, p: float, correlation: float) -> list[float]:
     if not 0 <= p <= 1 or not 0 <= correlation <= 1:
         raise ValueError("p and correlation must be in [0, 1]")
     if correlation <= 1e-12 or p in (0.0, 1.0):
-        return [math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)]
+        return [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
     if correlation >= 1 - 1e-12:
         return [1 - p] + [0.0] * (n - 1) + [p] if n > 0 else [1.0]
     s = (1 - correlation) / correlation
@@ -294,8 +341,14 @@ def vote_accuracy_heterogeneous(accuracies: Sequence[float], weights: Sequence[f
     return total
 
 
-def simulate_vote_accuracy(accuracies: Sequence[float], n_items: int = 20000, n_wrong: float = math.inf,
-                           correlation: float = 0.0, weights: Sequence[float] | None = None, seed: int = 0) -> float:
+def simulate_vote_accuracy(
+    accuracies: Sequence[float],
+    n_items: int = 20000,
+    n_wrong: float = math.inf,
+    correlation: float = 0.0,
+    weights: Sequence[float] | None = None,
+    seed: int = 0,
+) -> float:
     """Monte Carlo estimate of a vote's accuracy: draws each item's difficulty (the same beta model as
     ``vote_accuracy``, shifting every member's accuracy), each member's right/wrong and its wrong answer
     (uniform over ``n_wrong`` values), and votes with ``grpo_lab.ensemble.voting.majority_vote`` over string

@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class DeadlineExceeded(Exception):
@@ -62,7 +62,7 @@ class Deadline:
         self.outer_fired = False
         self._outer_error: BaseException | None = None
 
-    def __enter__(self) -> "Deadline":
+    def __enter__(self) -> Deadline:
         now = time.monotonic()
         self._end = now + self.seconds
         main = threading.current_thread() is threading.main_thread()

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from grpo_lab import rollout
 from grpo_lab.tasks import Problem, Task
@@ -69,12 +69,20 @@ class EvalResult:
 
     def summary(self) -> dict:
         """The numbers, without the per-problem lists (what ``report.json`` keeps)."""
-        return {"n": self.n, "k": self.k, "accuracy": self.accuracy, "stderr": round(self.stderr, 4),
-                "strict": self.strict, "pass_at_k": self.pass_at_k, "majority_at_k": self.majority_at_k,
-                "strict_pass_at_k": self.strict_pass_at_k, "max_new_tokens": self.max_new_tokens,
-                "mean_length": round(self.mean_length, 2),
-                "truncated": round(sum(n >= self.max_new_tokens for n in self.lengths) / max(1, self.n), 4),
-                "seconds": round(self.seconds, 2)}
+        return {
+            "n": self.n,
+            "k": self.k,
+            "accuracy": self.accuracy,
+            "stderr": round(self.stderr, 4),
+            "strict": self.strict,
+            "pass_at_k": self.pass_at_k,
+            "majority_at_k": self.majority_at_k,
+            "strict_pass_at_k": self.strict_pass_at_k,
+            "max_new_tokens": self.max_new_tokens,
+            "mean_length": round(self.mean_length, 2),
+            "truncated": round(sum(n >= self.max_new_tokens for n in self.lengths) / max(1, self.n), 4),
+            "seconds": round(self.seconds, 2),
+        }
 
     def __str__(self) -> str:
         if self.strict is None:
@@ -104,17 +112,30 @@ def _score_samples(task: Task, problem: Problem, texts: list[str], strict: bool)
     answers = [task.extract(t) for t in texts]
     vote = majority_vote(answers)
     winner = next((t for t, a in zip(texts, answers) if a is not None and a == vote.answer), None)
-    row = {"samples": texts, "vote": vote.answer,
-           "pass": any(task.check(problem, t.strip()) for t in texts),
-           "majority": winner is not None and task.check(problem, winner.strip())}
+    row = {
+        "samples": texts,
+        "vote": vote.answer,
+        "pass": any(task.check(problem, t.strip()) for t in texts),
+        "majority": winner is not None and task.check(problem, winner.strip()),
+    }
     if strict:
         row["strict_pass"] = any(task.check_strict(problem, t) for t in texts)
     return row
 
 
-def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_tokens: int | None = None,
-             batch_size: int | None = None, *, strict: bool | None = None, k: int = 0, temperature: float = 0.7,
-             seed: int = 0) -> EvalResult:
+def evaluate(
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
+    *,
+    strict: bool | None = None,
+    k: int = 0,
+    temperature: float = 0.7,
+    seed: int = 0,
+) -> EvalResult:
     """Greedy accuracy on ``problems``: the share whose greedy completion passes ``task.check``.
 
     ``max_new_tokens`` None: ``max_answer_tokens(task)``. ``batch_size`` None: 512 prompts for completions of
@@ -130,10 +151,14 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
     comps = rollout.greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
-    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
+    lengths = (
+        [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
+    )
     correct = [task.check(p, c.strip()) for p, c in zip(problems, comps)]
-    rows = [{"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
-            for p, c, ok in zip(problems, comps, correct)]
+    rows = [
+        {"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
+        for p, c, ok in zip(problems, comps, correct)
+    ]
     if strict:
         for p, row in zip(problems, rows):
             row["strict"] = task.check_strict(p, row["completion"])
@@ -143,16 +168,36 @@ def evaluate(model, tokenizer, task: Task, problems: Sequence[Problem], max_new_
 
         per = max(1, batch_size // k)
         for i in range(0, len(problems), per):
-            chunk = problems[i:i + per]
-            texts, _ = ensemble.sample_answers(model, tokenizer, [p.prompt for p in chunk], k,
-                                               max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + i)
+            chunk = problems[i : i + per]
+            texts, _ = ensemble.sample_answers(
+                model,
+                tokenizer,
+                [p.prompt for p in chunk],
+                k,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed + i,
+            )
             for j, p in enumerate(chunk):
                 rows[i + j].update(_score_samples(task, p, list(texts[j]), strict))
-        extra = dict(pass_at_k=_share([r["pass"] for r in rows]), majority_at_k=_share([r["majority"] for r in rows]),
-                     strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None)
-    return EvalResult(_share(correct), len(problems), correct, comps, k=k if k >= 2 else 1,
-                      strict=_share([r["strict"] for r in rows]) if strict else None,
-                      seconds=time.perf_counter() - t0, rows=rows, lengths=lengths, max_new_tokens=max_new_tokens, **extra)
+        extra = dict(
+            pass_at_k=_share([r["pass"] for r in rows]),
+            majority_at_k=_share([r["majority"] for r in rows]),
+            strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None,
+        )
+    return EvalResult(
+        _share(correct),
+        len(problems),
+        correct,
+        comps,
+        k=k if k >= 2 else 1,
+        strict=_share([r["strict"] for r in rows]) if strict else None,
+        seconds=time.perf_counter() - t0,
+        rows=rows,
+        lengths=lengths,
+        max_new_tokens=max_new_tokens,
+        **extra,
+    )
 
 
 def paired_difference(first: Sequence[bool], second: Sequence[bool]) -> dict:
@@ -165,8 +210,9 @@ def paired_difference(first: Sequence[bool], second: Sequence[bool]) -> dict:
     independent accuracies. Returns ``{"diff", "se", "b", "c", "n"}``.
     """
     if len(first) != len(second) or not first:
-        raise ValueError(f"paired_difference needs two equally long, non-empty lists of flags "
-                         f"(got {len(first)} and {len(second)})")
+        raise ValueError(
+            f"paired_difference needs two equally long, non-empty lists of flags (got {len(first)} and {len(second)})"
+        )
     n = len(first)
     b = sum(bool(x) and not bool(y) for x, y in zip(first, second))
     c = sum(bool(y) and not bool(x) for x, y in zip(first, second))

@@ -32,9 +32,9 @@ import os
 import pkgutil
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from grpo_lab.deadline import Deadline
 from grpo_lab.exercise_checks._own_work import library_use
@@ -73,8 +73,13 @@ _REGISTRY: dict[str, Exercise] = {}
 _LOADED = False
 
 
-def exercise_test(exercise_id: str, hint: str = "", time_limit_s: float = DEFAULT_TIME_LIMIT_S, title: str = "",
-                  forbid: tuple[str, ...] = ()):
+def exercise_test(
+    exercise_id: str,
+    hint: str = "",
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    title: str = "",
+    forbid: tuple[str, ...] = (),
+):
     """Register a test for ``exercise_id``. The test is ``fn(student_fn) -> None`` and fails by raising.
 
     Tests run in the order they are defined; ``hint`` is shown when the test fails. ``forbid``: library paths
@@ -218,8 +223,9 @@ def _run_one(test: ExerciseTest, fn: Callable, time_scale: float) -> TestOutcome
         limit = test.time_limit_s * time_scale
         # Line tracing off the main thread: a student's `while True: pass` calls nothing, so only line
         # events can stop it there.
-        with Deadline(limit, error=lambda: ExerciseTimeout(f"took longer than {limit:.0f} s (an infinite loop?)"),
-                      trace="line"):
+        with Deadline(
+            limit, error=lambda: ExerciseTimeout(f"took longer than {limit:.0f} s (an infinite loop?)"), trace="line"
+        ):
             test.fn(fn)
         status, msg = "passed", ""
     except NotImplementedError:
@@ -251,16 +257,26 @@ def check(exercise_id: str, fn: Callable | Mapping, *, verbose: bool = True, tim
     ex = _REGISTRY[exercise_id]
     if ex.kind == "concepts":
         if not isinstance(fn, Mapping):
-            raise TypeError(f"check({exercise_id!r}, answers): pass a dict such as {{'q1': 'b'}}, got {type(fn).__name__}")
+            raise TypeError(
+                f"check({exercise_id!r}, answers): pass a dict such as {{'q1': 'b'}}, got {type(fn).__name__}"
+            )
         refused = None
     elif not callable(fn):
-        raise TypeError(f"check({exercise_id!r}, fn): pass your function itself (no parentheses), got {type(fn).__name__}")
+        raise TypeError(
+            f"check({exercise_id!r}, fn): pass your function itself (no parentheses), got {type(fn).__name__}"
+        )
     else:
         refused = library_use(fn, ex.forbidden)
     outcomes: list[TestOutcome] = []
     if refused:
-        outcomes.append(TestOutcome("written by you", "refused", refused,
-                                    "write the function yourself; the exercise text says which helpers you may call"))
+        outcomes.append(
+            TestOutcome(
+                "written by you",
+                "refused",
+                refused,
+                "write the function yourself; the exercise text says which helpers you may call",
+            )
+        )
     for t in ex.tests if not refused else ():
         if outcomes and outcomes[-1].status == "timeout":
             # One runaway loop is enough to report; waiting out every limit would stall the notebook.

@@ -39,8 +39,8 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -126,8 +126,15 @@ class CollapseRun:
     real_fraction: float
 
 
-def gaussian_collapse(generations: int = 1000, n_samples: int = 100, real_fraction: float = 0.0,
-                      mu0: float = 0.0, sigma0: float = 1.0, tail_sigma: float = 2.0, seed: int = 0) -> CollapseRun:
+def gaussian_collapse(
+    generations: int = 1000,
+    n_samples: int = 100,
+    real_fraction: float = 0.0,
+    mu0: float = 0.0,
+    sigma0: float = 1.0,
+    tail_sigma: float = 2.0,
+    seed: int = 0,
+) -> CollapseRun:
     """Fit-resample-refit a Gaussian for ``generations`` generations (Shumailov et al., arXiv 2305.17493, Sec. 3).
 
     Generation 0 fits ``n_samples`` real draws from ``N(mu0, sigma0^2)``. Generation g+1 fits ``n_samples``
@@ -160,13 +167,13 @@ def gaussian_collapse(generations: int = 1000, n_samples: int = 100, real_fracti
 @dataclass
 class LMGeneration:
     generation: int
-    accuracy: float          # greedy held-out accuracy
-    sample_accuracy: float   # share of the generation's own training samples that are correct
-    distinct_1: float        # distinct answers / samples over the generation's sampled answers
-    distinct_2_char: float   # character bigram diversity of the same samples
-    entropy: float           # mean per-prompt answer entropy (bits) over the samples
-    tail: float              # share of sampled numeric answers outside the real answers' band
-    kept: int                # training examples used for the next generation
+    accuracy: float  # greedy held-out accuracy
+    sample_accuracy: float  # share of the generation's own training samples that are correct
+    distinct_1: float  # distinct answers / samples over the generation's sampled answers
+    distinct_2_char: float  # character bigram diversity of the same samples
+    entropy: float  # mean per-prompt answer entropy (bits) over the samples
+    tail: float  # share of sampled numeric answers outside the real answers' band
+    kept: int  # training examples used for the next generation
 
 
 @dataclass
@@ -183,15 +190,32 @@ def _next_generation_data(task, owners, answers, correct, mode: str, real_fracti
     if mode == "unverified":
         return [DistillExample(p.prompt, a) for p, a in zip(owners, answers) if a]
     examples = [DistillExample(p.prompt, a) for p, a, ok in zip(owners, answers, correct) if ok]
-    n_real = int(round(len(examples) * real_fraction / max(1e-9, 1 - real_fraction))) if real_fraction < 1 else len(owners)
+    n_real = (
+        int(round(len(examples) * real_fraction / max(1e-9, 1 - real_fraction))) if real_fraction < 1 else len(owners)
+    )
     real = task.train(max(n_real, 1), seed=real_seed)
     return examples + [DistillExample(p.prompt, p.answer) for p in real]
 
 
-def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "unverified", n_prompts: int = 512,
-                samples_per_prompt: int = 4, temperature: float = 1.0, steps_per_generation: int = 150,
-                batch_size: int = 64, learning_rate: float = 1e-3, real_fraction: float = 0.5,
-                eval_problems=None, tail: float = 0.1, seed: int = 0, progress: bool = True) -> LMCollapseRun:
+def lm_collapse(
+    model,
+    tokenizer,
+    task,
+    *,
+    generations: int = 5,
+    mode: str = "unverified",
+    n_prompts: int = 512,
+    samples_per_prompt: int = 4,
+    temperature: float = 1.0,
+    steps_per_generation: int = 150,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    real_fraction: float = 0.5,
+    eval_problems=None,
+    tail: float = 0.1,
+    seed: int = 0,
+    progress: bool = True,
+) -> LMCollapseRun:
     """The model-collapse recursion on a char LM (generation 0 = ``model``, e.g. an SFT'd addition model).
 
     Each generation samples ``samples_per_prompt`` answers at ``temperature`` for ``n_prompts`` fresh
@@ -224,26 +248,52 @@ def lm_collapse(model, tokenizer, task, *, generations: int = 5, mode: str = "un
     bar = tqdm(total=generations + 1, desc=f"collapse ({mode})", disable=not progress)
     for g in range(generations + 1):
         problems = task.train(n_prompts, seed=seed * 1000 + g)
-        r = sample_groups(current, tokenizer, [p.prompt for p in problems], samples_per_prompt,
-                          max_completion_length=6, temperature=temperature, generator=gen)
+        r = sample_groups(
+            current,
+            tokenizer,
+            [p.prompt for p in problems],
+            samples_per_prompt,
+            max_completion_length=6,
+            temperature=temperature,
+            generator=gen,
+        )
         answers = [t.strip() for t in r.texts]
         owners = [p for p in problems for _ in range(samples_per_prompt)]
         correct = [task.check(p, a) for p, a in zip(owners, answers)]
-        per_prompt_h = [answer_entropy(answers[i * samples_per_prompt : (i + 1) * samples_per_prompt])
-                        for i in range(len(problems))]
+        per_prompt_h = [
+            answer_entropy(answers[i * samples_per_prompt : (i + 1) * samples_per_prompt])
+            for i in range(len(problems))
+        ]
         examples = _next_generation_data(task, owners, answers, correct, mode, real_fraction, seed * 1000 + g + 500)
-        run.generations.append(LMGeneration(
-            g, evaluate(current, tokenizer, task, eval_problems).accuracy, sum(correct) / len(correct),
-            distinct_n(answers, 1), distinct_n(answers, 2, unit="char"), float(np.mean(per_prompt_h)),
-            tail_mass([float(a) if re.fullmatch(r"-?\d+", a) else math.nan for a in answers], lo, hi), len(examples)))
+        run.generations.append(
+            LMGeneration(
+                g,
+                evaluate(current, tokenizer, task, eval_problems).accuracy,
+                sum(correct) / len(correct),
+                distinct_n(answers, 1),
+                distinct_n(answers, 2, unit="char"),
+                float(np.mean(per_prompt_h)),
+                tail_mass([float(a) if re.fullmatch(r"-?\d+", a) else math.nan for a in answers], lo, hi),
+                len(examples),
+            )
+        )
         bar.update(1)
         bar.set_postfix(acc=f"{run.generations[-1].accuracy:.2f}")
         if g == generations:
             break
         nxt = copy.deepcopy(current)
         random.Random(seed + g).shuffle(examples)
-        train_student(nxt, tokenizer, examples, max_steps=steps_per_generation, batch_size=batch_size,
-                      learning_rate=learning_rate, warmup_steps=0, seed=seed + g, progress=False)
+        train_student(
+            nxt,
+            tokenizer,
+            examples,
+            max_steps=steps_per_generation,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_steps=0,
+            seed=seed + g,
+            progress=False,
+        )
         current = nxt.eval()
     bar.close()
     return run
@@ -285,7 +335,9 @@ def exact_duplicates(texts: Sequence[str]) -> list[list[int]]:
 
 
 def _h64(s: str, salt: int) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8, salt=salt.to_bytes(8, "little")).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(s.encode(), digest_size=8, salt=salt.to_bytes(8, "little")).digest(), "little"
+    )
 
 
 def minhash_signature(shingles: set[str], num_perm: int = 64) -> list[int]:
@@ -299,8 +351,9 @@ def minhash_signature(shingles: set[str], num_perm: int = 64) -> list[int]:
     return [min(_h64(s, k) for s in shingles) for k in range(num_perm)]
 
 
-def near_duplicates(texts: Sequence[str], threshold: float = 0.8, n: int = 5, num_perm: int = 64,
-                    bands: int = 16) -> list[tuple[int, int, float]]:
+def near_duplicates(
+    texts: Sequence[str], threshold: float = 0.8, n: int = 5, num_perm: int = 64, bands: int = 16
+) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, jaccard)`` with ``i < j`` whose character-``n``-gram Jaccard is at least ``threshold``.
 
     Candidates come from MinHash LSH: the signature is cut into ``bands`` bands of ``num_perm // bands`` rows;
@@ -357,8 +410,8 @@ def dedup(texts: Sequence[str], threshold: float | None = 0.8, n: int = 5) -> li
 
 @dataclass
 class ContaminationReport:
-    exact: list[tuple[int, int]]           # (test index, train index) equal after normalization
-    near: list[tuple[int, int, float]]     # (test index, train index, jaccard) at or above the threshold
+    exact: list[tuple[int, int]]  # (test index, train index) equal after normalization
+    near: list[tuple[int, int, float]]  # (test index, train index, jaccard) at or above the threshold
     n_test: int
 
     @property
@@ -371,12 +424,20 @@ class ContaminationReport:
         return len(self.contaminated_test_indices) / max(self.n_test, 1)
 
     def __str__(self) -> str:
-        return (f"contamination: {len(self.contaminated_test_indices)}/{self.n_test} test items "
-                f"({self.rate:.1%}) have a copy in train ({len(self.exact)} exact, {len(self.near)} near pairs)")
+        return (
+            f"contamination: {len(self.contaminated_test_indices)}/{self.n_test} test items "
+            f"({self.rate:.1%}) have a copy in train ({len(self.exact)} exact, {len(self.near)} near pairs)"
+        )
 
 
-def contamination(train_texts: Sequence[str], test_texts: Sequence[str], threshold: float | None = 0.8,
-                  n: int = 5, num_perm: int = 64, bands: int = 16) -> ContaminationReport:
+def contamination(
+    train_texts: Sequence[str],
+    test_texts: Sequence[str],
+    threshold: float | None = 0.8,
+    n: int = 5,
+    num_perm: int = 64,
+    bands: int = 16,
+) -> ContaminationReport:
     """Which test items also occur in the training data, exactly (normalized) or nearly (Jaccard >= threshold).
 
     A held-out score means nothing for contaminated items (the model may have memorized them), so report
@@ -398,8 +459,9 @@ def contamination(train_texts: Sequence[str], test_texts: Sequence[str], thresho
     return ContaminationReport(exact, near, len(test_texts))
 
 
-def task_contamination(train_problems, test_problems, key: Callable = lambda p: p.prompt,
-                       threshold: float | None = None) -> ContaminationReport:
+def task_contamination(
+    train_problems, test_problems, key: Callable = lambda p: p.prompt, threshold: float | None = None
+) -> ContaminationReport:
     """Contamination between two lists of ``Problem``: by default exact matches of the prompt (for
     synthetic tasks, where near matches like ``12+35=`` vs ``12+36=`` are different problems)."""
     return contamination([key(p) for p in train_problems], [key(p) for p in test_problems], threshold=threshold)

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -32,8 +32,12 @@ def training_bytes(trained: dict[str, nn.Module], frozen: dict[str, nn.Module] |
     frozen = frozen or {}
     trained_bytes = sum(_param_bytes(m, trainable_only=True) for m in trained.values())
     weights = sum(_param_bytes(m) for m in [*trained.values(), *frozen.values()])
-    return {"weights": weights, "gradients": trained_bytes, "adam": 2 * trained_bytes,
-            "total": weights + 3 * trained_bytes}
+    return {
+        "weights": weights,
+        "gradients": trained_bytes,
+        "adam": 2 * trained_bytes,
+        "total": weights + 3 * trained_bytes,
+    }
 
 
 class _Held:
@@ -41,7 +45,7 @@ class _Held:
 
     __slots__ = ("t", "key", "meter")
 
-    def __init__(self, t: torch.Tensor, key: int, meter: "SavedTensorMeter"):
+    def __init__(self, t: torch.Tensor, key: int, meter: SavedTensorMeter):
         self.t, self.key, self.meter = t, key, meter
         entry = meter.live.setdefault(key, [0, t.untyped_storage().nbytes()])
         if entry[0] == 0:
@@ -80,7 +84,7 @@ class SavedTensorMeter:
     def _unpack(h):
         return h if isinstance(h, torch.Tensor) else h.t
 
-    def __enter__(self) -> "SavedTensorMeter":
+    def __enter__(self) -> SavedTensorMeter:
         self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._ctx.__enter__()
         return self

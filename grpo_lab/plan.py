@@ -48,24 +48,61 @@ DTYPE_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfl
 # Architectures of the models the course names (their config.json on the hub), so that a plan needs no
 # download. Parameter counts computed from these match the published sizes (Qwen2.5-0.5B: 494,032,768).
 KNOWN_ARCHS: dict[str, dict] = {
-    "Qwen/Qwen2.5-0.5B-Instruct": dict(family="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                                       num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-                                       head_dim=64, tie_word_embeddings=True, qkv_bias=True),
-    "Qwen/Qwen2.5-1.5B-Instruct": dict(family="qwen2", vocab_size=151936, hidden_size=1536, intermediate_size=8960,
-                                       num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
-                                       head_dim=128, tie_word_embeddings=True, qkv_bias=True),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": dict(family="llama", vocab_size=49152, hidden_size=576,
-                                                intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                                                num_key_value_heads=3, head_dim=64, tie_word_embeddings=True,
-                                                qkv_bias=False),
-    "HuggingFaceTB/SmolLM2-360M-Instruct": dict(family="llama", vocab_size=49152, hidden_size=960,
-                                                intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
-                                                num_key_value_heads=5, head_dim=64, tie_word_embeddings=True,
-                                                qkv_bias=False),
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(
+        family="qwen2",
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        head_dim=64,
+        tie_word_embeddings=True,
+        qkv_bias=True,
+    ),
+    "Qwen/Qwen2.5-1.5B-Instruct": dict(
+        family="qwen2",
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        head_dim=128,
+        tie_word_embeddings=True,
+        qkv_bias=True,
+    ),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": dict(
+        family="llama",
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        head_dim=64,
+        tie_word_embeddings=True,
+        qkv_bias=False,
+    ),
+    "HuggingFaceTB/SmolLM2-360M-Instruct": dict(
+        family="llama",
+        vocab_size=49152,
+        hidden_size=960,
+        intermediate_size=2560,
+        num_hidden_layers=32,
+        num_attention_heads=15,
+        num_key_value_heads=5,
+        head_dim=64,
+        tie_word_embeddings=True,
+        qkv_bias=False,
+    ),
 }
 KNOWN_ARCHS["Qwen/Qwen2.5-0.5B"] = KNOWN_ARCHS["Qwen/Qwen2.5-0.5B-Instruct"]
-_ALIASES = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
-            "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+_ALIASES = {
+    "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
 
 
 @dataclass(frozen=True)
@@ -111,14 +148,24 @@ def architecture(model: str) -> dict:
             raise KeyError(f"unknown tiny size {size!r}; choose one of {sorted(TINY_SIZES)}")
         c = TINY_SIZES[size]
         vocab = len(SPECIAL_TOKENS) + len(dict.fromkeys(DEFAULT_CHARS))  # build_char_tokenizer's vocabulary
-        return dict(family="qwen2", vocab_size=vocab, hidden_size=c["hidden_size"],
-                    intermediate_size=c["intermediate_size"], num_hidden_layers=c["num_hidden_layers"],
-                    num_attention_heads=c["num_attention_heads"], num_key_value_heads=c["num_key_value_heads"],
-                    head_dim=c["hidden_size"] // c["num_attention_heads"], tie_word_embeddings=True, qkv_bias=True)
+        return dict(
+            family="qwen2",
+            vocab_size=vocab,
+            hidden_size=c["hidden_size"],
+            intermediate_size=c["intermediate_size"],
+            num_hidden_layers=c["num_hidden_layers"],
+            num_attention_heads=c["num_attention_heads"],
+            num_key_value_heads=c["num_key_value_heads"],
+            head_dim=c["hidden_size"] // c["num_attention_heads"],
+            tie_word_embeddings=True,
+            qkv_bias=True,
+        )
     name = _ALIASES.get(model.lower(), model)
     if name not in KNOWN_ARCHS:
-        raise KeyError(f"no architecture on file for {model!r} (a dry run downloads nothing); known: "
-                       f"tiny:<size>, smollm2, {', '.join(KNOWN_ARCHS)}")
+        raise KeyError(
+            f"no architecture on file for {model!r} (a dry run downloads nothing); known: "
+            f"tiny:<size>, smollm2, {', '.join(KNOWN_ARCHS)}"
+        )
     return dict(KNOWN_ARCHS[name])
 
 
@@ -180,8 +227,16 @@ class Estimate:
 def runtime_of(preset) -> dict:
     """The machine settings of a preset: ``preset.runtime`` over CPU defaults (fp32, no checkpointing, no
     LoRA) and ``device=preset.hardware``."""
-    rt = dict(dtype="fp32", compute_dtype=None, gradient_checkpointing=False, use_peft=False, lora_r=16,
-              lora_alpha=32, prompt_length=None, device=preset.hardware)
+    rt = dict(
+        dtype="fp32",
+        compute_dtype=None,
+        gradient_checkpointing=False,
+        use_peft=False,
+        lora_r=16,
+        lora_alpha=32,
+        prompt_length=None,
+        device=preset.hardware,
+    )
     rt.update(preset.runtime)
     return rt
 
@@ -219,9 +274,16 @@ def _resident_memory(arch: dict, P: int, lora_r: int, w: int, c: int, reference:
     return trainable, mem
 
 
-def estimate(preset, *, device: str | None = None, use_peft: bool | None = None, batch: int | None = None,
-             num_generations: int | None = None, max_completion_length: int | None = None,
-             backend: str | None = None) -> Estimate:
+def estimate(
+    preset,
+    *,
+    device: str | None = None,
+    use_peft: bool | None = None,
+    batch: int | None = None,
+    num_generations: int | None = None,
+    max_completion_length: int | None = None,
+    backend: str | None = None,
+) -> Estimate:
     """Estimated peak memory and time per GRPO step of ``preset`` on ``device`` (a ``DEVICES`` key; default
     the preset's hardware) with ``backend`` (default ``preset.backend``). Keyword overrides let callers ask
     "what if" (LoRA, another batch, G, length, the other backend).
@@ -329,11 +391,19 @@ def describe_plan(preset, steps: int | None = None, device: str | None = None) -
     if dev.overhead_gib:
         lines.append(f"  {'CUDA context + allocator slack':<42}{_fmt_bytes(dev.overhead_gib * GiB)}")
     fits = "fits" if est.peak_gib <= dev.memory_gib else "DOES NOT FIT"
-    lines.append(f"  peak memory (estimate)                    {est.peak_gib:7.2f} GiB  ({fits} in {dev.memory_gib:g} GiB)")
-    lines.append(f"  full fine-tune vs LoRA r={rt['lora_r']} peak (estimate)  {full.peak_gib:.2f} GiB vs {lora.peak_gib:.2f} GiB")
-    lines.append(f"  time per step (estimate)                  {_fmt_s(est.step_seconds)}  (generation {_fmt_s(est.gen_seconds)}, "
-                 f"update {_fmt_s(est.train_seconds)}; assumed {dev.train_tflops:g}/{dev.gen_tflops:g} TFLOP/s "
-                 f"update/generation, {dev.bandwidth_gbs:g} GB/s; every completion at the length cap)")
-    lines.append(f"  total for {g.get('max_steps')} steps (estimate)         ~{est.step_seconds * g.get('max_steps', 0) / 60:.1f} min "
-                 "(+ evaluation and model loading)")
+    lines.append(
+        f"  peak memory (estimate)                    {est.peak_gib:7.2f} GiB  ({fits} in {dev.memory_gib:g} GiB)"
+    )
+    lines.append(
+        f"  full fine-tune vs LoRA r={rt['lora_r']} peak (estimate)  {full.peak_gib:.2f} GiB vs {lora.peak_gib:.2f} GiB"
+    )
+    lines.append(
+        f"  time per step (estimate)                  {_fmt_s(est.step_seconds)}  (generation {_fmt_s(est.gen_seconds)}, "
+        f"update {_fmt_s(est.train_seconds)}; assumed {dev.train_tflops:g}/{dev.gen_tflops:g} TFLOP/s "
+        f"update/generation, {dev.bandwidth_gbs:g} GB/s; every completion at the length cap)"
+    )
+    lines.append(
+        f"  total for {g.get('max_steps')} steps (estimate)         ~{est.step_seconds * g.get('max_steps', 0) / 60:.1f} min "
+        "(+ evaluation and model loading)"
+    )
     return "\n".join(lines)

@@ -37,8 +37,8 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -88,7 +88,7 @@ class PPOConfig:
     eval_size: int = 200
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PPOConfig":
+    def from_dict(cls, d: dict) -> PPOConfig:
         """Build from a dict, refusing unknown keys (a GRPO knob such as ``beta`` is named in the error)."""
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
@@ -99,10 +99,14 @@ class PPOConfig:
 def validate_ppo_config(cfg: PPOConfig) -> None:
     """Reject a configuration that cannot work, before any compute, with a message naming the fix."""
     if cfg.per_device_train_batch_size % cfg.num_generations:
-        raise ConfigError(f"per_device_train_batch_size={cfg.per_device_train_batch_size} must be a multiple of "
-                          f"num_generations={cfg.num_generations}")
+        raise ConfigError(
+            f"per_device_train_batch_size={cfg.per_device_train_batch_size} must be a multiple of "
+            f"num_generations={cfg.num_generations}"
+        )
     if cfg.per_device_train_batch_size % cfg.num_mini_batches:
-        raise ConfigError(f"num_mini_batches={cfg.num_mini_batches} must divide the batch of {cfg.per_device_train_batch_size}")
+        raise ConfigError(
+            f"num_mini_batches={cfg.num_mini_batches} must divide the batch of {cfg.per_device_train_batch_size}"
+        )
     if not (0 <= cfg.gamma <= 1 and 0 <= cfg.lam <= 1):
         raise ConfigError(f"gamma={cfg.gamma}, lam={cfg.lam}: both must lie in [0, 1]")
     if cfg.kl_estimator not in ("k1", "k3"):
@@ -142,9 +146,14 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, 
     return out * m
 
 
-def per_token_rewards(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor | None,
-                      completion_mask: torch.Tensor, kl_coef: float = 0.05, kl_estimator: str = "k1"
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def per_token_rewards(
+    scores: torch.Tensor,
+    logps: torch.Tensor,
+    ref_logps: torch.Tensor | None,
+    completion_mask: torch.Tensor,
+    kl_coef: float = 0.05,
+    kl_estimator: str = "k1",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The RLHF reward per token (Ziegler et al., arXiv 1909.08593; TRL's ``PPOTrainer``): ``(rewards, kl)``, both [B, T].
 
     With ``d_t = logps_t - ref_logps_t`` (the sampling policy against the frozen reference)::
@@ -167,8 +176,9 @@ def per_token_rewards(scores: torch.Tensor, logps: torch.Tensor, ref_logps: torc
     return rewards, kl * m
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, completion_mask: torch.Tensor, gamma: float = 1.0,
-        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, completion_mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized advantage estimation (Schulman et al., arXiv 1506.02438, eq. 16): ``(advantages, returns)``, [B, T].
 
     Token t is an action; the state before it is the prompt plus tokens < t; ``values[:, t]`` is the critic's
@@ -194,8 +204,13 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, completion_mask: torch.Tens
     return adv, (adv + values) * m
 
 
-def value_loss(vpred: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, completion_mask: torch.Tensor,
-               cliprange_value: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def value_loss(
+    vpred: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    completion_mask: torch.Tensor,
+    cliprange_value: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped value loss (the baselines / TRL form): ``(loss, clip_fraction)``.
 
     The new prediction may move at most ``cliprange_value`` from the value recorded at rollout time, and
@@ -240,7 +255,7 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.v_head.bias)
 
     @classmethod
-    def from_policy(cls, policy) -> "ValueModel":
+    def from_policy(cls, policy) -> ValueModel:
         """A critic whose trunk is a deep copy of ``policy``'s (the LM head is dropped; weights are not shared)."""
         trunk = copy.deepcopy(policy.base_model)
         return cls(trunk, policy.config.hidden_size)
@@ -250,7 +265,9 @@ class ValueModel(nn.Module):
         ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
         positions = (attn.cumsum(1) - 1).clamp(min=0)
-        hidden = self.backbone(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False).last_hidden_state
+        hidden = self.backbone(
+            input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False
+        ).last_hidden_state
         T = completion_ids.shape[1]
         return self.v_head(hidden[:, -T - 1 : -1, :].float()).squeeze(-1)
 
@@ -269,9 +286,20 @@ class PPOTrainer:
     use the GRPO trainer's keys where the quantity is the same (``reward``, ``kl``, ``entropy``, ``eval_accuracy``).
     """
 
-    def __init__(self, model, tokenizer, reward_funcs: Callable | Sequence[Callable], train_problems: list[Problem],
-                 config: PPOConfig | None = None, *, task: Task | None = None, eval_problems: list[Problem] | None = None,
-                 value_model: ValueModel | None = None, ref_model=None, callbacks: Sequence[Callable] = ()):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        reward_funcs: Callable | Sequence[Callable],
+        train_problems: list[Problem],
+        config: PPOConfig | None = None,
+        *,
+        task: Task | None = None,
+        eval_problems: list[Problem] | None = None,
+        value_model: ValueModel | None = None,
+        ref_model=None,
+        callbacks: Sequence[Callable] = (),
+    ):
         self.cfg = cfg = config or PPOConfig()
         validate_ppo_config(cfg)
         self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
@@ -285,10 +313,13 @@ class PPOTrainer:
         self.ref_model = ref_model
         if cfg.kl_coef > 0 and ref_model is None:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.opt = torch.optim.AdamW([
-            {"params": model.parameters(), "lr": cfg.learning_rate},
-            {"params": self.value_model.parameters(), "lr": cfg.value_learning_rate or cfg.learning_rate},
-        ], weight_decay=0.0)
+        self.opt = torch.optim.AdamW(
+            [
+                {"params": model.parameters(), "lr": cfg.learning_rate},
+                {"params": self.value_model.parameters(), "lr": cfg.value_learning_rate or cfg.learning_rate},
+            ],
+            weight_decay=0.0,
+        )
         name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler_type, cfg.lr_scheduler_type)
         self.sched = get_scheduler(name, self.opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
         self.rng = random.Random(cfg.seed)
@@ -320,8 +351,15 @@ class PPOTrainer:
         """One PPO step: rollout -> scores -> per-token rewards -> GAE -> ``num_ppo_epochs`` of clipped updates."""
         cfg, G, t0 = self.cfg, self.cfg.num_generations, time.perf_counter()
         batch = [self.rng.choice(self.train_problems) for _ in range(cfg.per_device_train_batch_size // G)]
-        r = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], G,
-                          max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, generator=self.gen)
+        r = sample_groups(
+            self.model,
+            self.tokenizer,
+            [p.prompt for p in batch],
+            G,
+            max_completion_length=cfg.max_completion_length,
+            temperature=cfg.temperature,
+            generator=self.gen,
+        )
         problems = [p for p in batch for _ in range(G)]
         scores, first = self.score(r.texts, problems)  # [B]
         if cfg.missing_eos_penalty:
@@ -336,10 +374,17 @@ class PPOTrainer:
         stats = self._update(r, mask, old_logps, old_values, adv, returns)
         self.sched.step()
         self.step_idx += 1
-        rec = {"step": self.step_idx, "reward": float(scores.mean()), "accuracy": float(first.mean()),
-               "kl": float(masked_mean(kl, mask)), "explained_variance": explained_variance(old_values, returns, mask),
-               "value_mean": float(masked_mean(old_values, mask)), "completion_length": float(mask.sum(1).mean()),
-               "learning_rate": self.opt.param_groups[0]["lr"], **stats}
+        rec = {
+            "step": self.step_idx,
+            "reward": float(scores.mean()),
+            "accuracy": float(first.mean()),
+            "kl": float(masked_mean(kl, mask)),
+            "explained_variance": explained_variance(old_values, returns, mask),
+            "value_mean": float(masked_mean(old_values, mask)),
+            "completion_length": float(mask.sum(1).mean()),
+            "learning_rate": self.opt.param_groups[0]["lr"],
+            **stats,
+        }
         return self._log(rec, t0)
 
     def _update(self, r, mask, old_logps, old_values, adv, returns) -> dict:
@@ -353,26 +398,36 @@ class PPOTrainer:
                 logps, ent = completion_logps(self.model, *args, cfg.temperature, with_entropy=True)
                 ent = ent.detach()  # logged only: drop its graph now rather than hold it through the next pass
                 # PPO's policy loss is GRPO's with a per-token advantage and a token mean ("bnpo" = TRL's masked_mean).
-                terms = grpo.grpo_loss_terms(logps, old_logps[idx], adv[idx], mask[idx], epsilon=cfg.cliprange,
-                                             loss_type="bnpo")
-                vloss, vclip = value_loss(self.value_model.values(*args), old_values[idx], returns[idx], mask[idx],
-                                          cfg.cliprange_value)
+                terms = grpo.grpo_loss_terms(
+                    logps, old_logps[idx], adv[idx], mask[idx], epsilon=cfg.cliprange, loss_type="bnpo"
+                )
+                vloss, vclip = value_loss(
+                    self.value_model.values(*args), old_values[idx], returns[idx], mask[idx], cfg.cliprange_value
+                )
                 loss = terms.loss + cfg.vf_coef * vloss
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                gn = torch.nn.utils.clip_grad_norm_([*self.model.parameters(), *self.value_model.parameters()],
-                                                    cfg.max_grad_norm)
+                gn = torch.nn.utils.clip_grad_norm_(
+                    [*self.model.parameters(), *self.value_model.parameters()], cfg.max_grad_norm
+                )
                 self.opt.step()
         self.model.eval()
         self.value_model.eval()
-        return {"policy_loss": float(terms.loss.detach()), "value_loss": float(vloss.detach()),
-                "value_clip_fraction": float(vclip), "clip_fraction": terms.metrics()["clip_ratio/region_mean"],
-                "grad_norm": float(gn),
-                "entropy": float(masked_mean(ent, mask[idx]))}
+        return {
+            "policy_loss": float(terms.loss.detach()),
+            "value_loss": float(vloss.detach()),
+            "value_clip_fraction": float(vclip),
+            "clip_fraction": terms.metrics()["clip_ratio/region_mean"],
+            "grad_norm": float(gn),
+            "entropy": float(masked_mean(ent, mask[idx])),
+        }
 
     def _log(self, rec: dict, t0: float) -> dict:
-        if self.cfg.eval_steps and self.eval_problems and (self.step_idx % self.cfg.eval_steps == 0
-                                                            or self.step_idx == self.cfg.max_steps):
+        if (
+            self.cfg.eval_steps
+            and self.eval_problems
+            and (self.step_idx % self.cfg.eval_steps == 0 or self.step_idx == self.cfg.max_steps)
+        ):
             rec["eval_accuracy"] = self.evaluate()
         rec["step_time"] = time.perf_counter() - t0
         self.history.append(rec)
@@ -391,5 +446,6 @@ class PPOTrainer:
 
     def train(self, progress: bool = True) -> TrainResult:
         """Run until ``max_steps`` with a progress bar; held-out accuracy first when ``eval_steps`` is set."""
-        return train_loop(self, "PPO", lambda r: {"reward": f"{r['reward']:.2f}",
-                                                  "ev": f"{r['explained_variance']:.2f}"}, progress)
+        return train_loop(
+            self, "PPO", lambda r: {"reward": f"{r['reward']:.2f}", "ev": f"{r['explained_variance']:.2f}"}, progress
+        )

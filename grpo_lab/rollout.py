@@ -102,7 +102,7 @@ def eos_token_ids(model, eos: int | list[int] | None = None) -> list[int]:
     ids: list[int] = []
     cfg = getattr(model, "generation_config", None)
     for src in (eos, getattr(cfg, "eos_token_id", None)):
-        for i in (src if isinstance(src, (list, tuple)) else [src]):
+        for i in src if isinstance(src, (list, tuple)) else [src]:
             if i is not None and int(i) not in ids:
                 ids.append(int(i))
     return ids
@@ -131,8 +131,8 @@ def _in_place_layer_class():
             n, m = self.keys.shape[-2], key_states.shape[-2]
             if n + m > self._k.shape[-2]:
                 self.reserve(2 * (n + m))
-            self._k[:, :, n:n + m], self._v[:, :, n:n + m] = key_states, value_states
-            self.keys, self.values = self._k[:, :, :n + m], self._v[:, :, :n + m]
+            self._k[:, :, n : n + m], self._v[:, :, n : n + m] = key_states, value_states
+            self.keys, self.values = self._k[:, :, : n + m], self._v[:, :, : n + m]
             return self.keys, self.values
 
         def batch_select_indices(self, indices: torch.Tensor) -> None:
@@ -164,9 +164,20 @@ def reserve_cache(cache, extra: int) -> None:
 
 
 @torch.no_grad()
-def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_completion_length: int,
-             eos_token_id: int | list[int], pad_token_id: int, temperature: float = 1.0, top_k: int | None = None,
-             do_sample: bool = True, generator: torch.Generator | None = None, num_generations: int = 1):
+def generate(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    max_completion_length: int,
+    eos_token_id: int | list[int],
+    pad_token_id: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+    num_generations: int = 1,
+):
     """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
 
     Returns ``(completion_ids, completion_mask, logps, truncated)`` as described in ``Rollout``. With
@@ -188,8 +199,9 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
     positions = (attn.cumsum(1) - 1).clamp(min=0)
     cache_kw = _cache_kwarg(model)
     stop = torch.tensor(eos_token_ids(model, eos_token_id), device=device)
-    logits, out = last_logits(model, 1, input_ids=prompt_ids, attention_mask=attn, position_ids=positions,
-                              use_cache=True)
+    logits, out = last_logits(
+        model, 1, input_ids=prompt_ids, attention_mask=attn, position_ids=positions, use_cache=True
+    )
     cache, logits = _cache_of(out), logits[:, -1, :]
     next_pos = positions[:, -1:] + 1
     if num_generations > 1:
@@ -228,8 +240,9 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_
             cache.batch_select_indices(live)
             rows, tok, attn, next_pos = rows[live], tok[live], attn[live], next_pos[live]
         attn = torch.cat([attn, torch.ones(attn.shape[0], 1, dtype=attn.dtype, device=device)], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
-                    use_cache=True, **{cache_kw: cache})
+        out = model(
+            input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos, use_cache=True, **{cache_kw: cache}
+        )
         cache, logits = _cache_of(out), out.logits[:, -1, :]
         next_pos = next_pos + 1
     truncated = ~finished
@@ -259,9 +272,17 @@ def sample_groups(
     model.eval()
     try:
         c_ids, c_mask, logps, trunc = generate(
-            model, ids, am, max_completion_length=max_completion_length, eos_token_id=eos_token_ids(model, tokenizer.eos_token_id),
-            pad_token_id=tokenizer.pad_token_id, temperature=temperature, top_k=top_k, do_sample=do_sample,
-            generator=generator, num_generations=num_generations,
+            model,
+            ids,
+            am,
+            max_completion_length=max_completion_length,
+            eos_token_id=eos_token_ids(model, tokenizer.eos_token_id),
+            pad_token_id=tokenizer.pad_token_id,
+            temperature=temperature,
+            top_k=top_k,
+            do_sample=do_sample,
+            generator=generator,
+            num_generations=num_generations,
         )
     finally:
         model.train(was_training)
@@ -273,8 +294,16 @@ def sample_groups(
     return Rollout(ids, am, c_ids, c_mask, logps, trunc, texts)
 
 
-def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0,
-                     with_entropy: bool = False, group_size: int = 1):
+def completion_logps(
+    model,
+    prompt_ids,
+    prompt_mask,
+    completion_ids,
+    completion_mask,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    group_size: int = 1,
+):
     """Per-token log-probs [B, T] of ``completion_ids`` under ``model`` (with gradients), at ``temperature``.
 
     Logits at position ``p`` predict token ``p + 1``, so only the last ``T + 1`` positions are needed
@@ -295,22 +324,38 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
     positions = (attn.cumsum(1) - 1).clamp(min=0)
     if group_size > 1:
         if completion_ids.shape[0] % group_size:
-            raise ValueError(f"group_size={group_size} must divide the batch ({completion_ids.shape[0]} rows): rows "
-                             "i*G .. i*G+G-1 are one prompt's group")
-        head, out = last_logits(model, 1, input_ids=prompt_ids[::group_size], attention_mask=prompt_mask[::group_size],
-                                position_ids=positions[::group_size, : prompt_ids.shape[1]], use_cache=True)
+            raise ValueError(
+                f"group_size={group_size} must divide the batch ({completion_ids.shape[0]} rows): rows "
+                "i*G .. i*G+G-1 are one prompt's group"
+            )
+        head, out = last_logits(
+            model,
+            1,
+            input_ids=prompt_ids[::group_size],
+            attention_mask=prompt_mask[::group_size],
+            position_ids=positions[::group_size, : prompt_ids.shape[1]],
+            use_cache=True,
+        )
         cache = _cache_of(out)
         cache.batch_repeat_interleave(group_size)
-        tail, _ = last_logits(model, T, input_ids=completion_ids, attention_mask=attn, position_ids=positions[:, -T:],
-                              use_cache=True, **{_cache_kwarg(model): cache})
+        tail, _ = last_logits(
+            model,
+            T,
+            input_ids=completion_ids,
+            attention_mask=attn,
+            position_ids=positions[:, -T:],
+            use_cache=True,
+            **{_cache_kwarg(model): cache},
+        )
         # The first completion token is predicted by the prompt's last position, the others by the completion's
         # own positions (the tail's last position predicts nothing): scored piece by piece, so the [B, T, V]
         # logits are never concatenated into a copy.
         pieces = [(head.repeat_interleave(group_size, dim=0), completion_ids[:, :1]), (tail, completion_ids[:, 1:])]
     else:
         ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        logits, _ = last_logits(model, T + 1, input_ids=ids, attention_mask=attn, position_ids=positions,
-                                use_cache=False)
+        logits, _ = last_logits(
+            model, T + 1, input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=False
+        )
         pieces = [(logits, completion_ids)]
     scored = [_SelectiveLogSoftmax.apply(z, y, float(temperature), 8, with_entropy) for z, y in pieces if y.shape[1]]
     lp = torch.cat([s[0] for s in scored], dim=1)
@@ -371,8 +416,9 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
         return out, None, None, None, None
 
 
-def selective_logps(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, *, chunk: int = 8,
-                    with_entropy: bool = False):
+def selective_logps(
+    logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, *, chunk: int = 8, with_entropy: bool = False
+):
     """Log-probs ``[B, n]`` of ``ids`` [B, n] under ``logits`` [B, L, V] (positions ``0..n-1``, n <= L), and with
     ``with_entropy`` the entropies ``[B, n]`` of the same tempered distributions (no gradient).
 
@@ -414,6 +460,8 @@ def greedy_complete(model, tokenizer, prompts: list[str], max_new_tokens: int, b
     """Greedy completions (text, special tokens removed) for many prompts, in batches."""
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
-        r = sample_groups(model, tokenizer, prompts[i : i + batch_size], 1, max_completion_length=max_new_tokens, do_sample=False)
+        r = sample_groups(
+            model, tokenizer, prompts[i : i + batch_size], 1, max_completion_length=max_new_tokens, do_sample=False
+        )
         out.extend(r.texts)
     return out

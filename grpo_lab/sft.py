@@ -34,8 +34,13 @@ class SFTResult:
     val_accuracy: float | None = None
 
 
-def sft_batch(tokenizer, problems: list[Problem], device=None, answers: list[str] | None = None,
-              cache: dict[str, list[int]] | None = None):
+def sft_batch(
+    tokenizer,
+    problems: list[Problem],
+    device=None,
+    answers: list[str] | None = None,
+    cache: dict[str, list[int]] | None = None,
+):
     """Tensors for one SFT batch: ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and padding).
 
     Each row is ``prompt + answer + EOS``, right-padded. ``cache`` memoizes encodings across batches
@@ -74,10 +79,24 @@ def _adamw(params, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **kwargs)
 
 
-def sft_train(model, tokenizer, task: Task, *, max_steps: int = 600, batch_size: int = 64, learning_rate: float = 3e-3,
-              warmup_steps: int = 20, weight_decay: float = 0.0, seed: int = 0, target_accuracy: float | None = None,
-              eval_every: int = 25, val_size: int = 256, progress: bool = True, callback=None,
-              teacher_drop: float = 0.0) -> SFTResult:
+def sft_train(
+    model,
+    tokenizer,
+    task: Task,
+    *,
+    max_steps: int = 600,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    warmup_steps: int = 20,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    target_accuracy: float | None = None,
+    eval_every: int = 25,
+    val_size: int = 256,
+    progress: bool = True,
+    callback=None,
+    teacher_drop: float = 0.0,
+) -> SFTResult:
     """Train ``model`` on ``task``'s training split with teacher forcing; returns an ``SFTResult``.
 
     AdamW with linear warmup then cosine decay to 10% over ``max_steps``. With ``target_accuracy`` the run
@@ -95,8 +114,13 @@ def sft_train(model, tokenizer, task: Task, *, max_steps: int = 600, batch_size:
     opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
     # transformers' warmup starts at lr 0 (step t of the warmup runs at t / warmup_steps), one notch below the
     # hand-written schedule this replaced; the cosine part, down to 10% of the peak, is unchanged.
-    sched = get_scheduler("cosine_with_min_lr", opt, num_warmup_steps=warmup_steps, num_training_steps=max_steps,
-                          scheduler_specific_kwargs={"min_lr_rate": 0.1})
+    sched = get_scheduler(
+        "cosine_with_min_lr",
+        opt,
+        num_warmup_steps=warmup_steps,
+        num_training_steps=max_steps,
+        scheduler_specific_kwargs={"min_lr_rate": 0.1},
+    )
     history: list[dict] = []
     encodings: dict[str, list[int]] = {}
     t0 = time.perf_counter()

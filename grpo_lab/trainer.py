@@ -42,9 +42,9 @@ import inspect
 import random
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from transformers import get_scheduler
@@ -105,12 +105,14 @@ class GRPOConfig:
     compute_dtype: str = "fp32"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GRPOConfig":
+    def from_dict(cls, d: dict) -> GRPOConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if {"bf16", "fp16"} & set(unknown):
-            raise ConfigError("bf16/fp16 are TRL's flags; here the precision is one setting: compute_dtype='bf16', "
-                              "'fp16' or 'fp32' (a preset's runtime['compute_dtype'])")
+            raise ConfigError(
+                "bf16/fp16 are TRL's flags; here the precision is one setting: compute_dtype='bf16', "
+                "'fp16' or 'fp32' (a preset's runtime['compute_dtype'])"
+            )
         if unknown:
             raise ConfigError(f"unknown GRPO setting(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
@@ -120,9 +122,14 @@ def validate_config(cfg: GRPOConfig, reward_funcs: Sequence[Callable], device: t
     """Reject configurations that cannot work, before any compute: the errors TRL would raise, and ours."""
     try:
         grpo.validate_grpo_config(
-            num_generations=cfg.num_generations, batch_size=cfg.per_device_train_batch_size,
-            loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, beta=cfg.beta, epsilon=cfg.epsilon,
-            epsilon_high=cfg.epsilon_high, max_completion_length=cfg.max_completion_length,
+            num_generations=cfg.num_generations,
+            batch_size=cfg.per_device_train_batch_size,
+            loss_type=cfg.loss_type,
+            scale_rewards=cfg.scale_rewards,
+            beta=cfg.beta,
+            epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high,
+            max_completion_length=cfg.max_completion_length,
             importance_sampling_level=cfg.importance_sampling_level,
         )
     except ValueError as e:
@@ -190,9 +197,19 @@ class GRPOTrainer:
     from ``model`` when ``beta > 0`` and none is given).
     """
 
-    def __init__(self, model, tokenizer, reward_funcs: Callable | Sequence[Callable], train_problems: list[Problem],
-                 config: GRPOConfig | None = None, *, task: Task | None = None, eval_problems: list[Problem] | None = None,
-                 ref_model=None, callbacks: Sequence[Callable] = ()):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        reward_funcs: Callable | Sequence[Callable],
+        train_problems: list[Problem],
+        config: GRPOConfig | None = None,
+        *,
+        task: Task | None = None,
+        eval_problems: list[Problem] | None = None,
+        ref_model=None,
+        callbacks: Sequence[Callable] = (),
+    ):
         self.cfg = config or GRPOConfig()
         self.model, self.tokenizer = model, tokenizer
         self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
@@ -209,17 +226,24 @@ class GRPOTrainer:
 
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         self.scaler = grad_scaler(self.device, self.cfg.compute_dtype)  # fp16 only
-        self.opt = torch.optim.AdamW(model.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay,
-                                     betas=(self.cfg.adam_beta1, self.cfg.adam_beta2))
+        self.opt = torch.optim.AdamW(
+            model.parameters(),
+            lr=self.cfg.learning_rate,
+            weight_decay=self.cfg.weight_decay,
+            betas=(self.cfg.adam_beta1, self.cfg.adam_beta2),
+        )
         # transformers' schedules, as TRL builds them. Their warmup starts at lr 0 on step 0 (lr_t = t / warmup,
         # so the first update is a no-op) where our own schedule used to start at 1 / warmup: with
         # warmup_steps > 0 every warmup step now runs one notch lower; after warmup the two are the same.
         # HF's plain "constant" ignores warmup, so it becomes "constant_with_warmup" (equal when warmup is 0).
         name = {"constant": "constant_with_warmup"}.get(self.cfg.lr_scheduler_type, self.cfg.lr_scheduler_type)
-        self.sched = get_scheduler(name, self.opt, num_warmup_steps=self.cfg.warmup_steps,
-                                   num_training_steps=self.cfg.max_steps)
+        self.sched = get_scheduler(
+            name, self.opt, num_warmup_steps=self.cfg.warmup_steps, num_training_steps=self.cfg.max_steps
+        )
         self.rng = random.Random(self.cfg.seed)
-        self.gen = torch.Generator(device="cpu" if self.device.type != "cuda" else self.device).manual_seed(self.cfg.seed)
+        self.gen = torch.Generator(device="cpu" if self.device.type != "cuda" else self.device).manual_seed(
+            self.cfg.seed
+        )
         self.step_idx = 0
         self.history: list[dict] = []
         self.eval_at_start: float | None = None
@@ -235,7 +259,9 @@ class GRPOTrainer:
         for w, f in zip(self.weights, self.reward_funcs):
             scores = f(prompts=prompts, completions=rollout.texts, **columns)
             if len(scores) != len(problems):
-                raise ConfigError(f"reward function {f.__name__} returned {len(scores)} scores for {len(problems)} completions")
+                raise ConfigError(
+                    f"reward function {f.__name__} returned {len(scores)} scores for {len(problems)} completions"
+                )
             vals = torch.tensor([0.0 if s is None else float(s) for s in scores])
             per_func[getattr(f, "__name__", "reward")] = vals.tolist()
             total += w * vals
@@ -245,14 +271,23 @@ class GRPOTrainer:
         """One GRPO step: rollout -> reward -> advantages -> ``num_iterations`` x (loss -> update); returns its record."""
         cfg, G, t0 = self.cfg, self.cfg.num_generations, time.perf_counter()
         if torch.is_autocast_enabled(self.device.type):
-            raise ConfigError("step() ran inside a torch.autocast region: its weight cache would hide every update "
-                              "from later forwards. Remove the outer autocast and set compute_dtype instead")
+            raise ConfigError(
+                "step() ran inside a torch.autocast region: its weight cache would hide every update "
+                "from later forwards. Remove the outer autocast and set compute_dtype instead"
+            )
         # 1. Rollout: G completions for each drawn prompt, with the sampling policy's log-probs.
         batch = [self.rng.choice(self.train_problems) for _ in range(cfg.per_device_train_batch_size // G)]
         with self.autocast():
-            rollout = sample_groups(self.model, self.tokenizer, [p.prompt for p in batch], G,
-                                    max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-                                    top_k=cfg.top_k, generator=self.gen)
+            rollout = sample_groups(
+                self.model,
+                self.tokenizer,
+                [p.prompt for p in batch],
+                G,
+                max_completion_length=cfg.max_completion_length,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                generator=self.gen,
+            )
         problems = [p for p in batch for _ in range(G)]  # [B]: each prompt's problem, once per completion
         # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
         rewards, per_func = self.score(rollout, problems)  # [B]
@@ -266,8 +301,13 @@ class GRPOTrainer:
         update = None
         if bool(keep.any()):
             idx = keep.nonzero().squeeze(1)
-            update = self.update(rollout.prompt_ids[idx], rollout.prompt_mask[idx], rollout.completion_ids[idx],
-                                 mask[idx], adv[idx].to(self.device))
+            update = self.update(
+                rollout.prompt_ids[idx],
+                rollout.prompt_mask[idx],
+                rollout.completion_ids[idx],
+                mask[idx],
+                adv[idx].to(self.device),
+            )
         self.advance_schedule(updated=update is not None and update[-1] < cfg.num_iterations)
         self.step_idx += 1
         return self.log_step(self.record(rollout, rewards, per_func, zero_std, keep, update), t0)
@@ -285,9 +325,18 @@ class GRPOTrainer:
             if old is None:  # the policy before this rollout's first update (module docstring)
                 old = logps.detach()
             terms = grpo.grpo_loss_terms(
-                logps, old, adv, cm, ref_logps=ref, beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high,
-                loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length,
-                importance_sampling_level=cfg.importance_sampling_level)
+                logps,
+                old,
+                adv,
+                cm,
+                ref_logps=ref,
+                beta=cfg.beta,
+                epsilon=cfg.epsilon,
+                epsilon_high=cfg.epsilon_high,
+                loss_type=cfg.loss_type,
+                max_completion_length=cfg.max_completion_length,
+                importance_sampling_level=cfg.importance_sampling_level,
+            )
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is None:
                 terms.loss.backward()
@@ -314,10 +363,20 @@ class GRPOTrainer:
         if self.cfg.beta <= 0:
             return None
         no_adapter = self.ref_model is None
-        with torch.no_grad(), self.autocast(), (self.model.disable_adapter() if no_adapter else contextlib.nullcontext()):
-            return completion_logps(self.model if no_adapter else self.ref_model, prompt_ids, prompt_mask,
-                                    completion_ids, completion_mask, self.cfg.temperature,
-                                    group_size=self.cfg.num_generations)
+        with (
+            torch.no_grad(),
+            self.autocast(),
+            self.model.disable_adapter() if no_adapter else contextlib.nullcontext(),
+        ):
+            return completion_logps(
+                self.model if no_adapter else self.ref_model,
+                prompt_ids,
+                prompt_mask,
+                completion_ids,
+                completion_mask,
+                self.cfg.temperature,
+                group_size=self.cfg.num_generations,
+            )
 
     def advance_schedule(self, updated: bool) -> None:
         """One tick of the learning-rate schedule per GRPO step, whether or not this step updated the model.
@@ -333,8 +392,15 @@ class GRPOTrainer:
             self.sched.step()
 
     @torch.no_grad()
-    def record(self, rollout: Rollout, rewards: torch.Tensor, per_func: dict[str, list[float]],
-               zero_std: torch.Tensor, keep: torch.Tensor, update) -> dict:
+    def record(
+        self,
+        rollout: Rollout,
+        rewards: torch.Tensor,
+        per_func: dict[str, list[float]],
+        zero_std: torch.Tensor,
+        keep: torch.Tensor,
+        update,
+    ) -> dict:
         """The diagnostics of one step: the quantities to watch instead of the loss (TRL's names where it has them).
 
         ``update`` is ``(terms, grad_norm, entropy, mask, skipped)`` of the last iteration, or None when no
@@ -345,15 +411,22 @@ class GRPOTrainer:
         stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan")}
         if update is not None:
             terms, grad_norm, ent, cm, skipped = update
-            stats = {"loss": float(terms.loss), "grad_norm": float(grad_norm),
-                     "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)), **terms.metrics()}
+            stats = {
+                "loss": float(terms.loss),
+                "grad_norm": float(grad_norm),
+                "entropy": float((ent * cm).sum() / cm.sum().clamp(min=1)),
+                **terms.metrics(),
+            }
         if self.scaler is not None:
             stats.update(amp_scale=float(self.scaler.get_scale()), amp_skipped_steps=update[-1] if update else 0)
         first = next(iter(per_func.values()))
         rec = {
             "step": self.step_idx,
-            "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
-            "accuracy": float(sum(first) / len(first)) if self.task is not None or len(per_func) == 1 else float("nan"),
+            "reward": float(rewards.mean()),
+            "reward_std": float(rewards.std()),
+            "accuracy": float(sum(first) / len(first))
+            if self.task is not None or len(per_func) == 1
+            else float("nan"),
             "frac_reward_zero_std": float(zero_std.float().mean()),
             "completion_length": float(rollout.completion_mask.sum(1).float().mean()),
             "truncated_share": float(rollout.truncated.float().mean()),
@@ -369,7 +442,11 @@ class GRPOTrainer:
         """Finish a step's record (held-out accuracy every ``eval_steps``, step time), keep it, tell the
         callbacks, and checkpoint every ``save_steps``."""
         cfg = self.cfg
-        if cfg.eval_steps and self.eval_problems and (self.step_idx % cfg.eval_steps == 0 or self.step_idx == cfg.max_steps):
+        if (
+            cfg.eval_steps
+            and self.eval_problems
+            and (self.step_idx % cfg.eval_steps == 0 or self.step_idx == cfg.max_steps)
+        ):
             rec["eval_accuracy"] = self.evaluate()
         rec["step_time"] = time.perf_counter() - t0
         self.history.append(rec)
@@ -391,8 +468,12 @@ class GRPOTrainer:
 
     def train(self, progress: bool = True) -> TrainResult:
         """Run until ``max_steps`` (continuing from a resumed step), with a progress bar (``train_loop``)."""
-        return train_loop(self, "GRPO", lambda r: {"reward": f"{r['reward']:.2f}",
-                                                   "zero_std": f"{r['frac_reward_zero_std']:.2f}"}, progress)
+        return train_loop(
+            self,
+            "GRPO",
+            lambda r: {"reward": f"{r['reward']:.2f}", "zero_std": f"{r['frac_reward_zero_std']:.2f}"},
+            progress,
+        )
 
     # ----------------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> Path:
@@ -401,9 +482,14 @@ class GRPOTrainer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "python_rng": self.rng.getstate(), "torch_gen": self.gen.get_state(), "step": self.step_idx,
-            "history": self.history, "config": asdict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "python_rng": self.rng.getstate(),
+            "torch_gen": self.gen.get_state(),
+            "step": self.step_idx,
+            "history": self.history,
+            "config": asdict(self.cfg),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         tmp = path / "trainer_state.pt.tmp"
@@ -415,7 +501,9 @@ class GRPOTrainer:
         """Restore a ``save_checkpoint`` folder into this trainer (same model architecture and config)."""
         f = Path(path) / "trainer_state.pt"
         if not f.exists():
-            raise FileNotFoundError(f"no trainer_state.pt in {path}: pass a checkpoint-N folder written by save_checkpoint")
+            raise FileNotFoundError(
+                f"no trainer_state.pt in {path}: pass a checkpoint-N folder written by save_checkpoint"
+            )
         state = torch.load(f, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
@@ -444,7 +532,9 @@ def train_loop(agent, desc: str, postfix: Callable[[dict], dict], progress: bool
     bar = tqdm(total=agent.cfg.max_steps, initial=agent.step_idx, desc=desc, disable=not progress)
     while agent.step_idx < agent.cfg.max_steps:
         rec = agent.step()
-        bar.set_postfix({**postfix(rec), **({"eval_acc": f"{rec['eval_accuracy']:.2f}"} if "eval_accuracy" in rec else {})})
+        bar.set_postfix(
+            {**postfix(rec), **({"eval_acc": f"{rec['eval_accuracy']:.2f}"} if "eval_accuracy" in rec else {})}
+        )
         bar.update(1)
     bar.close()
     return TrainResult(agent.history, time.perf_counter() - t0, agent.step_idx)

@@ -40,8 +40,8 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from transformers import TrainerCallback
@@ -61,8 +61,19 @@ GRPO_LAB_ONLY = {
 
 # TRL's logged names -> the from-scratch trainer's history names, where they differ.
 _RENAME = {"completions/mean_length": "completion_length", "completions/clipped_ratio": "truncated_share"}
-_KEEP = ("loss", "grad_norm", "learning_rate", "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
-         "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean")
+_KEEP = (
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "reward",
+    "reward_std",
+    "frac_reward_zero_std",
+    "kl",
+    "entropy",
+    "clip_ratio/low_mean",
+    "clip_ratio/high_mean",
+    "clip_ratio/region_mean",
+)
 
 
 def problems_to_dataset(problems: Sequence[Problem]):
@@ -74,12 +85,14 @@ def problems_to_dataset(problems: Sequence[Problem]):
     """
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "prompt": [p.prompt for p in problems],
-        "question": [p.question for p in problems],
-        "answer": [p.answer for p in problems],
-        "meta": [json.dumps(p.meta, sort_keys=True) for p in problems],
-    })
+    return Dataset.from_dict(
+        {
+            "prompt": [p.prompt for p in problems],
+            "question": [p.question for p in problems],
+            "answer": [p.answer for p in problems],
+            "meta": [json.dumps(p.meta, sort_keys=True) for p in problems],
+        }
+    )
 
 
 def trl_reward(task: Task) -> Callable:
@@ -97,8 +110,10 @@ def trl_reward(task: Task) -> Callable:
         n = len(completions)
         question = question if question is not None else [""] * n
         meta = meta if meta is not None else ["{}"] * n
-        problems = [Problem(p, q, a, json.loads(m) if isinstance(m, str) else dict(m or {}))
-                    for p, q, a, m in zip(prompts, question, answer, meta)]
+        problems = [
+            Problem(p, q, a, json.loads(m) if isinstance(m, str) else dict(m or {}))
+            for p, q, a, m in zip(prompts, question, answer, meta)
+        ]
         return inner(prompts=prompts, completions=completions, problem=problems)
 
     reward.__name__ = inner.__name__  # TRL logs it as rewards/<name>/mean: same name as the from-scratch history
@@ -122,8 +137,10 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
     cfg = GRPOConfig.from_dict(dict(knobs))
     validate_config(cfg, list(reward_funcs), device)
     if cfg.dynamic_sampling:
-        raise ConfigError("dynamic_sampling=True has no TRL 1.16 equivalent: use backend 'grpo_lab' or set "
-                          "dynamic_sampling=False for the TRL run")
+        raise ConfigError(
+            "dynamic_sampling=True has no TRL 1.16 equivalent: use backend 'grpo_lab' or set "
+            "dynamic_sampling=False for the TRL run"
+        )
     return cfg
 
 
@@ -138,13 +155,21 @@ def vllm_kwargs(use_vllm: bool) -> dict:
     if not use_vllm:
         return {}
     if importlib.util.find_spec("vllm") is None:
-        raise MissingDependencyError('runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
-                          '(a CUDA GPU is needed), or set use_vllm to False to generate with transformers')
+        raise MissingDependencyError(
+            'runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
+            "(a CUDA GPU is needed), or set use_vllm to False to generate with transformers"
+        )
     return {"use_vllm": True, "vllm_mode": "colocate"}
 
 
-def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True,
-             use_vllm: bool = False):
+def trl_args(
+    knobs: dict,
+    output_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    use_vllm: bool = False,
+):
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
     ``lr_scheduler_type="constant"`` with warmup becomes ``constant_with_warmup`` (HF's plain constant
@@ -168,24 +193,51 @@ def trl_args(knobs: dict, output_dir: str | Path, *, device: torch.device | str 
         return TRLConfig(
             output_dir=str(output_dir),
             # the optimisation, TRL names = our names
-            learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, lr_scheduler_type=sched,
-            warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1,
-            adam_beta2=cfg.adam_beta2, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, data_seed=cfg.seed,
+            learning_rate=cfg.learning_rate,
+            max_steps=cfg.max_steps,
+            lr_scheduler_type=sched,
+            warmup_steps=cfg.warmup_steps,
+            weight_decay=cfg.weight_decay,
+            adam_beta1=cfg.adam_beta1,
+            adam_beta2=cfg.adam_beta2,
+            max_grad_norm=cfg.max_grad_norm,
+            seed=cfg.seed,
+            data_seed=cfg.seed,
             optim="adamw_torch",
             # GRPO
-            num_generations=cfg.num_generations, per_device_train_batch_size=cfg.per_device_train_batch_size,
-            gradient_accumulation_steps=1, steps_per_generation=1, num_iterations=cfg.num_iterations,
-            beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type,
-            scale_rewards=cfg.scale_rewards, importance_sampling_level=cfg.importance_sampling_level,
-            mask_truncated_completions=cfg.mask_truncated_completions, reward_weights=cfg.reward_weights,
+            num_generations=cfg.num_generations,
+            per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_accumulation_steps=1,
+            steps_per_generation=1,
+            num_iterations=cfg.num_iterations,
+            beta=cfg.beta,
+            epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high,
+            loss_type=cfg.loss_type,
+            scale_rewards=cfg.scale_rewards,
+            importance_sampling_level=cfg.importance_sampling_level,
+            mask_truncated_completions=cfg.mask_truncated_completions,
+            reward_weights=cfg.reward_weights,
             # generation: plain tempered sampling, as rollout.sample_groups
-            max_completion_length=cfg.max_completion_length, temperature=cfg.temperature,
-            top_k=cfg.top_k or 0, top_p=1.0, min_p=None, repetition_penalty=1.0,
+            max_completion_length=cfg.max_completion_length,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k or 0,
+            top_p=1.0,
+            min_p=None,
+            repetition_penalty=1.0,
             # machine and bookkeeping
-            bf16=cfg.compute_dtype == "bf16", fp16=cfg.compute_dtype == "fp16", use_cpu=device.type == "cpu", report_to=[], push_to_hub=False,
-            logging_steps=1, disable_tqdm=not progress, log_completions=False,
-            save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-            disable_dropout=True, shuffle_dataset=True,
+            bf16=cfg.compute_dtype == "bf16",
+            fp16=cfg.compute_dtype == "fp16",
+            use_cpu=device.type == "cpu",
+            report_to=[],
+            push_to_hub=False,
+            logging_steps=1,
+            disable_tqdm=not progress,
+            log_completions=False,
+            save_strategy="steps" if cfg.save_steps else "no",
+            save_steps=cfg.save_steps or 500,
+            disable_dropout=True,
+            shuffle_dataset=True,
             # TRL 1.16's GRPOConfig turns gradient checkpointing on by default (a memory saving for big models
             # that recomputes the forward pass in backward); the from-scratch trainer does not, and a tiny model
             # needs no saving, so the two runs do the same work.
@@ -205,8 +257,16 @@ class HistoryCallback(TrainerCallback):
     the Trainer calling ``on_step_end`` before ``on_log`` (transformers 5 ``Trainer._inner_training_loop``).
     """
 
-    def __init__(self, tokenizer, task: Task | None, eval_problems, eval_steps: int, max_steps: int,
-                 reward_name: str | None, on_record: Sequence[Callable] = ()):
+    def __init__(
+        self,
+        tokenizer,
+        task: Task | None,
+        eval_problems,
+        eval_steps: int,
+        max_steps: int,
+        reward_name: str | None,
+        on_record: Sequence[Callable] = (),
+    ):
         self.tokenizer, self.task, self.eval_problems = tokenizer, task, eval_problems
         self.eval_steps, self.max_steps, self.reward_name = eval_steps, max_steps, reward_name
         self.on_record = list(on_record)
@@ -219,8 +279,12 @@ class HistoryCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kw):
         step = state.global_step
-        if self.eval_steps and self.eval_problems and self.task is not None and (
-                step % self.eval_steps == 0 or step == self.max_steps):
+        if (
+            self.eval_steps
+            and self.eval_problems
+            and self.task is not None
+            and (step % self.eval_steps == 0 or step == self.max_steps)
+        ):
             from grpo_lab.evaluation import evaluate
 
             self._pending["eval_accuracy"] = evaluate(model, self.tokenizer, self.task, self.eval_problems).accuracy
@@ -268,8 +332,14 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
             model.config._name_or_path = ref_dir
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train,
-                                  processing_class=tokenizer, callbacks=callbacks)
+            trainer = GRPOTrainer(
+                model=model,
+                reward_funcs=funcs,
+                args=args,
+                train_dataset=train,
+                processing_class=tokenizer,
+                callbacks=callbacks,
+            )
         if progress is False:  # Trainer adds a printer callback when tqdm is off; we print nothing
             from transformers.trainer_callback import PrinterCallback
 
@@ -285,9 +355,17 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
             shutil.rmtree(ref_dir, ignore_errors=True)
 
 
-def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, callbacks: Sequence = (), *,
-                   reward_funcs: Callable | Sequence[Callable] | None = None,
-                   task: Task | None = None) -> tuple[dict, list[dict]]:
+def train_with_trl(
+    model,
+    tokenizer,
+    preset,
+    out: Path,
+    progress: bool = True,
+    callbacks: Sequence = (),
+    *,
+    reward_funcs: Callable | Sequence[Callable] | None = None,
+    task: Task | None = None,
+) -> tuple[dict, list[dict]]:
     """GRPO with ``trl.GRPOTrainer`` on ``preset``: the TRL twin of ``jobs.run_grpo``. Returns ``(summary,
     history)``; ``summary`` has ``seconds`` and ``steps``; ``history`` one record per step with the
     from-scratch keys (step, reward, accuracy, eval_accuracy, frac_reward_zero_std, kl, entropy,
@@ -304,23 +382,28 @@ def train_with_trl(model, tokenizer, preset, out: Path, progress: bool = True, c
     """
     out = Path(out)
     task = task or get_task(preset.task)
-    funcs = [trl_reward(task)] if reward_funcs is None else (
-        list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
+    funcs = (
+        [trl_reward(task)]
+        if reward_funcs is None
+        else (list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
+    )
     device = _model_device(model)
     rt = getattr(preset, "runtime", {}) or {}
     knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
     cfg = validate(knobs, funcs, device)
     vllm_kwargs(bool(rt.get("use_vllm")))  # a missing vllm is named before anything is built
     try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        args = trl_args(knobs, out / "checkpoints", device=device, progress=progress,
-                        use_vllm=bool(rt.get("use_vllm")))
+        args = trl_args(
+            knobs, out / "checkpoints", device=device, progress=progress, use_vllm=bool(rt.get("use_vllm"))
+        )
     except ValueError as e:
         raise ConfigError(f"TRL rejected the configuration: {e}") from None
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
     plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
-    hist = HistoryCallback(tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps,
-                           getattr(funcs[0], "__name__", None), on_record=plain)
+    hist = HistoryCallback(
+        tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps, getattr(funcs[0], "__name__", None), on_record=plain
+    )
     trl_cbs = [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
     trainer, seconds = _fit(model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=progress)
     model.eval()

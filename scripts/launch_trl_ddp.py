@@ -70,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/trl-ddp")
     ap.add_argument("--write-accelerate-config", metavar="PATH", help="write a MULTI_CPU accelerate config and exit")
     ap.add_argument("--num-processes", type=int, default=2)
-    ap.add_argument("--reward", choices=["correctness", "digits"], default="correctness",
-                    help="'digits' (share of digit characters) is a plumbing reward for tests: it varies within "
-                         "groups even for a random model, so gradients are non-zero and the ranks' agreement means something")
+    ap.add_argument(
+        "--reward",
+        choices=["correctness", "digits"],
+        default="correctness",
+        help="'digits' (share of digit characters) is a plumbing reward for tests: it varies within "
+        "groups even for a random model, so gradients are non-zero and the ranks' agreement means something",
+    )
     args = ap.parse_args(argv)
     if args.write_accelerate_config:
         Path(args.write_accelerate_config).write_text(ACCELERATE_CPU_CONFIG.format(n=args.num_processes))
@@ -98,12 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     init = weights_checksum(model)
     funcs = [digit_share] if args.reward == "digits" else None
-    summary, history = train_preset(model, tok, preset, out / f"rank{rank}", task=task, backend="trl", progress=False,
-                                    reward_funcs=funcs)
-    rec = {"rank": rank, "world_size": world, "steps": summary["steps"], "seconds": summary["seconds"],
-           "checksum_init": init, "checksum": weights_checksum(model), "history": history}
+    summary, history = train_preset(
+        model, tok, preset, out / f"rank{rank}", task=task, backend="trl", progress=False, reward_funcs=funcs
+    )
+    rec = {
+        "rank": rank,
+        "world_size": world,
+        "steps": summary["steps"],
+        "seconds": summary["seconds"],
+        "checksum_init": init,
+        "checksum": weights_checksum(model),
+        "history": history,
+    }
     (out / f"rank{rank}.json").write_text(json.dumps(rec, indent=1))
-    print(f"rank {rank}/{world}: {summary['steps']} steps in {summary['seconds']:.1f} s, checksum {rec['checksum']:.6f}")
+    print(
+        f"rank {rank}/{world}: {summary['steps']} steps in {summary['seconds']:.1f} s, checksum {rec['checksum']:.6f}"
+    )
     return 0
 
 

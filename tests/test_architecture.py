@@ -16,11 +16,33 @@ PKG = Path(__file__).resolve().parents[1] / "grpo_lab"
 
 # Bottom to top. A module may import from its own layer (without a cycle) or from any layer below.
 LAYERS: dict[str, int] = {
-    "deadline": 0, "errors": 0,
-    "env": 1, "tasks": 1, "models": 1, "rewards": 1, "sandbox": 1, "grpo": 1, "rollout": 1, "memory": 1,
-    "evaluation": 2, "sft": 2, "trainer": 2, "ppo": 2, "ensemble": 2, "cost": 2,
-    "distill": 3, "hygiene": 3, "trl_backend": 3, "plan": 3, "trl_equivalence": 3, "presets": 3,
-    "widgets": 4, "grading": 4, "exercise_checks": 4, "jobs": 4, "render": 4,
+    "deadline": 0,
+    "errors": 0,
+    "env": 1,
+    "tasks": 1,
+    "models": 1,
+    "rewards": 1,
+    "sandbox": 1,
+    "grpo": 1,
+    "rollout": 1,
+    "memory": 1,
+    "evaluation": 2,
+    "sft": 2,
+    "trainer": 2,
+    "ppo": 2,
+    "ensemble": 2,
+    "cost": 2,
+    "distill": 3,
+    "hygiene": 3,
+    "trl_backend": 3,
+    "plan": 3,
+    "trl_equivalence": 3,
+    "presets": 3,
+    "widgets": 4,
+    "grading": 4,
+    "exercise_checks": 4,
+    "jobs": 4,
+    "render": 4,
     "cli": 5,
 }
 MAX_MODULE_LINES = 450
@@ -128,7 +150,8 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles():
     cycles = find_cycles(import_graph(PKG))
     assert not cycles, "import cycles inside grpo_lab (function-level imports count): " + "; ".join(
-        " <-> ".join(c) for c in cycles)
+        " <-> ".join(c) for c in cycles
+    )
 
 
 def test_cycle_finder_sees_lazy_and_package_cycles(tmp_path):
@@ -160,9 +183,12 @@ def test_every_module_sits_in_a_layer_and_imports_only_downwards():
     graph = import_graph(PKG)
     unplaced = sorted({m.split(".")[1] for m in graph if "." in m and _layer(m) is None})
     assert not unplaced, f"modules missing from the floor plan (LAYERS here and grpo_lab/README.md): {unplaced}"
-    upward = [f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
-              for m, deps in graph.items() for d in deps
-              if _layer(m) is not None and _layer(d) is not None and _layer(d) > _layer(m)]
+    upward = [
+        f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
+        for m, deps in graph.items()
+        for d in deps
+        if _layer(m) is not None and _layer(d) is not None and _layer(d) > _layer(m)
+    ]
     assert not upward, "imports that point up the floor plan:\n" + "\n".join(sorted(upward))
 
 
@@ -173,8 +199,11 @@ def test_floor_plan_is_documented():
 
 
 def test_modules_are_small():
-    big = [f"{p.relative_to(PKG.parent)}: {n} lines" for p in PKG.rglob("*.py")
-           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    big = [
+        f"{p.relative_to(PKG.parent)}: {n} lines"
+        for p in PKG.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
     assert not big, f"modules over {MAX_MODULE_LINES} lines (split them by concept): {big}"
 
 
@@ -187,8 +216,9 @@ def test_long_functions_say_why():
                 doc = ast.get_docstring(node) or ""
                 if n > MAX_FUNCTION_LINES and LONG_FUNCTION_REASON not in doc:
                     long.append(f"{p.relative_to(PKG.parent)}:{node.lineno} {node.name} ({n} lines)")
-    assert not long, (f"functions over {MAX_FUNCTION_LINES} lines without '{LONG_FUNCTION_REASON} ...' in the "
-                      f"docstring: {long}")
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines without '{LONG_FUNCTION_REASON} ...' in the docstring: {long}"
+    )
 
 
 @pytest.mark.parametrize("mod", sorted(m for m in modules(PKG) if "harness" not in m))

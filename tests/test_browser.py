@@ -46,8 +46,15 @@ SERVER_LIMIT_S = 180
 REDRAW_LIMIT_S = 60
 # Flags that work on a machine without network access: no sandbox (root in a container), no GPU, and no
 # background traffic (without these, Chromium's refused outgoing connections pile up and slow the page).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NB_02 = "02_group_relative_advantages.ipynb"
 NB_04 = "04_grpo_from_scratch.ipynb"
 NB_07 = "07_ensembles_and_consensus.ipynb"
@@ -104,20 +111,46 @@ class Lab:
         ]:
             (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
             (settings / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
-        env = dict(os.environ, GRPO_LAB_TEST_MODE="1", OMP_NUM_THREADS="1", GRPO_LAB_THREADS="1", HF_HUB_OFFLINE="1",
-                   GRPO_LAB_STRICT_CHECKS="1", TOKENIZERS_PARALLELISM="false", PYDEVD_DISABLE_FILE_VALIDATION="1",
-                   PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-                   GRPO_LAB_EVAL_CACHE=str(tmp / "eval-cache"), JUPYTERLAB_SETTINGS_DIR=str(tmp / "lab-settings"),
-                   JUPYTERLAB_WORKSPACES_DIR=str(tmp / "lab-workspaces"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+        env = dict(
+            os.environ,
+            GRPO_LAB_TEST_MODE="1",
+            OMP_NUM_THREADS="1",
+            GRPO_LAB_THREADS="1",
+            HF_HUB_OFFLINE="1",
+            GRPO_LAB_STRICT_CHECKS="1",
+            TOKENIZERS_PARALLELISM="false",
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+            PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            GRPO_LAB_EVAL_CACHE=str(tmp / "eval-cache"),
+            JUPYTERLAB_SETTINGS_DIR=str(tmp / "lab-settings"),
+            JUPYTERLAB_WORKSPACES_DIR=str(tmp / "lab-workspaces"),
+            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        )
         env.pop("MPLBACKEND", None)  # the notebooks choose inline plots themselves
         self.log_path = tmp / "jupyter-lab.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-             f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],  # test machines and containers often run as root
-            cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root}",
+                "--LabApp.expose_app_in_browser=True",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],  # test machines and containers often run as root
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_tail(self, n: int = 3000) -> str:
         self.log.flush()
@@ -180,8 +213,12 @@ def browser_context(lab, tmp_path_factory):
 
     with sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         try:
             yield ctx
         finally:
@@ -198,13 +235,19 @@ class Notebook:
         self.run: dict | None = None
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
         # A workspace of its own, reset: the page opens this notebook and nothing restored from an earlier page.
-        self.page.goto(f"{lab.url}/lab/workspaces/t{self.stem}/tree/{name}?reset&token={lab.token}",
-                       wait_until="domcontentloaded", timeout=SERVER_LIMIT_S * 1000)
+        self.page.goto(
+            f"{lab.url}/lab/workspaces/t{self.stem}/tree/{name}?reset&token={lab.token}",
+            wait_until="domcontentloaded",
+            timeout=SERVER_LIMIT_S * 1000,
+        )
         self.page.wait_for_function(
             """(name) => { const app = window.jupyterapp; const w = app && app.shell.currentWidget;
                  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
                  return !!(w && w.context && w.context.path.endsWith(name) && w.content && w.content.widgets.length
-                           && k && k.status === 'idle'); }""", arg=name, timeout=SERVER_LIMIT_S * 1000)
+                           && k && k.status === 'idle'); }""",
+            arg=name,
+            timeout=SERVER_LIMIT_S * 1000,
+        )
         self.panel = self.page.locator(".jp-NotebookPanel:visible").first
 
     def fail(self, msg: str):
@@ -228,17 +271,21 @@ class Notebook:
                  window.__grpoRun = {done: false, ok: null, t0: Date.now(), t1: null};
                  app.commands.execute('notebook:run-all-cells').then(
                    ok => Object.assign(window.__grpoRun, {done: true, ok: ok, t1: Date.now()}),
-                   err => Object.assign(window.__grpoRun, {done: true, ok: String(err), t1: Date.now()})); }""")
+                   err => Object.assign(window.__grpoRun, {done: true, ok: String(err), t1: Date.now()})); }"""
+        )
         try:
             self.page.wait_for_function("() => window.__grpoRun.done", timeout=RUN_LIMIT_S * 1000, polling=500)
         except Exception:
             self.fail(f"cells still running after {RUN_LIMIT_S} s (GRPO_LAB_BROWSER_LIMIT_S)")
         self.page.wait_for_function(  # no cell left queued or running ("[*]")
             """() => !Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt'))
-                   .some(p => p.textContent.includes('*'))""", timeout=60_000)
+                   .some(p => p.textContent.includes('*'))""",
+            timeout=60_000,
+        )
         try:  # widget views render after their cell's reply; give them a moment, then judge
             self.page.wait_for_function(
-                "() => !document.body.innerText.includes('Loading widget...')", timeout=30_000, polling=500)
+                "() => !document.body.innerText.includes('Loading widget...')", timeout=30_000, polling=500
+            )
         except Exception:
             pass
         self.run = self.page.evaluate("() => window.__grpoRun")
@@ -248,7 +295,8 @@ class Notebook:
         """No error output in any cell, no widget error box or placeholder, one image per figure output."""
         errors = self.page.evaluate(
             """() => Array.from(document.querySelectorAll('[data-mime-type="application/vnd.jupyter.error"]'))
-                   .map(e => e.innerText.slice(-1500))""")
+                   .map(e => e.innerText.slice(-1500))"""
+        )
         if errors:
             self.fail(f"{len(errors)} cell(s) show an error; the first:\n{errors[0]}")
         text = self.panel.inner_text()
@@ -257,7 +305,8 @@ class Notebook:
                 self.fail(f"a widget shows {bad!r} after execution finished")
         counts = self.page.evaluate(
             """() => Array.from(document.querySelectorAll('.grpo-lab-figure'))
-                   .map(f => Array.from(f.querySelectorAll('img')).filter(i => i.naturalWidth > 0).length)""")
+                   .map(f => Array.from(f.querySelectorAll('img')).filter(i => i.naturalWidth > 0).length)"""
+        )
         if any(c != 1 for c in counts):
             self.fail(f"figure outputs should each show one loaded image; images per figure: {counts}")
         if self.run and self.run["ok"] is not True:
@@ -278,8 +327,10 @@ class Notebook:
         more after its cell finished (a slider snapping its value to its step sends that value back)."""
         deadline, last, since = time.monotonic() + REDRAW_LIMIT_S, None, time.monotonic()
         while time.monotonic() < deadline:
-            state = (self.page.evaluate(
-                "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"), scope.inner_html())
+            state = (
+                self.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"),
+                scope.inner_html(),
+            )
             if state != last or state[0] != "idle":
                 last, since = state, time.monotonic()
             elif time.monotonic() - since >= quiet_s:
@@ -372,8 +423,10 @@ def _check_against_library(nb: Notebook, rewards: list[float], adv: dict[str, di
         want = group_advantages(torch.tensor(rewards, dtype=torch.float64), G, scale).tolist()
         expected = {i: f"{a:+.4f}" for i, a in enumerate(want)}
         if shown != expected:
-            nb.fail(f"scale {scale!r}: the page shows advantages {shown} for rewards {rewards}, "
-                    f"group_advantages gives {expected}")
+            nb.fail(
+                f"scale {scale!r}: the page shows advantages {shown} for rewards {rewards}, "
+                f"group_advantages gives {expected}"
+            )
 
 
 def test_advantage_explorer_in_the_browser(open_notebook):
@@ -397,8 +450,10 @@ def test_advantage_explorer_in_the_browser(open_notebook):
     new_r = 0.7 if abs(rewards0[0] - 0.7) > 1e-9 else 0.3
     set_slider(nb, explorer, "g1.1", new_r)
     nb.wait_until(lambda: img_src(explorer) not in (None, src0), "moving slider g1.1 did not change the figure")
-    nb.wait_until(lambda: _adv_table(nb, explorer)[0][0] == pytest.approx(new_r),
-                  f"moving slider g1.1 to {new_r} did not change the reward shown in the table")
+    nb.wait_until(
+        lambda: _adv_table(nb, explorer)[0][0] == pytest.approx(new_r),
+        f"moving slider g1.1 to {new_r} did not change the reward shown in the table",
+    )
     nb.settle(explorer)
     rewards1, adv1, _ = _adv_table(nb, explorer)
     _check_against_library(nb, rewards1, adv1, G)
@@ -409,18 +464,24 @@ def test_advantage_explorer_in_the_browser(open_notebook):
     src1 = img_src(explorer)
     target = 0.0 if abs(rewards1[G] - 0.0) > 1e-9 else 1.0
     set_slider(nb, explorer, "g2.1", target)
-    nb.wait_until(lambda: _adv_table(nb, explorer)[0][G] == pytest.approx(target),
-                  f"moving slider g2.1 to {target} did not change the reward shown in the table")
+    nb.wait_until(
+        lambda: _adv_table(nb, explorer)[0][G] == pytest.approx(target),
+        f"moving slider g2.1 to {target} did not change the reward shown in the table",
+    )
     nb.wait_until(lambda: img_src(explorer) not in (None, src1), "moving slider g2.1 did not change the figure")
     nb.settle(explorer)
     rewards2, adv2, changed2 = _adv_table(nb, explorer)
     _check_against_library(nb, rewards2, adv2, G)
     g1 = range(G)
     if [adv2["group"][i] for i in g1] != [adv1["group"][i] for i in g1]:
-        nb.fail(f"group 1's group-scaled advantages changed when only group 2 moved: "
-                f"{[adv1['group'][i] for i in g1]} -> {[adv2['group'][i] for i in g1]}")
+        nb.fail(
+            f"group 1's group-scaled advantages changed when only group 2 moved: "
+            f"{[adv1['group'][i] for i in g1]} -> {[adv2['group'][i] for i in g1]}"
+        )
     if [adv2["batch"][i] for i in g1] == [adv1["batch"][i] for i in g1]:
-        nb.fail(f"group 1's batch-scaled advantages did not change when group 2 moved: {[adv2['batch'][i] for i in g1]}")
+        nb.fail(
+            f"group 1's batch-scaled advantages did not change when group 2 moved: {[adv2['batch'][i] for i in g1]}"
+        )
     moved = [i for i in g1 if adv2["batch"][i] != adv1["batch"][i]]
     if not all(changed2["batch"][i] for i in moved):
         nb.fail(f"group 1's batch cells {moved} changed but are not marked with the CSS class 'changed'")
@@ -458,8 +519,10 @@ def test_training_dashboard_updates_while_training(open_notebook):
     watched = nb.page.evaluate("() => window.__grpoDash")
     during = [sum(t < run["t1"] for t in d["times"]) for d in watched]
     if not any(n >= 2 for n in during):
-        nb.fail(f"no dashboard showed two different images while the cells ran (distinct images per dashboard "
-                f"seen before the run finished: {during})")
+        nb.fail(
+            f"no dashboard showed two different images while the cells ran (distinct images per dashboard "
+            f"seen before the run finished: {during})"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -483,10 +546,13 @@ def test_cost_calculator_in_the_browser(open_notebook):
     new_size = 9 if size != 9 else 3
     set_slider(nb, calc, "ensemble size", new_size)
     # The ensemble's row names its size ("9 x 0.5B vote"): the table must show the new one, not just any change.
-    nb.wait_until(lambda: table.inner_text() != table0 and f"{new_size} x " in table.inner_text(),
-                  f"ensemble size {size} -> {new_size}: the table does not show {new_size} members")
-    nb.wait_until(lambda: img_src(calc) not in (None, src0),
-                  f"ensemble size {size} -> {new_size} did not change the figure")
+    nb.wait_until(
+        lambda: table.inner_text() != table0 and f"{new_size} x " in table.inner_text(),
+        f"ensemble size {size} -> {new_size}: the table does not show {new_size} members",
+    )
+    nb.wait_until(
+        lambda: img_src(calc) not in (None, src0), f"ensemble size {size} -> {new_size} did not change the figure"
+    )
     nb.settle(calc)
     nb.assert_clean()
     nb.screenshot("after", near=calc)

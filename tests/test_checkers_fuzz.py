@@ -101,11 +101,18 @@ def test_hand_picked_hostile_text_is_refused_promptly(name, label):
     assert TASK_OBJECTS[name].check(PROBLEMS[name], text) is right
 
 
-@pytest.mark.parametrize("problem,text", [
-    (POWER_PROBLEM, "20**19**18"), (TOWER_PROBLEM, "9**9**9**9"), (ZERO_PROBLEM, "5+3/(3-3)"),
-    (POWER_PROBLEM, "٢٠+١٨"), (POWER_PROBLEM, "20+18.0"), (POWER_PROBLEM, "(" * 120 + "20+18" + ")" * 120),
-    (POWER_PROBLEM, "20+18+" + "0" * 100_000),
-])
+@pytest.mark.parametrize(
+    "problem,text",
+    [
+        (POWER_PROBLEM, "20**19**18"),
+        (TOWER_PROBLEM, "9**9**9**9"),
+        (ZERO_PROBLEM, "5+3/(3-3)"),
+        (POWER_PROBLEM, "٢٠+١٨"),
+        (POWER_PROBLEM, "20+18.0"),
+        (POWER_PROBLEM, "(" * 120 + "20+18" + ")" * 120),
+        (POWER_PROBLEM, "20+18+" + "0" * 100_000),
+    ],
+)
 def test_countdown_refuses_what_its_rules_do_not_allow(problem, text):
     (verdict, dt) = timed(TASK_OBJECTS["countdown"].check, problem, text)
     assert verdict is False and dt < BOUND_S, (text[:40], verdict, dt)
@@ -114,7 +121,9 @@ def test_countdown_refuses_what_its_rules_do_not_allow(problem, text):
 @pytest.mark.parametrize("text", ["20+18", "(20+18)", "(" * 90 + "20+18" + ")" * 90, " 20 + 18 "])
 def test_countdown_accepts_right_answers(text):
     assert TASK_OBJECTS["countdown"].check(POWER_PROBLEM, text)
-    assert TASK_OBJECTS["countdown"].check(ZERO_PROBLEM, "5*3/3") and TASK_OBJECTS["countdown"].check(ZERO_PROBLEM, "3/3*5")
+    assert TASK_OBJECTS["countdown"].check(ZERO_PROBLEM, "5*3/3") and TASK_OBJECTS["countdown"].check(
+        ZERO_PROBLEM, "3/3*5"
+    )
 
 
 def test_right_answers_still_pass_every_checker():

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,9 @@ def run(*args, env_extra=None):
     import os
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "grpo_lab.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "grpo_lab.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_eval_prints_the_accuracy_line(tmp_path):
@@ -28,12 +29,15 @@ def test_eval_prints_the_accuracy_line(tmp_path):
     assert line.startswith("accuracy: ") and 0.0 <= float(line.split()[1]) <= 1.0
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["eval", "--model", "does/not/exist/here", "--task", "addition"], "save_pretrained"),
-    (["eval", "--model", "tiny:nano", "--task", "chess"], "unknown task"),
-    (["eval", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--task", "addition"], "offline"),
-    (["train", "--preset", "no-such-preset", "--dry-run"], "unknown preset"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["eval", "--model", "does/not/exist/here", "--task", "addition"], "save_pretrained"),
+        (["eval", "--model", "tiny:nano", "--task", "chess"], "unknown task"),
+        (["eval", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--task", "addition"], "offline"),
+        (["train", "--preset", "no-such-preset", "--dry-run"], "unknown preset"),
+    ],
+)
 def test_expected_failures_are_one_line_errors(args, needle):
     r = run(*args)
     assert r.returncode == 2
@@ -63,9 +67,11 @@ def test_a_project_error_is_one_line_and_status_2(monkeypatch, capsys):
 def test_an_unexpected_error_keeps_its_traceback():
     # A bug (here a KeyError raised inside a command) must not be dressed up as a one-line usage error:
     # the traceback says where it happened, and the status is Python's 1, not the CLI's 2.
-    code = ("import sys; from grpo_lab import cli\n"
-            "def broken(args):\n    return {}['missing_key']\n"
-            "cli.cmd_train = broken\nsys.exit(cli.main(['train', '--preset', 'cpu-addition']))")
+    code = (
+        "import sys; from grpo_lab import cli\n"
+        "def broken(args):\n    return {}['missing_key']\n"
+        "cli.cmd_train = broken\nsys.exit(cli.main(['train', '--preset', 'cpu-addition']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     assert "Traceback" in r.stderr and "in broken" in r.stderr and "KeyError: 'missing_key'" in r.stderr
@@ -94,7 +100,10 @@ def test_train_refuses_a_compute_dtype_the_device_cannot_run_in_one_line(monkeyp
 
     model, tok = build_tiny_model("nano")
     monkeypatch.setattr(jobs, "load_for_preset", lambda preset, name=None: (model.to("meta"), tok))
-    assert cli.main(["train", "--preset", "cpu-addition", "--compute-dtype", "bf16", "--out", "/tmp/unused-grpo-lab"]) == 2
+    assert (
+        cli.main(["train", "--preset", "cpu-addition", "--compute-dtype", "bf16", "--out", "/tmp/unused-grpo-lab"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("grpo-lab: error: compute_dtype='bf16'")
 
@@ -105,9 +114,24 @@ def test_eval_uses_a_presets_task_and_reports_the_prompt_format(tmp_path):
     model, tok = build_tiny_model("nano")
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
-    r = run("eval", "--model", str(tmp_path / "m"), "--task", "cpu-smollm2", "--n", "6", "--seed", "1",
-            "--max-new-tokens", "4")
+    r = run(
+        "eval",
+        "--model",
+        str(tmp_path / "m"),
+        "--task",
+        "cpu-smollm2",
+        "--n",
+        "6",
+        "--seed",
+        "1",
+        "--max-new-tokens",
+        "4",
+    )
     assert r.returncode == 0, r.stderr
     head, last = r.stdout.strip().splitlines()[-2:]
-    assert "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)" in head and "prompt: plain" in head and "max_new_tokens: 4" in head
+    assert (
+        "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)" in head
+        and "prompt: plain" in head
+        and "max_new_tokens: 4" in head
+    )
     assert last.startswith("accuracy: ") and "/6 different held-out problems" in last

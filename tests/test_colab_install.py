@@ -31,8 +31,11 @@ STAND_INS = {"torch": "2.11.0", "transformers": "5.15.0"}
 
 def _install_cell_of(path: Path) -> str:
     nb = json.loads(path.read_text())
-    return next("".join(c["source"]) for c in nb["cells"]
-                if c["cell_type"] == "code" and colab_badges.MARKER in "".join(c["source"]))
+    return next(
+        "".join(c["source"])
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and colab_badges.MARKER in "".join(c["source"])
+    )
 
 
 def test_every_notebook_has_the_generated_install_cell():
@@ -40,7 +43,8 @@ def test_every_notebook_has_the_generated_install_cell():
     for folder in NOTEBOOK_FOLDERS:
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             assert _install_cell_of(path) == colab_badges.install_cell(path.name), (
-                f"{path}: install cell is out of date: run `python scripts/colab_badges.py` and `make exercises`")
+                f"{path}: install cell is out of date: run `python scripts/colab_badges.py` and `make exercises`"
+            )
 
 
 def test_install_cell_asks_for_extras_only_where_needed():
@@ -84,8 +88,12 @@ def colab(tmp_path_factory):
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / f, src / f)
     shutil.copytree(ROOT / "grpo_lab", src / "grpo_lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src)],
-                   check=True, capture_output=True, cwd=tmp)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+        cwd=tmp,
+    )
     src = next((tmp / "dist").glob("grpo_lab-*.whl"))
     return env / "bin" / "python", src, tmp
 
@@ -93,17 +101,24 @@ def colab(tmp_path_factory):
 def _run_cell(python: Path, cell: str, tmp: Path, **env) -> subprocess.CompletedProcess:
     """Run ``cell`` as Colab would: in ``python``, with ``google.colab`` already imported."""
     script = tmp / "run_cell.py"
-    script.write_text("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
-                      f"exec(compile({cell!r}, 'install-cell', 'exec'), {{'__name__': '__main__'}})\n")
+    script.write_text(
+        "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        f"exec(compile({cell!r}, 'install-cell', 'exec'), {{'__name__': '__main__'}})\n"
+    )
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "COLAB_"))}
     full_env.update(env)
-    return subprocess.run([str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp,
-                          timeout=900)
+    return subprocess.run(
+        [str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp, timeout=900
+    )
 
 
 def _version(python: Path, dist: str) -> str:
-    out = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -117,8 +132,10 @@ def test_install_cell_keeps_colabs_torch(colab):
     res = _run_cell(python, cell, tmp, PIP_DRY_RUN="1", PIP_REPORT=str(report))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Collecting" in res.stdout, "pip's progress lines must reach the notebook"
-    would = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
-             for item in json.loads(report.read_text())["install"]}
+    would = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
     assert "torch" not in would, f"pip would replace Colab's torch with {would.get('torch')}"
     assert "transformers" not in would, f"pip would replace Colab's transformers with {would.get('transformers')}"
     assert _version(python, "torch") == "2.11.0"
@@ -133,14 +150,29 @@ def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under
     python, src, tmp = colab
     # The lock's torch and transformers replace the stand-ins (torch is a local CPU wheel on the course's
     # machines). --no-compile: byte-compiling torch and transformers up front is most of an install's CPU time.
-    pip = [str(python), "-m", "pip", "install", "--no-compile", "--progress-bar", "off",
-           "-c", str(ROOT / "constraints.txt")]
-    subprocess.run([*pip, "torch", "transformers", str(src), "nbclient", "nbformat", "ipykernel"], check=True,
-                   capture_output=True)
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--no-compile",
+        "--progress-bar",
+        "off",
+        "-c",
+        str(ROOT / "constraints.txt"),
+    ]
+    subprocess.run(
+        [*pip, "torch", "transformers", str(src), "nbclient", "nbformat", "ipykernel"], check=True, capture_output=True
+    )
     env = dict(os.environ, GRPO_LAB_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1")
-    code = "import json, grpo_lab; from grpo_lab.env import environment_report; print(json.dumps(environment_report()))"
-    rep = json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
-                                    env=env, cwd=tmp).stdout.strip().splitlines()[-1])
+    code = (
+        "import json, grpo_lab; from grpo_lab.env import environment_report; print(json.dumps(environment_report()))"
+    )
+    rep = json.loads(
+        subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert rep["torch"].startswith("2.13.0") and rep["trl"].startswith("1.16.") and "warning" not in rep
     assert "grpo_lab/data/gsm8k" in rep["local GSM8K"], "the GSM8K copy ships inside the package"
 
@@ -148,10 +180,17 @@ def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under
         "import nbformat, sys; from nbclient import NotebookClient\n"
         "nb = nbformat.read(sys.argv[1], as_version=4)\n"
         "NotebookClient(nb, timeout=600, kernel_name='python3').execute()\n"
-        "print('cells run:', sum(c.cell_type == 'code' for c in nb.cells))\n")
+        "print('cells run:', sum(c.cell_type == 'code' for c in nb.cells))\n"
+    )
     nb_env = dict(env, GRPO_LAB_TEST_MODE="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1", GRPO_LAB_THREADS="1")
-    res = subprocess.run([str(python), "-c", nb_runner, str(ROOT / "notebooks" / "00_setup.ipynb")],
-                         capture_output=True, text=True, env=nb_env, cwd=tmp, timeout=900)
+    res = subprocess.run(
+        [str(python), "-c", nb_runner, str(ROOT / "notebooks" / "00_setup.ipynb")],
+        capture_output=True,
+        text=True,
+        env=nb_env,
+        cwd=tmp,
+        timeout=900,
+    )
     assert res.returncode == 0 and "cells run:" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
 
     # A GPU runtime whose torch cannot see it: the cell must stop, not let training fall back to the CPU.

@@ -7,8 +7,19 @@ import math
 import pytest
 
 from grpo_lab.cost import (
-    Price, api_cost, beta_binomial_pmf, compare_options, distilled_option, dominance, ensemble_option, inference_flops,
-    simulate_vote_accuracy, single_option, training_flops, vote_accuracy, vote_accuracy_given_correct,
+    Price,
+    api_cost,
+    beta_binomial_pmf,
+    compare_options,
+    distilled_option,
+    dominance,
+    ensemble_option,
+    inference_flops,
+    simulate_vote_accuracy,
+    single_option,
+    training_flops,
+    vote_accuracy,
+    vote_accuracy_given_correct,
     vote_accuracy_heterogeneous,
 )
 
@@ -31,7 +42,9 @@ def test_options_costs_and_comparison():
     # round 0: 3 calls of 300 tokens; round 1: each prompt also holds the 2 others' 200-token replies
     assert ens.cost == pytest.approx(3 * 2e9 * 300 + 3 * 2e9 * 700)
     assert ens.accuracy == 0.7 and ens.detail["calls"] == 6
-    student = distilled_option("student", 1e9, 0.65, train_tokens=1e6, queries=1e4, prompt_tokens=100, output_tokens=200)
+    student = distilled_option(
+        "student", 1e9, 0.65, train_tokens=1e6, queries=1e4, prompt_tokens=100, output_tokens=200
+    )
     assert student.cost_per_query == pytest.approx(2e9 * 300 + 6e9 * 1e6 / 1e4)
     table = compare_options([single, ens, student])
     assert [r["name"] for r in table] == ["big", "ens", "student"]
@@ -53,17 +66,17 @@ def test_vote_accuracy_hand_formulas():
     p = 0.6
     assert vote_accuracy(1, p) == pytest.approx(p)
     # yes/no majority of 3 (Condorcet): p^3 + 3 p^2 (1 - p)
-    assert vote_accuracy(3, p, n_wrong=1) == pytest.approx(p ** 3 + 3 * p ** 2 * (1 - p))
+    assert vote_accuracy(3, p, n_wrong=1) == pytest.approx(p**3 + 3 * p**2 * (1 - p))
     # 4 voters, yes/no: a 2-2 tie is a coin flip
-    assert vote_accuracy(4, p, n_wrong=1) == pytest.approx(p ** 4 + 4 * p ** 3 * (1 - p) + 6 * p ** 2 * (1 - p) ** 2 / 2)
+    assert vote_accuracy(4, p, n_wrong=1) == pytest.approx(p**4 + 4 * p**3 * (1 - p) + 6 * p**2 * (1 - p) ** 2 / 2)
     # wrong answers never coincide: one right voter ties with the m wrong singletons
     q = 0.3
-    assert vote_accuracy(3, q) == pytest.approx(q ** 3 + 3 * q ** 2 * (1 - q) + 3 * q * (1 - q) ** 2 / 3)
+    assert vote_accuracy(3, q) == pytest.approx(q**3 + 3 * q**2 * (1 - q) + 3 * q * (1 - q) ** 2 / 3)
     # 3 voters, 1 right, 2 wrong over M = 2 values: they collide with prob 1/2 (lose), else a 3-way tie
     assert vote_accuracy_given_correct(1, 3, n_wrong=2) == pytest.approx(0.5 * (1 / 3))
     assert vote_accuracy_given_correct(0, 3) == 0 and vote_accuracy_given_correct(3, 3) == 1
     # large M approaches the never-coincide limit
-    assert vote_accuracy(5, 0.3, n_wrong=10 ** 6) == pytest.approx(vote_accuracy(5, 0.3), abs=1e-4)
+    assert vote_accuracy(5, 0.3, n_wrong=10**6) == pytest.approx(vote_accuracy(5, 0.3), abs=1e-4)
 
 
 def test_correlation_shrinks_the_vote_gain():
@@ -89,7 +102,9 @@ def test_heterogeneous_members():
     assert vote_accuracy_heterogeneous([0.3] * 4) == pytest.approx(vote_accuracy(4, 0.3))
     weighted = vote_accuracy_heterogeneous(accs, [1, 1, 1, 1, 1.5])  # the strong member wins ties with singletons
     assert weighted > plain + 0.1
-    assert simulate_vote_accuracy(accs, 2000, seed=4) == pytest.approx(plain, abs=4 * math.sqrt(plain * (1 - plain) / 2000))
+    assert simulate_vote_accuracy(accs, 2000, seed=4) == pytest.approx(
+        plain, abs=4 * math.sqrt(plain * (1 - plain) / 2000)
+    )
 
 
 # --------------------------------------------------------------------------------------------- widget
@@ -100,10 +115,14 @@ def test_calculator_state_and_region_map():
 
     st = calculator_state(7e9, 0.75, 0.5e9, 0.55, 5, 0.2, 20, 300, max_members=9)
     assert st["sizes"] == list(range(1, 10)) and len(st["acc_correlated"]) == 9
-    assert st["acc_independent"][0] == pytest.approx(0.55) and st["acc_independent"][4] > st["acc_correlated"][4] > 0.55
+    assert (
+        st["acc_independent"][0] == pytest.approx(0.55) and st["acc_independent"][4] > st["acc_correlated"][4] > 0.55
+    )
     assert st["ensemble_cost"][4] == pytest.approx(5 * 2 * 0.5e9 * 300)
     assert st["verdict"] == dominance(st["single"], st["ensemble"])
-    acc, sizes, region, cheaper = region_map(7e9, 0.75, 0.5e9, 0.0, 20, 300, accuracies=[0.1, 0.5, 0.9], sizes=[1, 3, 20])
+    acc, sizes, region, cheaper = region_map(
+        7e9, 0.75, 0.5e9, 0.0, 20, 300, accuracies=[0.1, 0.5, 0.9], sizes=[1, 3, 20]
+    )
     assert region.shape == (3, 3)
     assert region[1, 2] == 2  # 3 small members at 90%: more accurate and cheaper -> ensemble dominates
     assert region[0, 0] == 1  # one small member at 10%: cheaper but worse -> trade-off
@@ -115,10 +134,9 @@ def test_cost_calculator_widget_builds_and_reacts():
     import matplotlib
 
     matplotlib.use("Agg")
-    from grpo_lab.widgets.cost import calculator_state, cost_calculator
-
     import re
 
+    from grpo_lab.widgets.cost import calculator_state, cost_calculator
     from grpo_lab.widgets.render import shown_png
 
     def cell(kind, option=None):

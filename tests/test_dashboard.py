@@ -8,8 +8,16 @@ from grpo_lab.widgets.dashboard import TrainingDashboard, series
 
 
 def recs(n):
-    return [{"step": i, "reward": i / n, "entropy": 1 - i / n, "frac_reward_zero_std": 0.5,
-             **({"eval_accuracy": i / n} if i % 5 == 0 else {})} for i in range(1, n + 1)]
+    return [
+        {
+            "step": i,
+            "reward": i / n,
+            "entropy": 1 - i / n,
+            "frac_reward_zero_std": 0.5,
+            **({"eval_accuracy": i / n} if i % 5 == 0 else {}),
+        }
+        for i in range(1, n + 1)
+    ]
 
 
 def test_series_skips_missing_and_nan():

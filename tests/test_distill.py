@@ -8,10 +8,24 @@ import math
 import pytest
 import torch
 
-from grpo_lab.distill import (DistillExample, VocabularyMismatchError, check_same_vocabulary, distill_batch,
-                              forward_kl, generalized_jsd, gold_dataset, grpo_seeds,
-                              kd_eval_loss, kd_loss, mix_teachers, rationale_dataset,
-                              reverse_kl, teacher_answers, train_student, voted_dataset)
+from grpo_lab.distill import (
+    DistillExample,
+    VocabularyMismatchError,
+    check_same_vocabulary,
+    distill_batch,
+    forward_kl,
+    generalized_jsd,
+    gold_dataset,
+    grpo_seeds,
+    kd_eval_loss,
+    kd_loss,
+    mix_teachers,
+    rationale_dataset,
+    reverse_kl,
+    teacher_answers,
+    train_student,
+    voted_dataset,
+)
 from grpo_lab.tasks import AdditionTask
 
 D = torch.float64
@@ -139,8 +153,13 @@ def test_rationale_dataset_prefixes_weights_and_filter():
     task = AdditionTask()
     probs = [task.make(12, 35), task.make(19, 19)]
     outs = {"A": ["2+5=7 1+3=4 Answer: 47", "9+9=18 Answer: 38"], "B": ["tens 40 ones 7 Answer: 47", "Answer: 37"]}
-    ex = rationale_dataset(probs, outs, prefixes={"A": "[A]", "B": "[B]"}, weights={"A": 0.5, "B": 2.0},
-                           verifier=lambda p, a: task.check(p, a))
+    ex = rationale_dataset(
+        probs,
+        outs,
+        prefixes={"A": "[A]", "B": "[B]"},
+        weights={"A": 0.5, "B": 2.0},
+        verifier=lambda p, a: task.check(p, a),
+    )
     got = [(e.prompt, e.completion, e.weight) for e in ex]
     assert ("[A]12+35=", "2+5=7 1+3=4 Answer: 47", 0.5) in got
     assert ("[B]12+35=", "tens 40 ones 7 Answer: 47", 2.0) in got
@@ -162,8 +181,10 @@ def test_distill_batch_masks_exactly_the_completion():
     assert torch.equal(cm.bool(), labels[:, 1:] != -100) and att[0].sum().item() == 6
 
 
-@pytest.mark.parametrize("prompt, completion, field", [("", "3", "prompt"), ("   ", "3", "prompt"),
-                                                       ("1+2=", "", "completion"), ("1+2=", " \n", "completion")])
+@pytest.mark.parametrize(
+    "prompt, completion, field",
+    [("", "3", "prompt"), ("   ", "3", "prompt"), ("1+2=", "", "completion"), ("1+2=", " \n", "completion")],
+)
 def test_empty_prompt_or_completion_is_refused_with_the_fix(prompt, completion, field):
     """Either would silently give no supervised token (or only EOS): the error says what to do instead."""
     with pytest.raises(ValueError, match=f"empty {field}.*(drop|build)"):
@@ -208,8 +229,18 @@ def test_token_level_student_lowers_kd_loss():
     task = AdditionTask()
     ex = [DistillExample(p.prompt, p.answer) for p in task.train(64, seed=0)]
     before = kd_eval_loss(student, [teacher], tok, ex, beta=0.5)
-    train_student(student, tok, ex, teachers=[teacher], beta=0.5, max_steps=40, batch_size=32,
-                  learning_rate=1e-2, warmup_steps=0, progress=False)
+    train_student(
+        student,
+        tok,
+        ex,
+        teachers=[teacher],
+        beta=0.5,
+        max_steps=40,
+        batch_size=32,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        progress=False,
+    )
     after = kd_eval_loss(student, [teacher], tok, ex, beta=0.5)
     assert after < 0.5 * before, (before, after)
 
@@ -223,8 +254,19 @@ def test_sequence_level_student_raises_accuracy_on_teacher_text():
     probs = task.all_problems("train") + task.all_problems("test")
     acc0 = evaluate(student, tok, task, probs).accuracy
     ex, _ = voted_dataset(probs, [[p.answer, p.answer, "0"] for p in probs])
-    res = train_student(student, tok, ex, max_steps=150, batch_size=25, learning_rate=1e-2, warmup_steps=5,
-                        progress=False, task=task, eval_problems=probs, eval_every=150)
+    res = train_student(
+        student,
+        tok,
+        ex,
+        max_steps=150,
+        batch_size=25,
+        learning_rate=1e-2,
+        warmup_steps=5,
+        progress=False,
+        task=task,
+        eval_problems=probs,
+        eval_every=150,
+    )
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert res.history[-1]["eval_accuracy"] >= acc0 + 0.5, (acc0, res.history[-1])
 
@@ -245,9 +287,16 @@ class _LowFirstDigit(AdditionTask):
 def test_grpo_seeds_trains_distinct_copies_and_leaves_the_model_alone():
     model, tok = _tiny(4)
     before = [p.detach().clone() for p in model.parameters()]
-    models, info = grpo_seeds(model, tok, _LowFirstDigit(), 2, grpo=dict(max_steps=2, per_device_train_batch_size=16,
-                                                                       learning_rate=1e-2), seed=3, progress=False,
-                              label="round2")
+    models, info = grpo_seeds(
+        model,
+        tok,
+        _LowFirstDigit(),
+        2,
+        grpo=dict(max_steps=2, per_device_train_batch_size=16, learning_rate=1e-2),
+        seed=3,
+        progress=False,
+        label="round2",
+    )
     assert [r["stage"] for r in info] == ["round2-1", "round2-2"] and all(r["steps"] == 2 for r in info)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert len(models) == 2 and all(m is not model and not m.training for m in models)

@@ -9,9 +9,21 @@ import pytest
 
 from grpo_lab.cost import vote_accuracy
 from grpo_lab.ensemble import (
-    Vote, agreement_rate, area_under_risk_coverage, auroc, brier_score, calibration_bins, estimate_wrong_answers,
-    expected_calibration_error, fit_vote_weights, hf_generator, iterative_consensus, majority_vote, risk_coverage,
-    self_consistency, vote_entropy, vote_items,
+    agreement_rate,
+    area_under_risk_coverage,
+    auroc,
+    brier_score,
+    calibration_bins,
+    estimate_wrong_answers,
+    expected_calibration_error,
+    fit_vote_weights,
+    hf_generator,
+    iterative_consensus,
+    majority_vote,
+    risk_coverage,
+    self_consistency,
+    vote_entropy,
+    vote_items,
 )
 
 # ----------------------------------------------------------------------------------------------- voting
@@ -152,7 +164,11 @@ def test_risk_coverage_and_aurc_hand_values():
 def test_calibration_hand_values():
     conf, ok = [1, 1, 0.5, 0.5, 0.25], [1, 0, 1, 1, 0]
     table = calibration_bins(conf, ok, "unique")
-    assert [(b["confidence"], b["accuracy"], b["count"]) for b in table] == [(0.25, 0.0, 1), (0.5, 1.0, 2), (1.0, 0.5, 2)]
+    assert [(b["confidence"], b["accuracy"], b["count"]) for b in table] == [
+        (0.25, 0.0, 1),
+        (0.5, 1.0, 2),
+        (1.0, 0.5, 2),
+    ]
     assert expected_calibration_error(conf, ok) == pytest.approx(0.45)  # auto -> unique for few values
     # two equal-count bins (ties kept together): {0.25, 0.5, 0.5} and {1, 1}
     assert expected_calibration_error(conf, ok, bins=2) == pytest.approx(3 / 5 * 0.25 + 2 / 5 * 0.5)
@@ -215,8 +231,9 @@ def test_ice_round_limit_falls_back_to_vote():
     res = iterative_consensus("q", gens[:3], max_rounds=2, weights=[5, 1, 1])
     assert res.fallback and res.answer == "1"
     # a lower threshold accepts a 2/3 majority as consensus
-    res = iterative_consensus("q", [Scripted(["#### 4"]), Scripted(["#### 4"]), Scripted(["#### 9"])],
-                              max_rounds=3, threshold=0.6)
+    res = iterative_consensus(
+        "q", [Scripted(["#### 4"]), Scripted(["#### 4"]), Scripted(["#### 9"])], max_rounds=3, threshold=0.6
+    )
     assert res.converged and len(res.rounds) == 1 and res.answer == "4"
     with pytest.raises(ValueError):
         iterative_consensus("q", gens, max_rounds=0)

@@ -22,13 +22,21 @@ print(faults() - f0)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="reuse_freed_memory tunes glibc's malloc; elsewhere it does nothing (tested below)")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="reuse_freed_memory tunes glibc's malloc; elsewhere it does nothing (tested below)",
+)
 def test_reuse_freed_memory_stops_page_faults_on_reallocation():
     """Ten 64 MiB tensors allocated and freed in turn: glibc maps each afresh (16,384 page faults apiece)
     unless ``reuse_freed_memory`` keeps the block on the heap for the next one."""
-    counts = {mode: int(subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                                       check=True).stdout.split()[-1]) for mode in ("off", "on")}
+    counts = {
+        mode: int(
+            subprocess.run(
+                [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True
+            ).stdout.split()[-1]
+        )
+        for mode in ("off", "on")
+    }
     assert counts["off"] > 10 * 16384 * 0.9, counts
     assert counts["on"] < counts["off"] / 20, counts
 

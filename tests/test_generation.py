@@ -22,8 +22,15 @@ LOGP_ATOL = 1e-4  # fp32: cached one-token steps vs one batched forward differ o
 def test_decoding_stops_at_any_eos_of_the_generation_config():
     model, tok = build_tiny_model("nano", seed=0)
     ids, am = encode_prompts(tok, ["12+3=", "7+5="])
-    first = generate(model, ids, am, max_completion_length=6, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id, do_sample=False)[0][:, 0]
+    first = generate(
+        model,
+        ids,
+        am,
+        max_completion_length=6,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        do_sample=False,
+    )[0][:, 0]
     extra = [int(t) for t in first if int(t) != tok.eos_token_id]
     assert extra, "the tiny model's first greedy token happens to be EOS; pick other prompts"
     model.generation_config.eos_token_id = [tok.eos_token_id, *extra]
@@ -41,14 +48,19 @@ def _smollm2_or_skip():
     return model, tok
 
 
-QUESTIONS = ["What is 2 + 3?", "Name a colour.",
-             "A farmer has 12 cows and buys 7 more, then sells 4 of them. How many cows are left? Explain briefly.",
-             "Say hi."]
+QUESTIONS = [
+    "What is 2 + 3?",
+    "Name a colour.",
+    "A farmer has 12 cows and buys 7 more, then sells 4 of them. How many cows are left? Explain briefly.",
+    "Say hi.",
+]
 
 
 def _chat_prompts(tok):
-    return [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
-            for q in QUESTIONS]
+    return [
+        tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in QUESTIONS
+    ]
 
 
 @pytest.mark.smollm
@@ -59,12 +71,19 @@ def test_greedy_decoding_matches_model_generate_and_a_full_forward():
     ids, am = encode_prompts(tok, _chat_prompts(tok))
     assert len(set(am.sum(1).tolist())) == len(QUESTIONS)  # ragged: every prompt has its own length
     T = 24
-    c_ids, c_mask, logps, truncated = generate(model, ids, am, max_completion_length=T,
-                                               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                               do_sample=False)
+    c_ids, c_mask, logps, truncated = generate(
+        model,
+        ids,
+        am,
+        max_completion_length=T,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        do_sample=False,
+    )
     with torch.no_grad():
-        ref = model.generate(input_ids=ids, attention_mask=am, max_new_tokens=T, do_sample=False,
-                             pad_token_id=tok.pad_token_id)[:, ids.shape[1]:]
+        ref = model.generate(
+            input_ids=ids, attention_mask=am, max_new_tokens=T, do_sample=False, pad_token_id=tok.pad_token_id
+        )[:, ids.shape[1] :]
     for i in range(len(QUESTIONS)):
         n = int(c_mask[i].sum())
         assert c_ids[i, :n].tolist() == ref[i, :n].tolist(), (i, tok.decode(c_ids[i, :n]), tok.decode(ref[i, :n]))
@@ -97,8 +116,9 @@ def _shared_vs_full(model, tok, prompts, G, T, temperature=0.7):
     outs = []
     for g in (1, G):
         model.zero_grad(set_to_none=True)
-        lp = completion_logps(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, temperature,
-                              group_size=g)
+        lp = completion_logps(
+            model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, temperature, group_size=g
+        )
         (lp * r.completion_mask).sum().backward()
         grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         outs.append((lp.detach(), grads))
@@ -111,8 +131,13 @@ def test_shared_prompt_logps_and_gradients_equal_the_full_forward_tiny():
     assert ((lp1 - lpG).abs() * mask).max() < 1e-5
     assert (g1 - gG).norm() / g1.norm() < 1e-5
     with pytest.raises(ValueError, match="group_size"):
-        completion_logps(model, *encode_prompts(tok, ["1+2=", "3+4=", "5+6="]), torch.ones(3, 2, dtype=torch.long),
-                         torch.ones(3, 2, dtype=torch.long), group_size=2)
+        completion_logps(
+            model,
+            *encode_prompts(tok, ["1+2=", "3+4=", "5+6="]),
+            torch.ones(3, 2, dtype=torch.long),
+            torch.ones(3, 2, dtype=torch.long),
+            group_size=2,
+        )
 
 
 @pytest.mark.smollm
@@ -134,8 +159,9 @@ def _decode_both_ways(model, tok, prompts, monkeypatch, G=4, T=12, temperature=1
         if not reserve:
             monkeypatch.setattr(rollout, "reserve_cache", lambda cache, extra: None)
         gen = torch.Generator().manual_seed(3)
-        runs.append(sample_groups(model, tok, prompts, G, max_completion_length=T, temperature=temperature,
-                                  generator=gen))
+        runs.append(
+            sample_groups(model, tok, prompts, G, max_completion_length=T, temperature=temperature, generator=gen)
+        )
     return runs
 
 
@@ -152,8 +178,14 @@ def test_in_place_cache_decodes_bit_for_bit_like_the_concatenating_cache_tiny(mo
             rollout.reserve_cache(cache, 5)
             assert type(cache.layers[0]).__name__ == "InPlaceLayer"
             assert cache.layers[0]._k.shape[-2] == ids.shape[1] + 5
-        logits.append(model(input_ids=more, attention_mask=torch.cat([am, torch.ones_like(more)], 1),
-                            use_cache=True, **{rollout._cache_kwarg(model): cache}).logits)
+        logits.append(
+            model(
+                input_ids=more,
+                attention_mask=torch.cat([am, torch.ones_like(more)], 1),
+                use_cache=True,
+                **{rollout._cache_kwarg(model): cache},
+            ).logits
+        )
         assert cache.get_seq_length() == ids.shape[1] + 8
     assert torch.equal(logits[0], logits[1])
     a, b = _decode_both_ways(model, tok, ["12+3=", "7+50=", "1+1="], monkeypatch, T=10)

@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_check(tmp_path, **env_extra):
     out = tmp_path / "gc.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", **env_extra)
-    r = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--json", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return r, (json.loads(out.read_text())["checks"] if out.exists() else [])
 
 

@@ -26,7 +26,9 @@ def test_strip_solution_keeps_indentation_and_removes_code():
         ns["f"](1)
 
 
-@pytest.mark.parametrize("bad", ["### BEGIN SOLUTION\nx", "x\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"])
+@pytest.mark.parametrize(
+    "bad", ["### BEGIN SOLUTION\nx", "x\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"]
+)
 def test_strip_solution_rejects_unbalanced_markers(bad):
     with pytest.raises(ValueError):
         grading.strip_solution(bad)
@@ -88,7 +90,11 @@ def test_check_times_out_outside_the_main_thread():
         while True:
             pass
 
-    t = threading.Thread(target=lambda: result.setdefault("r", grading.check("00-parse-gsm8k-answer", loops, verbose=False, time_scale=0.02)))
+    t = threading.Thread(
+        target=lambda: result.setdefault(
+            "r", grading.check("00-parse-gsm8k-answer", loops, verbose=False, time_scale=0.02)
+        )
+    )
     t.start()
     t.join(30)
     assert not t.is_alive() and result["r"].outcomes[0].status == "timeout"
@@ -150,8 +156,10 @@ def test_wrappers_of_the_library_function_are_refused():
     }
     for name, fn in wrappers.items():
         msg = _refused(grading.check("02-group-advantages", fn, verbose=False))
-        assert f"{REFUSAL}; calling grpo_lab.grpo.group_advantages inside your function does not count" in msg \
-            or "grpo_lab's own" in msg, f"{name}: {msg}"
+        assert (
+            f"{REFUSAL}; calling grpo_lab.grpo.group_advantages inside your function does not count" in msg
+            or "grpo_lab's own" in msg
+        ), f"{name}: {msg}"
 
 
 def test_a_hand_written_solution_passes_and_allowed_helpers_stay_allowed():
@@ -168,11 +176,16 @@ def test_a_hand_written_solution_passes_and_allowed_helpers_stay_allowed():
     assert library_use(step, grading._REGISTRY["04-training-step"].forbidden) is None
 
 
-@pytest.mark.parametrize("exercise, path", [("08-kd-loss", "grpo_lab.distill.kd_loss"),
-                                            ("09-distinct-n", "grpo_lab.hygiene.distinct_n"),
-                                            ("03-clipped-loss", "grpo_lab.grpo.grpo_loss"),
-                                            ("03-k3-kl", "grpo_lab.grpo.k3_kl"),
-                                            ("04-token-logps", "grpo_lab.rollout.completion_logps")])
+@pytest.mark.parametrize(
+    "exercise, path",
+    [
+        ("08-kd-loss", "grpo_lab.distill.kd_loss"),
+        ("09-distinct-n", "grpo_lab.hygiene.distinct_n"),
+        ("03-clipped-loss", "grpo_lab.grpo.grpo_loss"),
+        ("03-k3-kl", "grpo_lab.grpo.k3_kl"),
+        ("04-token-logps", "grpo_lab.rollout.completion_logps"),
+    ],
+)
 def test_each_reimplemented_function_is_refused(exercise, path):
     import importlib
 
@@ -186,7 +199,7 @@ def test_each_reimplemented_function_is_refused(exercise, path):
 def test_model_generate_does_not_count_as_a_sampling_loop():
     def sample(model, prompt_ids, max_new_tokens, eos_token_id, pad_token_id, temperature=1.0, generator=None):
         out = model.generate(prompt_ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature)
-        return out[:, prompt_ids.shape[1]:], (out[:, prompt_ids.shape[1]:] != pad_token_id).long()
+        return out[:, prompt_ids.shape[1] :], (out[:, prompt_ids.shape[1] :] != pad_token_id).long()
 
     assert "model.generate" in _refused(grading.check("04-sampling", sample, verbose=False))
 
@@ -203,8 +216,20 @@ def test_check_in_strict_mode_raises_on_a_refused_submission(monkeypatch):
 # Concept questions
 # --------------------------------------------------------------------------------------------------
 
-CONCEPTS = ["00-concepts", "01-concepts", "02-concepts", "03-concepts", "04-concepts", "04a-concepts", "05-concepts",
-            "06-concepts", "07-concepts", "08-concepts", "09-concepts", "10-concepts"]
+CONCEPTS = [
+    "00-concepts",
+    "01-concepts",
+    "02-concepts",
+    "03-concepts",
+    "04-concepts",
+    "04a-concepts",
+    "05-concepts",
+    "06-concepts",
+    "07-concepts",
+    "08-concepts",
+    "09-concepts",
+    "10-concepts",
+]
 
 
 def _right_answers(exercise_id):
@@ -215,8 +240,9 @@ def test_concept_questions_grade_answers_and_explain_wrong_ones(capsys):
     grading.list_exercises()
     right = _right_answers("03-concepts")
     assert grading.check("03-concepts", right, verbose=False).passed
-    assert grading.check("03-concepts", {k: f"({str(v).upper()})" if isinstance(v, str) else v
-                                         for k, v in right.items()}, verbose=False).passed  # "(B)" reads as "b"
+    assert grading.check(
+        "03-concepts", {k: f"({str(v).upper()})" if isinstance(v, str) else v for k, v in right.items()}, verbose=False
+    ).passed  # "(B)" reads as "b"
     wrong = dict(right, q3="a", q2=0.25)
     rep = grading.check("03-concepts", wrong)
     out = capsys.readouterr().out
@@ -241,7 +267,8 @@ def test_every_notebook_ends_its_exercise_notebook_with_concept_questions():
     for prefix, path in solutions.items():
         last = json.loads(path.read_text())["cells"][-1]
         assert f'check("{prefix}-concepts", answers)' in "".join(last["source"]), (
-            f"{path.name} does not end with its concept questions")
+            f"{path.name} does not end with its concept questions"
+        )
 
 
 @pytest.mark.parametrize("exercise_id", CONCEPTS)

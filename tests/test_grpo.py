@@ -62,7 +62,9 @@ def test_scale_none_and_batch():
     r = torch.tensor([0.0, 1.0, 2.0, 5.0, 5.0, 5.0], dtype=D)
     torch.testing.assert_close(group_advantages(r, 3, "none"), torch.tensor([-1, 0, 1, 0, 0, 0], dtype=D))
     batch_std = r.std()  # Bessel over all 6 rewards
-    torch.testing.assert_close(group_advantages(r, 3, "batch"), torch.tensor([-1, 0, 1, 0, 0, 0], dtype=D) / (batch_std + 1e-4))
+    torch.testing.assert_close(
+        group_advantages(r, 3, "batch"), torch.tensor([-1, 0, 1, 0, 0, 0], dtype=D) / (batch_std + 1e-4)
+    )
     torch.testing.assert_close(group_advantages(r, 3, "group")[:3], torch.tensor([-1, 0, 1], dtype=D) / (1 + 1e-4))
     # TRL's boolean spellings
     torch.testing.assert_close(group_advantages(r, 3, True), group_advantages(r, 3, "group"))
@@ -242,8 +244,9 @@ def test_clipping_by_hand():
     t = grpo_loss_terms(lp, old, torch.tensor([-1.0], dtype=D), m, epsilon=0.2, epsilon_high=0.28)
     torch.testing.assert_close(t.per_token_loss, torch.tensor([[0.8, 0.9, 1.1, 2.0]], dtype=D))
     assert t.is_low_clipped.tolist() == [[True, False, False, False]]
-    assert t.metrics() == pytest.approx({"clip_ratio/low_mean": 0.25, "clip_ratio/high_mean": 0.0,
-                                         "clip_ratio/region_mean": 0.25})
+    assert t.metrics() == pytest.approx(
+        {"clip_ratio/low_mean": 0.25, "clip_ratio/high_mean": 0.0, "clip_ratio/region_mean": 0.25}
+    )
 
 
 def test_clip_higher_changes_only_upper_side():
@@ -258,8 +261,8 @@ def test_clip_higher_changes_only_upper_side():
 def test_aggregations_on_a_ragged_batch():
     per_tok = torch.tensor([[1.0, 1.0, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0]], dtype=D)
     m = lengths_mask([4, 1])
-    assert aggregate(per_tok, m, "grpo").item() == pytest.approx((1 + 4) / 2)       # sequence means: 1 and 4
-    assert aggregate(per_tok, m, "bnpo").item() == pytest.approx(8 / 5)             # token mean
+    assert aggregate(per_tok, m, "grpo").item() == pytest.approx((1 + 4) / 2)  # sequence means: 1 and 4
+    assert aggregate(per_tok, m, "bnpo").item() == pytest.approx(8 / 5)  # token mean
     assert aggregate(per_tok, m, "dapo").item() == pytest.approx(8 / 5)
     assert aggregate(per_tok, m, "dapo", num_items_in_batch=10).item() == pytest.approx(8 / 10)
     assert aggregate(per_tok, m, "dr_grpo", max_completion_length=8).item() == pytest.approx(8 / 16)
@@ -290,8 +293,8 @@ def test_bias_correction_changes_gradient_not_value_on_policy():
     on = grpo_loss(lp, None, a, m, ref_logps=ref, beta=1.0)
     off = grpo_loss(lp, None, a, m, ref_logps=ref, beta=1.0, use_bias_correction_kl=False)
     assert on.item() == pytest.approx(off.item())
-    g_on, = torch.autograd.grad(on, lp)
-    g_off, = torch.autograd.grad(off, lp)
+    (g_on,) = torch.autograd.grad(on, lp)
+    (g_off,) = torch.autograd.grad(off, lp)
     # d/dlp [k3 * exp(lp - sg(lp))] = dk3 + k3 ; d k3/d lp = 1 - exp(ref - lp)
     k3 = k3_kl(lp.detach(), ref)
     torch.testing.assert_close(g_off, (1 - torch.exp(ref - lp.detach())) / 6)
@@ -310,8 +313,9 @@ def test_sequence_level_broadcasts_and_metrics_count_sequences():
     lp = torch.zeros(2, 3, dtype=D)
     old = torch.tensor([[-1.0, -1.0, 0.0], [0.0, 0.0, 0.0]], dtype=D)  # row 0: log-ratio 1 per real token -> e^1
     m = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], dtype=D)
-    t = grpo_loss_terms(lp, old, torch.tensor([1.0, 1.0], dtype=D), m, importance_sampling_level="sequence",
-                        loss_type="grpo")
+    t = grpo_loss_terms(
+        lp, old, torch.tensor([1.0, 1.0], dtype=D), m, importance_sampling_level="sequence", loss_type="grpo"
+    )
     assert t.ratio.shape == (2, 3) and t.per_token_loss.shape == (2, 3)
     torch.testing.assert_close(t.ratio[0], torch.full((3,), math.e, dtype=D))
     assert t.metrics()["clip_ratio/high_mean"] == 0.5  # one of two sequences, not 2 of 5 tokens
@@ -410,9 +414,17 @@ def test_grpo_loss_shows_its_knobs_and_equals_the_terms_loss():
     params = inspect.signature(grpo_loss).parameters
     assert list(params)[:4] == ["logps", "old_logps", "advantages", "completion_mask"]
     knobs = {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    assert knobs == {"ref_logps": None, "beta": 0.0, "epsilon": 0.2, "epsilon_high": None, "loss_type": "dapo",
-                     "max_completion_length": None, "importance_sampling_level": "token",
-                     "use_bias_correction_kl": True, "num_items_in_batch": None}
+    assert knobs == {
+        "ref_logps": None,
+        "beta": 0.0,
+        "epsilon": 0.2,
+        "epsilon_high": None,
+        "loss_type": "dapo",
+        "max_completion_length": None,
+        "importance_sampling_level": "token",
+        "use_bias_correction_kl": True,
+        "num_items_in_batch": None,
+    }
     g = torch.Generator().manual_seed(0)
     lp, old = torch.randn(4, 5, generator=g, dtype=D), torch.randn(4, 5, generator=g, dtype=D)
     a, m = torch.tensor([1.0, -1.0, 0.5, -0.5], dtype=D), lengths_mask([5, 3, 1, 4], 5)

@@ -18,7 +18,7 @@ import torch
 trl = pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")
 
-from grpo_lab.grpo import grpo_loss, grpo_loss_terms, group_advantages  # noqa: E402
+from grpo_lab.grpo import group_advantages, grpo_loss, grpo_loss_terms  # noqa: E402
 
 TOL = 1e-6
 B, G, T, L_MAX = 8, 4, 7, 10  # 2 prompts x 4 completions; L_MAX > T so dr_grpo's constant is really the config's
@@ -42,25 +42,50 @@ def model_dir(tmp_path_factory):
 def make_trainer(model_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("out"))
 
-    @functools.lru_cache(maxsize=None)
-    def make(loss_type="dapo", beta=0.0, epsilon=0.2, epsilon_high=None, level="token", num_generations=G,
-             scale_rewards="group", batch=B, max_completion_length=L_MAX):
+    @functools.cache
+    def make(
+        loss_type="dapo",
+        beta=0.0,
+        epsilon=0.2,
+        epsilon_high=None,
+        level="token",
+        num_generations=G,
+        scale_rewards="group",
+        batch=B,
+        max_completion_length=L_MAX,
+    ):
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
         from grpo_lab.models import load_tokenizer
 
         args = GRPOConfig(
-            output_dir=out, bf16=False, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
-            loss_type=loss_type, beta=beta, epsilon=epsilon, epsilon_high=epsilon_high,
-            importance_sampling_level=level, num_generations=num_generations, scale_rewards=scale_rewards,
-            per_device_train_batch_size=batch, max_completion_length=max_completion_length,
+            output_dir=out,
+            bf16=False,
+            use_cpu=True,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1,
+            loss_type=loss_type,
+            beta=beta,
+            epsilon=epsilon,
+            epsilon_high=epsilon_high,
+            importance_sampling_level=level,
+            num_generations=num_generations,
+            scale_rewards=scale_rewards,
+            per_device_train_batch_size=batch,
+            max_completion_length=max_completion_length,
         )
         ds = Dataset.from_dict({"prompt": ["1+2=", "3+4="] * 4})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer = GRPOTrainer(model=model_dir, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-                                  args=args, train_dataset=ds, processing_class=load_tokenizer(model_dir))
+            trainer = GRPOTrainer(
+                model=model_dir,
+                reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                args=args,
+                train_dataset=ds,
+                processing_class=load_tokenizer(model_dir),
+            )
         trainer.model.train()  # the "train" branch of _compute_loss, the one that matters
         trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; one micro-batch per step here
         return trainer
@@ -77,8 +102,9 @@ def _batch(seed: int, off_policy: float = 0.4, ref_scale: float = 0.5):
     g = torch.Generator().manual_seed(seed)
     lp = -3 * torch.rand(B, T, generator=g, dtype=torch.float64) - 0.05
     # Token noise plus a per-sequence shift, so sequence-level (GSPO) ratios leave the clip range as well.
-    old = lp + off_policy * (torch.randn(B, T, generator=g, dtype=torch.float64)
-                             + torch.randn(B, 1, generator=g, dtype=torch.float64))
+    old = lp + off_policy * (
+        torch.randn(B, T, generator=g, dtype=torch.float64) + torch.randn(B, 1, generator=g, dtype=torch.float64)
+    )
     ref = lp + ref_scale * torch.randn(B, T, generator=g, dtype=torch.float64)
     rewards = torch.randint(0, 3, (B,), generator=g).double()
     rewards[:G] = torch.tensor([0.0, 1.0, 0.0, 2.0])  # make sure the first group has signal
@@ -91,9 +117,12 @@ def _trl_loss(trainer, lp, old, ref, adv, mask):
     lp = lp.clone().requires_grad_(True)
     trainer._get_per_token_logps_and_entropies = lambda *a, **k: (lp, torch.zeros_like(lp), None)
     inputs = {
-        "prompt_ids": torch.ones(B, 2, dtype=torch.long), "prompt_mask": torch.ones(B, 2, dtype=torch.long),
-        "completion_ids": torch.ones(B, T, dtype=torch.long), "completion_mask": mask,
-        "advantages": adv, "num_items_in_batch": mask.sum(),
+        "prompt_ids": torch.ones(B, 2, dtype=torch.long),
+        "prompt_mask": torch.ones(B, 2, dtype=torch.long),
+        "completion_ids": torch.ones(B, T, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": adv,
+        "num_items_in_batch": mask.sum(),
     }
     if old is not None:
         inputs["old_per_token_logps"] = old
@@ -121,8 +150,19 @@ def _compare(trainer, loss_type, seed, *, beta, level, epsilon=0.2, epsilon_high
         old = None
     ref_in = ref if beta else None
     want, want_grad, want_m = _trl_loss(trainer, lp, old, ref_in, adv, mask)
-    got, got_grad, got_m = _ours(lp, old, ref_in, adv, mask, beta=beta, epsilon=epsilon, epsilon_high=epsilon_high,
-                                 loss_type=loss_type, max_completion_length=L_MAX, importance_sampling_level=level)
+    got, got_grad, got_m = _ours(
+        lp,
+        old,
+        ref_in,
+        adv,
+        mask,
+        beta=beta,
+        epsilon=epsilon,
+        epsilon_high=epsilon_high,
+        loss_type=loss_type,
+        max_completion_length=L_MAX,
+        importance_sampling_level=level,
+    )
     assert want.dtype == torch.float64
     diff = abs(got.item() - want.item())
     assert diff < TOL, f"{loss_type}: ours {got.item():.12f} vs TRL {want.item():.12f}"
@@ -191,10 +231,12 @@ def _trl_advantages(trainer, rewards: torch.Tensor) -> torch.Tensor:
 def test_group_advantages_equal_trl(make_trainer, scale_rewards):
     trainer = make_trainer(scale_rewards=scale_rewards, max_completion_length=3)
     g = torch.Generator().manual_seed(3)
-    rewards = torch.cat([
-        torch.tensor([0.0, 0.0, 0.0, 1.0]),        # the documented case
-        torch.tensor([1.0, 1.0, 1.0, 1.0]),        # zero variance: advantages 0
-    ])
+    rewards = torch.cat(
+        [
+            torch.tensor([0.0, 0.0, 0.0, 1.0]),  # the documented case
+            torch.tensor([1.0, 1.0, 1.0, 1.0]),  # zero variance: advantages 0
+        ]
+    )
     for r in (rewards, torch.rand(B, generator=g) * 3):
         want = _trl_advantages(trainer, r)
         # TRL computes in float32; compare at float32 resolution.
@@ -202,8 +244,9 @@ def test_group_advantages_equal_trl(make_trainer, scale_rewards):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
     # NaN (a reward function returned None for every function) -> advantage 0, excluded from the baseline.
     r = torch.tensor([0.0, float("nan"), 1.0, 1.0, 2.0, 0.0, 1.0, 1.0])
-    torch.testing.assert_close(group_advantages(r, G, scale_rewards).double(), _trl_advantages(trainer, r),
-                               atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        group_advantages(r, G, scale_rewards).double(), _trl_advantages(trainer, r), atol=1e-6, rtol=1e-6
+    )
 
 
 def test_report_max_differences(make_trainer):
@@ -212,8 +255,9 @@ def test_report_max_differences(make_trainer):
     worst = {}
     for lt in LOSS_TYPES:
         trainer = make_trainer(loss_type=lt, beta=0.04, level="token", epsilon_high=0.28)
-        worst[lt] = max(_compare(trainer, lt, seed, beta=0.04, level="token", epsilon_high=0.28)["abs_diff"]
-                        for seed in range(3))
+        worst[lt] = max(
+            _compare(trainer, lt, seed, beta=0.04, level="token", epsilon_high=0.28)["abs_diff"] for seed in range(3)
+        )
     print("\nmax |grpo_lab - TRL| per loss type:", {k: f"{v:.2e}" for k, v in sorted(worst.items())})
     assert set(worst) == set(LOSS_TYPES) and all(v < TOL for v in worst.values())
 

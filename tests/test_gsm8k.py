@@ -9,30 +9,37 @@ from types import SimpleNamespace
 
 import pytest
 
-from grpo_lab.evaluation import evaluate
 from grpo_lab import tasks
+from grpo_lab.evaluation import evaluate
 from grpo_lab.jobs import run_train
 from grpo_lab.models import apply_lora
 from grpo_lab.presets import choose_preset
 from grpo_lab.tasks import GSM8KTask, get_task, local_gsm8k_path
 
 GiB = 1024**3
-needs_gsm8k = pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl.xz)")
+needs_gsm8k = pytest.mark.skipif(
+    local_gsm8k_path() is None, reason="no local GSM8K copy (grpo_lab/data/gsm8k/train.jsonl.xz)"
+)
 
 
-@pytest.mark.parametrize("mem_gib,peft,want", [
-    (14.75, False, "t4-qwen2.5-0.5b-gsm8k"),  # what a Colab T4 reports
-    (39.4, False, "a100-qwen2.5-0.5b-gsm8k"),
-    (79.3, False, "a100-qwen2.5-0.5b-gsm8k"),
-    (139.8, False, "a100-qwen2.5-0.5b-gsm8k"),
-    (7.8, True, "t4-qwen2.5-0.5b-gsm8k-lora"),
-    (7.8, False, "cpu-smollm2-gsm8k"),
-])
+@pytest.mark.parametrize(
+    "mem_gib,peft,want",
+    [
+        (14.75, False, "t4-qwen2.5-0.5b-gsm8k"),  # what a Colab T4 reports
+        (39.4, False, "a100-qwen2.5-0.5b-gsm8k"),
+        (79.3, False, "a100-qwen2.5-0.5b-gsm8k"),
+        (139.8, False, "a100-qwen2.5-0.5b-gsm8k"),
+        (7.8, True, "t4-qwen2.5-0.5b-gsm8k-lora"),
+        (7.8, False, "cpu-smollm2-gsm8k"),
+    ],
+)
 def test_preset_choice_from_mocked_cuda_properties(monkeypatch, mem_gib, peft, want):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: SimpleNamespace(total_memory=int(mem_gib * GiB), name="mock"))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i=0: SimpleNamespace(total_memory=int(mem_gib * GiB), name="mock")
+    )
     assert choose_preset(test=False, peft_available=peft, smollm2_available=True) == want
 
 
@@ -82,14 +89,22 @@ def test_scoring_strict_lenient_pass_and_majority(monkeypatch):
 
     probs = GSM8KTask(None).heldout(3)
     sol = {p.prompt: p.meta["solution"] for p in probs}
-    canned = {probs[0].prompt: sol[probs[0].prompt], probs[1].prompt: f"The answer is {probs[1].answer}.",
-              probs[2].prompt: "I think 0"}
+    canned = {
+        probs[0].prompt: sol[probs[0].prompt],
+        probs[1].prompt: f"The answer is {probs[1].answer}.",
+        probs[2].prompt: "I think 0",
+    }
     monkeypatch.setattr(ro, "greedy_complete", lambda m, t, prompts, n, bs=32: [canned[p] for p in prompts])
 
     def fake_samples(m, t, prompts, k, **kw):
-        texts = [[f"#### {probs[0].answer}", "#### 1", "#### 2"] if p == probs[0].prompt else
-                 [f"#### {probs[2].answer}", "#### 7", "#### 7"] if p == probs[2].prompt else ["#### 5"] * k
-                 for p in prompts]
+        texts = [
+            [f"#### {probs[0].answer}", "#### 1", "#### 2"]
+            if p == probs[0].prompt
+            else [f"#### {probs[2].answer}", "#### 7", "#### 7"]
+            if p == probs[2].prompt
+            else ["#### 5"] * k
+            for p in prompts
+        ]
         from grpo_lab.rewards import extract_answer
 
         return texts, [[extract_answer(x) for x in row] for row in texts]
@@ -133,15 +148,25 @@ def test_vote_curve_rescores_the_first_k_samples_and_paired_difference_counts_di
     probs = task.heldout(3, seed=0)
     a = [p.answer for p in probs]
     monkeypatch.setattr(ro, "greedy_complete", lambda m, t, prompts, n, bs=32: [a[0], "0", "0"])
-    samples = {probs[0].prompt: ["1", a[0], "1", a[0], a[0]],       # wrong first, right by 3 of 5
-               probs[1].prompt: [a[1], "2", "2", "2", a[1]],        # right first, outvoted at 3 and 5
-               probs[2].prompt: ["4", "4", "5", "5", "6"]}          # never right
+    samples = {
+        probs[0].prompt: ["1", a[0], "1", a[0], a[0]],  # wrong first, right by 3 of 5
+        probs[1].prompt: [a[1], "2", "2", "2", a[1]],  # right first, outvoted at 3 and 5
+        probs[2].prompt: ["4", "4", "5", "5", "6"],
+    }  # never right
     monkeypatch.setattr(ens, "sample_answers", lambda m, t, prompts, k, **kw: ([samples[p] for p in prompts], None))
     res = evaluate(None, None, task, probs, k=5)
     curve = vote_curve(task, probs, res, [1, 2, 3, 5])
-    assert [curve[k]["majority"] for k in (1, 3, 5)] == [[False, True, False], [False, False, False], [True, False, False]]
+    assert [curve[k]["majority"] for k in (1, 3, 5)] == [
+        [False, True, False],
+        [False, False, False],
+        [True, False, False],
+    ]
     assert curve[2]["majority"] == [False, True, False]  # a 1-1 tie goes to the first answer seen
-    assert [curve[k]["pass_at_k"] for k in (1, 2, 5)] == [pytest.approx(1 / 3), pytest.approx(2 / 3), pytest.approx(2 / 3)]
+    assert [curve[k]["pass_at_k"] for k in (1, 2, 5)] == [
+        pytest.approx(1 / 3),
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+    ]
     assert curve[5]["majority"] == [r["majority"] for r in res.rows]  # k = K is evaluate's own vote
     with pytest.raises(ValueError, match="between 1 and the 5 samples"):
         vote_curve(task, probs, res, [6])

@@ -7,9 +7,22 @@ import math
 import numpy as np
 import pytest
 
-from grpo_lab.hygiene import (answer_entropy, char_shingles, contamination, dedup, distinct_n, exact_duplicates,
-                              gaussian_collapse, jaccard, minhash_signature, near_duplicates, normalize_text,
-                              reference_band, tail_mass, task_contamination)
+from grpo_lab.hygiene import (
+    answer_entropy,
+    char_shingles,
+    contamination,
+    dedup,
+    distinct_n,
+    exact_duplicates,
+    gaussian_collapse,
+    jaccard,
+    minhash_signature,
+    near_duplicates,
+    normalize_text,
+    reference_band,
+    tail_mass,
+    task_contamination,
+)
 
 
 def test_gaussian_variance_collapses_without_real_data():
@@ -49,7 +62,9 @@ def test_answer_entropy_and_tail_mass_by_hand():
     assert answer_entropy(["1", "2", "3", "4"]) == pytest.approx(2.0)
     assert answer_entropy(["1", " 1", None, None]) == pytest.approx(1.0)  # strip; None is a category
     assert answer_entropy(["a", "b", "c"], normalize=True) == pytest.approx(1.0)
-    assert answer_entropy(["a", "b", "b"], base=math.e) == pytest.approx(-(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3))
+    assert answer_entropy(["a", "b", "b"], base=math.e) == pytest.approx(
+        -(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3)
+    )
     assert tail_mass([1, 5, 9, float("nan")], 2, 8) == pytest.approx(2 / 3)
     lo, hi = reference_band(np.arange(101), tail=0.1)
     assert (lo, hi) == (5.0, 95.0)
@@ -75,8 +90,12 @@ def test_jaccard_and_minhash_estimate():
 
 def test_near_duplicates_find_edits_not_different_texts():
     base = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
-    texts = [base, base.replace("Natalia", "Natalie"), "A completely different question about trains and speed.",
-             base.upper() + "!!"]
+    texts = [
+        base,
+        base.replace("Natalia", "Natalie"),
+        "A completely different question about trains and speed.",
+        base.upper() + "!!",
+    ]
     pairs = {(i, j) for i, j, _ in near_duplicates(texts, threshold=0.8)}
     assert pairs == {(0, 1), (0, 3), (1, 3)}
     assert dedup(texts) == [0, 2]

@@ -11,7 +11,10 @@ from grpo_lab.jobs import run_demo
 def test_demo_writes_models_plot_and_report(tmp_path, capsys):
     base = presets.get_preset("cpu-addition")
     toy = presets.Preset(
-        name="test-toy-demo", description="cpu-addition at toy size", model="tiny:nano", task="addition",
+        name="test-toy-demo",
+        description="cpu-addition at toy size",
+        model="tiny:nano",
+        task="addition",
         sft={**base.sft, "max_steps": 30, "eval_every": 15, "val_size": 32},
         grpo={**base.grpo, "max_steps": 4, "per_device_train_batch_size": 32, "eval_steps": 2, "eval_size": 32},
         eval_size=64,
@@ -26,8 +29,16 @@ def test_demo_writes_models_plot_and_report(tmp_path, capsys):
     assert (tmp_path / "grpo.png").stat().st_size > 5000
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["status"] == "done" and saved == json.loads(json.dumps(report))
-    for key in ("accuracy_before", "accuracy_after", "seconds_sft", "seconds_grpo", "seconds_total", "history",
-                "accuracy_after_all_heldout", "machine"):
+    for key in (
+        "accuracy_before",
+        "accuracy_after",
+        "seconds_sft",
+        "seconds_grpo",
+        "seconds_total",
+        "history",
+        "accuracy_after_all_heldout",
+        "machine",
+    ):
         assert key in saved, key
     assert {"cpu", "threads", "torch"} <= set(saved["machine"])
     printed = capsys.readouterr().out
@@ -40,13 +51,24 @@ def test_demo_writes_models_plot_and_report(tmp_path, capsys):
 
 def _toy_arithmetic(name="test-toy-train"):
     base = presets.get_preset("cpu-smollm2")
-    return presets.register(presets.Preset(
-        name=name, description="cpu-smollm2's recipe on a tiny char model", model="tiny:nano", task="arithmetic",
-        task_args=dict(base.task_args), eval_size=12,
-        grpo={**base.grpo, "max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4,
-              "max_completion_length": 4},
-        runtime={**base.runtime, "eval_max_new_tokens": 4, "baseline_max_new_tokens": 8},
-    ))
+    return presets.register(
+        presets.Preset(
+            name=name,
+            description="cpu-smollm2's recipe on a tiny char model",
+            model="tiny:nano",
+            task="arithmetic",
+            task_args=dict(base.task_args),
+            eval_size=12,
+            grpo={
+                **base.grpo,
+                "max_steps": 2,
+                "per_device_train_batch_size": 8,
+                "num_generations": 4,
+                "max_completion_length": 4,
+            },
+            runtime={**base.runtime, "eval_max_new_tokens": 4, "baseline_max_new_tokens": 8},
+        )
+    )
 
 
 def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(tmp_path):
@@ -56,10 +78,26 @@ def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(t
     finally:
         presets.PRESETS.pop("test-toy-train")
     saved = json.loads((tmp_path / "report.json").read_text())
-    for key in ("task", "accuracy_before", "accuracy_before_at_cap", "accuracy_after", "accuracy_after_generous",
-                "n_heldout", "seconds_train", "mean_length_before", "mean_length_after", "samples", "seed", "machine"):
+    for key in (
+        "task",
+        "accuracy_before",
+        "accuracy_before_at_cap",
+        "accuracy_after",
+        "accuracy_after_generous",
+        "n_heldout",
+        "seconds_train",
+        "mean_length_before",
+        "mean_length_after",
+        "samples",
+        "seed",
+        "machine",
+    ):
         assert key in saved, key
-    assert saved["task"] == "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)" and saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
+    assert (
+        saved["task"] == "arithmetic(max_terms=2, hi=12, heldout_buckets=4, negative=False)"
+        and saved["seed"] == 3
+        and saved["grpo_config"]["seed"] == 3
+    )
     assert saved["before"]["max_new_tokens"] == 8 and saved["before_at_cap"]["max_new_tokens"] == 4  # generous vs cap
     assert saved["accuracy_before"] == saved["before"]["accuracy"] and saved["after"]["max_new_tokens"] == 4
     assert saved["n_heldout"] == 12 == saved["before"]["n"]
@@ -93,14 +131,21 @@ def test_a_compute_dtype_the_device_cannot_run_fails_before_any_evaluation(tmp_p
     model, tok = build_tiny_model("nano")
     monkeypatch.setattr(jobs, "evaluate_preset", lambda *a, **kw: pytest.fail("evaluated before refusing"))
     with pytest.raises(ConfigError, match="bf16"):
-        jobs.run_train(preset_name="cpu-addition", out=tmp_path, compute_dtype="bf16", progress=False,
-                       model_tok=(model.to("meta"), tok))  # bf16 is refused off CUDA and the CPU
+        jobs.run_train(
+            preset_name="cpu-addition",
+            out=tmp_path,
+            compute_dtype="bf16",
+            progress=False,
+            model_tok=(model.to("meta"), tok),
+        )  # bf16 is refused off CUDA and the CPU
 
 
 def test_task_spec_from_a_preset_a_task_or_a_trained_folder(tmp_path):
     assert jobs.task_spec("cpu-smollm2")[:2] == ("arithmetic", presets.get_preset("cpu-smollm2").task_args)
     assert jobs.task_spec("countdown") == ("countdown", {}, None)
-    (tmp_path / jobs.TASK_FILE).write_text(json.dumps({"task": "arithmetic", "task_args": {"hi": 5}, "eval_max_new_tokens": 7}))
+    (tmp_path / jobs.TASK_FILE).write_text(
+        json.dumps({"task": "arithmetic", "task_args": {"hi": 5}, "eval_max_new_tokens": 7})
+    )
     assert jobs.task_spec(None, tmp_path) == ("arithmetic", {"hi": 5}, 7)
 
 

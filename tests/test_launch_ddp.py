@@ -28,12 +28,30 @@ def free_port() -> int:
 def test_two_cpu_processes_train_and_agree(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     cfg = tmp_path / "cpu2.yaml"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--config_file", str(cfg), "--main_process_port", str(free_port()),
-           str(ROOT / "scripts" / "launch_trl_ddp.py"), "--preset", "cpu-tiny-gsm8k", "--steps", "2",
-           "--reward", "digits", "--out", str(tmp_path)]
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--config_file",
+        str(cfg),
+        "--main_process_port",
+        str(free_port()),
+        str(ROOT / "scripts" / "launch_trl_ddp.py"),
+        "--preset",
+        "cpu-tiny-gsm8k",
+        "--steps",
+        "2",
+        "--reward",
+        "digits",
+        "--out",
+        str(tmp_path),
+    ]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
@@ -47,6 +65,10 @@ def test_two_cpu_processes_train_and_agree(tmp_path):
 
 def test_writes_a_multi_cpu_accelerate_config(tmp_path):
     cfg = tmp_path / "cpu2.yaml"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and "num_processes: 2" in cfg.read_text()

@@ -25,8 +25,15 @@ def length(prompts, completions, **kwargs):
 
 def _trainer(compute_dtype, steps=3, lr=3e-2, seed=0):
     model, tok = build_tiny_model("nano", seed=seed)
-    cfg = GRPOConfig(learning_rate=lr, num_generations=4, per_device_train_batch_size=16, max_completion_length=6,
-                     max_steps=steps, seed=seed, compute_dtype=compute_dtype)
+    cfg = GRPOConfig(
+        learning_rate=lr,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=6,
+        max_steps=steps,
+        seed=seed,
+        compute_dtype=compute_dtype,
+    )
     return GRPOTrainer(model, tok, [length], AdditionTask().train(64, seed=seed), cfg)
 
 
@@ -117,11 +124,14 @@ def test_fp16_trains_on_cpu_with_a_grad_scaler(tmp_path):
     assert again.scaler.get_scale() == tr.scaler.get_scale()
 
 
-@pytest.mark.parametrize("knobs,match", [
-    (dict(compute_dtype="fp8"), "compute_dtype"),
-    (dict(bf16=True), "compute_dtype='bf16'"),
-    (dict(fp16=True), "compute_dtype"),
-])
+@pytest.mark.parametrize(
+    "knobs,match",
+    [
+        (dict(compute_dtype="fp8"), "compute_dtype"),
+        (dict(bf16=True), "compute_dtype='bf16'"),
+        (dict(fp16=True), "compute_dtype"),
+    ],
+)
 def test_precision_settings_are_checked(knobs, match):
     with pytest.raises(ConfigError, match=match):
         cfg = GRPOConfig.from_dict({"num_generations": 4, "per_device_train_batch_size": 8, **knobs})

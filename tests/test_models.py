@@ -1,6 +1,5 @@
 """The model zoo: tiny char models, save/load round trips, offline errors, devices."""
 
-
 import pytest
 import torch
 
@@ -17,7 +16,9 @@ def test_char_tokenizer_round_trips_text_and_has_special_ids():
     assert tok.decode([tok.convert_tokens_to_ids("7"), tok.eos_token_id], skip_special_tokens=True) == "7"
 
 
-@pytest.mark.parametrize("size,lo,hi", [("nano", 2e4, 6e4), ("micro", 1e5, 3e5), ("tiny", 5e5, 1.2e6), ("small", 3e6, 6e6)])
+@pytest.mark.parametrize(
+    "size,lo,hi", [("nano", 2e4, 6e4), ("micro", 1e5, 3e5), ("tiny", 5e5, 1.2e6), ("small", 3e6, 6e6)]
+)
 def test_tiny_sizes_span_50k_to_a_few_million(size, lo, hi):
     model, tok = models.build_tiny_model(size)
     n = models.count_parameters(model)
@@ -92,7 +93,7 @@ def test_smollm2_loads_offline_from_the_cache_the_second_time_and_chats(monkeypa
     enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     assert "<|im_start|>assistant" in tok.decode(enc["input_ids"][0])
     out = model.generate(**enc, max_new_tokens=12, do_sample=False)
-    reply = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    reply = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in reply, reply
 
 

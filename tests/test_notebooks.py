@@ -38,13 +38,25 @@ def _execute(path: Path, allow_errors: bool):
     # (tests/test_render.py), and a test-mode run must not replace those outputs.
     nb = nbformat.reads(path.read_bytes().decode("utf-8"), as_version=4)
     env_backup = dict(os.environ)
-    os.environ.update(GRPO_LAB_TEST_MODE="1", MPLBACKEND="Agg", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      GRPO_LAB_STRICT_CHECKS="0" if allow_errors else "1", PYDEVD_DISABLE_FILE_VALIDATION="1",
-                      # one thread per kernel: tests run two at a time on two cores (see grpo_lab.env.set_threads)
-                      OMP_NUM_THREADS="1", GRPO_LAB_THREADS="1")
+    os.environ.update(
+        GRPO_LAB_TEST_MODE="1",
+        MPLBACKEND="Agg",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        GRPO_LAB_STRICT_CHECKS="0" if allow_errors else "1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # one thread per kernel: tests run two at a time on two cores (see grpo_lab.env.set_threads)
+        OMP_NUM_THREADS="1",
+        GRPO_LAB_THREADS="1",
+    )
     try:
-        client = NotebookClient(nb, timeout=NOTEBOOK_LIMIT_S, kernel_name="python3", allow_errors=allow_errors,
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=NOTEBOOK_LIMIT_S,
+            kernel_name="python3",
+            allow_errors=allow_errors,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         client.execute()
     finally:
         os.environ.clear()
@@ -98,8 +110,14 @@ def test_every_notebook_is_colab_ready():
         head = "".join("".join(c["source"]) for c in cells[:2])
         m = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/main/([\w/.\-]+\.ipynb)", head)
         assert m, f"{path}: no Open-in-Colab badge in the first cells"
-        want = f"exercises/{path.name}" if path.parent.name in ("solutions", "exercises") else f"{path.parent.name}/{path.name}"
+        want = (
+            f"exercises/{path.name}"
+            if path.parent.name in ("solutions", "exercises")
+            else f"{path.parent.name}/{path.name}"
+        )
         assert m.group(1) == want, f"{path}: badge opens {m.group(1)}, expected {want}"
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         install = next((c for c in code[:2] if "pip" in c), None)
-        assert install and 'if "google.colab" in sys.modules' in install, f"{path}: the first code cells must install only in Colab"
+        assert install and 'if "google.colab" in sys.modules' in install, (
+            f"{path}: the first code cells must install only in Colab"
+        )

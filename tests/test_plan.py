@@ -19,7 +19,12 @@ def test_list_presets_prints_names_one_a_line(capsys):
     assert cli.main(["train", "--list-presets"]) == 0
     names = capsys.readouterr().out.split()
     assert set(names) == set(PRESETS)
-    for want in ("cpu-smollm2-gsm8k", "t4-qwen2.5-0.5b-gsm8k", "t4-qwen2.5-0.5b-gsm8k-lora", "a100-qwen2.5-0.5b-gsm8k"):
+    for want in (
+        "cpu-smollm2-gsm8k",
+        "t4-qwen2.5-0.5b-gsm8k",
+        "t4-qwen2.5-0.5b-gsm8k-lora",
+        "a100-qwen2.5-0.5b-gsm8k",
+    ):
         assert want in names
 
 
@@ -33,8 +38,14 @@ def test_dry_run_every_preset(name, capsys):
 
 def test_dry_run_in_a_fresh_offline_process():
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "grpo_lab.cli", "train", "--preset", "t4-qwen2.5-0.5b-gsm8k", "--dry-run"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "grpo_lab.cli", "train", "--preset", "t4-qwen2.5-0.5b-gsm8k", "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "494.03M parameters" in r.stdout and "fits in 15 GiB" in r.stdout
 
@@ -54,8 +65,16 @@ def test_param_count_matches_a_model_built_from_the_config():
 
     from grpo_lab.models import count_parameters
 
-    arch = dict(plan.architecture("Qwen/Qwen2.5-0.5B-Instruct"), hidden_size=64, intermediate_size=96,
-                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=300)
+    arch = dict(
+        plan.architecture("Qwen/Qwen2.5-0.5B-Instruct"),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=300,
+    )
     m = AutoModelForCausalLM.from_config(plan.hf_config(arch))
     assert plan.param_count(arch) == count_parameters(m)
 
@@ -70,7 +89,10 @@ def test_estimates_are_monotone_in_batch_group_and_length(name):
     p = get_preset(name)
     G = p.grpo["num_generations"]
     base = plan.estimate(p)
-    for kw in (dict(batch=2 * p.grpo["per_device_train_batch_size"]), dict(max_completion_length=2 * p.grpo["max_completion_length"])):
+    for kw in (
+        dict(batch=2 * p.grpo["per_device_train_batch_size"]),
+        dict(max_completion_length=2 * p.grpo["max_completion_length"]),
+    ):
         big = plan.estimate(p, **kw)
         assert big.peak_bytes > base.peak_bytes and big.step_seconds > base.step_seconds
     # more completions per prompt (G) at the same number of prompts
@@ -122,6 +144,7 @@ def test_memory_counts_what_the_trainer_holds():
     B, T, V = 32, p.grpo["max_completion_length"], 151936
     assert est.memory["update: completion logits + grad"] == 2 * B * (T + 1) * V * 2 + 2 * 8 * T * V * 4
     assert plan.estimate(p, backend="trl").peak_bytes < est.peak_bytes  # TRL's fused log-prob kernel
+
 
 def test_gsm8k_preset_knobs_are_accepted_by_the_trainer_config():
     from grpo_lab.trainer import GRPOConfig

@@ -6,8 +6,18 @@ import torch
 
 from grpo_lab import grpo
 from grpo_lab.memory import SavedTensorMeter, training_bytes
-from grpo_lab.ppo import (ConfigError, PPOConfig, PPOTrainer, ValueModel, explained_variance, gae, masked_whiten,
-                          per_token_rewards, validate_ppo_config, value_loss)
+from grpo_lab.ppo import (
+    ConfigError,
+    PPOConfig,
+    PPOTrainer,
+    ValueModel,
+    explained_variance,
+    gae,
+    masked_whiten,
+    per_token_rewards,
+    validate_ppo_config,
+    value_loss,
+)
 
 # One completion of three real tokens and one pad; the score (1) arrives on the last real token.
 REWARDS = torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64)
@@ -115,8 +125,19 @@ def warm_start():
     torch.manual_seed(0)
     model, tok = build_tiny_model("nano", seed=0)
     task = AdditionTask(0, 19)
-    sft_train(model, tok, task, max_steps=600, batch_size=64, learning_rate=3e-3, warmup_steps=10, eval_every=25,
-              val_size=128, target_accuracy=0.3, progress=False)
+    sft_train(
+        model,
+        tok,
+        task,
+        max_steps=600,
+        batch_size=64,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        eval_every=25,
+        val_size=128,
+        target_accuracy=0.3,
+        progress=False,
+    )
     return model, tok, task
 
 
@@ -127,8 +148,15 @@ def test_ppo_raises_heldout_accuracy_from_a_warm_start(warm_start):
     model, tok, task = warm_start
     heldout = task.heldout(300, seed=7)
     before = evaluate(model, tok, task, heldout).accuracy
-    cfg = PPOConfig(learning_rate=3e-4, value_learning_rate=1e-3, per_device_train_batch_size=64,
-                    max_completion_length=4, max_steps=30, kl_coef=0.0, seed=0)
+    cfg = PPOConfig(
+        learning_rate=3e-4,
+        value_learning_rate=1e-3,
+        per_device_train_batch_size=64,
+        max_completion_length=4,
+        max_steps=30,
+        kl_coef=0.0,
+        seed=0,
+    )
     value = ValueModel.from_policy(model)
     head = value.v_head.weight.detach().clone()
     tr = PPOTrainer(model, tok, [task_reward(task)], task.train(2000, seed=1), cfg, task=task, value_model=value)
@@ -137,8 +165,19 @@ def test_ppo_raises_heldout_accuracy_from_a_warm_start(warm_start):
     assert after > before + 0.03, (before, after)
     assert not torch.equal(head, value.v_head.weight)  # the critic's head learned
     assert tr.ref_model is None  # kl_coef = 0: no reference model held
-    keys = {"reward", "accuracy", "kl", "value_loss", "policy_loss", "explained_variance", "clip_fraction",
-            "value_clip_fraction", "entropy", "grad_norm", "step_time"}
+    keys = {
+        "reward",
+        "accuracy",
+        "kl",
+        "value_loss",
+        "policy_loss",
+        "explained_variance",
+        "clip_fraction",
+        "value_clip_fraction",
+        "entropy",
+        "grad_norm",
+        "step_time",
+    }
     assert keys <= set(tr.history[-1])
     # The fresh critic says V = 0; by the end its mean prediction has moved toward the mean reward.
     mean_reward = sum(r["reward"] for r in tr.history[-10:]) / 10

@@ -53,8 +53,12 @@ def leaks(nb: dict) -> list[str]:
     found = [f"cell {k} output names {m!r}" for k, text in _output_texts(nb) for m in MACHINE_MARKERS if m in text]
     if "widgets" in nb["metadata"] or STATE_MIME in json.dumps(nb):
         found.append("widget state stored")
-    found += [f"cell {k} has a widget view" for k, c in enumerate(nb["cells"]) for o in c.get("outputs", [])
-              if VIEW_MIME in o.get("data", {})]
+    found += [
+        f"cell {k} has a widget view"
+        for k, c in enumerate(nb["cells"])
+        for o in c.get("outputs", [])
+        if VIEW_MIME in o.get("data", {})
+    ]
     found += [f"cell {k} has execution timing" for k, c in enumerate(nb["cells"]) if "execution" in c["metadata"]]
     return found
 
@@ -80,7 +84,9 @@ def test_rendered_notebook_is_fresh(path: Path):
 @pytest.mark.parametrize("path", RENDERED, ids=_ids(RENDERED))
 def test_rendered_notebook_is_small_and_clean(path: Path):
     size = path.stat().st_size
-    assert size <= NOTEBOOK_BUDGET_BYTES, f"{path.name} is {size / 1e6:.2f} MB (budget {NOTEBOOK_BUDGET_BYTES / 1e6} MB)"
+    assert size <= NOTEBOOK_BUDGET_BYTES, (
+        f"{path.name} is {size / 1e6:.2f} MB (budget {NOTEBOOK_BUDGET_BYTES / 1e6} MB)"
+    )
     problems = leaks(json.loads(path.read_text()))
     assert not problems, f"{path.name}: {problems}: run `make render NB={path.stem}`"
 
@@ -93,7 +99,11 @@ def test_all_rendered_notebooks_fit_the_total_budget():
 @pytest.mark.parametrize("path", EXERCISES, ids=_ids(EXERCISES))
 def test_exercises_have_no_outputs_and_no_render_record(path: Path):
     nb = json.loads(path.read_text())
-    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert not dirty, f"{path} has outputs in cells {dirty}: run `make exercises`"
     assert "grpo_lab" not in nb["metadata"] and "widgets" not in nb["metadata"], f"{path}: run `make exercises`"
 
@@ -154,8 +164,12 @@ def _notebook(tmp_path: Path, cells: list[str]) -> Path:
 def _pngs(nb: dict) -> list:
     from PIL import Image
 
-    return [Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"])))
-            for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    return [
+        Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"])))
+        for c in nb["cells"]
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
 
 
 def test_render_stores_small_figures_snapshots_and_no_machine_paths(tmp_path: Path):
@@ -206,23 +220,34 @@ def test_a_failing_cell_leaves_the_file_untouched(tmp_path: Path):
 
 
 def test_snapshot_of_a_tqdm_bar_is_one_line_and_unknown_models_give_a_note():
-    states = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
-              "l": {"model_name": "HTMLModel", "state": {"value": "GRPO: 100%"}},
-              "p": {"model_name": "FloatProgressModel", "state": {"value": 30, "max": 30}},
-              "r": {"model_name": "HTMLModel", "state": {"value": " 30/30 [00:04&lt;00:00, 7.1it/s]"}}}
+    states = {
+        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": "GRPO: 100%"}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": 30, "max": 30}},
+        "r": {"model_name": "HTMLModel", "state": {"value": " 30/30 [00:04&lt;00:00, 7.1it/s]"}},
+    }
     assert render.snapshot_outputs({"model_id": "box"}, states) == [
-        {"output_type": "stream", "name": "stdout", "text": "GRPO: 100% 30/30 [00:04<00:00, 7.1it/s]\n"}]
+        {"output_type": "stream", "name": "stdout", "text": "GRPO: 100% 30/30 [00:04<00:00, 7.1it/s]\n"}
+    ]
     lone = render.snapshot_outputs({"model_id": "gone"}, states)
     assert len(lone) == 1 and "Static snapshot" in lone[0]["data"]["text/plain"]
     states["h"] = {"model_name": "HTMLModel", "state": {"value": "group 1: mean 0.25<br>group 2: mean 0.5"}}
-    assert render.snapshot_outputs({"model_id": "h"}, states)[1]["data"]["text/plain"] == "group 1: mean 0.25\ngroup 2: mean 0.5"
+    assert (
+        render.snapshot_outputs({"model_id": "h"}, states)[1]["data"]["text/plain"]
+        == "group 1: mean 0.25\ngroup 2: mean 0.5"
+    )
 
 
 def test_streams_merge_and_keep_the_final_state_of_each_line():
-    outs = [{"output_type": "stream", "name": "stderr", "text": "10%\r"}, {"output_type": "stream", "name": "stderr",
-            "text": "50%\r100%\ndone\n"}, {"output_type": "stream", "name": "stdout", "text": "a\r\nb\n"}]
-    assert render.merge_streams(outs) == [{"output_type": "stream", "name": "stderr", "text": "100%\ndone\n"},
-                                          {"output_type": "stream", "name": "stdout", "text": "a\nb\n"}]
+    outs = [
+        {"output_type": "stream", "name": "stderr", "text": "10%\r"},
+        {"output_type": "stream", "name": "stderr", "text": "50%\r100%\ndone\n"},
+        {"output_type": "stream", "name": "stdout", "text": "a\r\nb\n"},
+    ]
+    assert render.merge_streams(outs) == [
+        {"output_type": "stream", "name": "stderr", "text": "100%\ndone\n"},
+        {"output_type": "stream", "name": "stdout", "text": "a\nb\n"},
+    ]
     assert render.final_line_state("step 3\r") == "step 3"
 
 
@@ -245,8 +270,10 @@ def test_exercises_drop_the_render_record_and_check_mode_ignores_outputs(tmp_pat
 
     (tmp_path / "solutions").mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell(
-        "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# T"),
+        nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+    ]
     sol = tmp_path / "solutions" / "00_x.ipynb"
     nbformat.write(nb, sol)
     assert grading.build_exercises(tmp_path) == [str(tmp_path / "exercises" / "00_x.ipynb")]

@@ -171,11 +171,25 @@ def test_extract_answer(text, expected):
 @pytest.mark.parametrize(
     "pred,gold,expected",
     [
-        ("1,000", "1000", True), ("1000", "1000.0", True), ("$5", "5", True), (r"\$5", "5", True),
-        ("50%", "50", True), ("3/4", "0.75", True), (r"\frac{3}{4}", "0.75", True), (r"\dfrac{3}{4}", "3/4", True),
-        ("-3", "-3.0", True), ("-3", "3", False), ("12 apples", "12", True), ("42.", "42", True),
-        ("42 or 43", "42", False), ("42 or 43", "42 or 43", True), (None, "42", False), ("", "", False),
-        ("5", 5, True), ("x", "y", False), ("Yes", "yes", True),
+        ("1,000", "1000", True),
+        ("1000", "1000.0", True),
+        ("$5", "5", True),
+        (r"\$5", "5", True),
+        ("50%", "50", True),
+        ("3/4", "0.75", True),
+        (r"\frac{3}{4}", "0.75", True),
+        (r"\dfrac{3}{4}", "3/4", True),
+        ("-3", "-3.0", True),
+        ("-3", "3", False),
+        ("12 apples", "12", True),
+        ("42.", "42", True),
+        ("42 or 43", "42", False),
+        ("42 or 43", "42 or 43", True),
+        (None, "42", False),
+        ("", "", False),
+        ("5", 5, True),
+        ("x", "y", False),
+        ("Yes", "yes", True),
     ],
 )
 def test_answers_match_cases(pred, gold, expected):
@@ -236,7 +250,9 @@ def test_answers_match_in_a_worker_thread_uses_math_verify():
     pairs = [(r"\sqrt{4}", "2", True), (r"\frac{\pi}{2}", r"\pi/2", True), (r"\sqrt{5}", "2", False)]
     # A generous budget: three threads share one GIL on a busy 2-core machine; the time bound itself is
     # tested with pathological inputs above. What this test checks is that math-verify runs off the main thread.
-    ths = [threading.Thread(target=lambda p=p: out.append((p, answers_match(p[0], p[1], timeout_s=60)))) for p in pairs]
+    ths = [
+        threading.Thread(target=lambda p=p: out.append((p, answers_match(p[0], p[1], timeout_s=60)))) for p in pairs
+    ]
     for t in ths:
         t.start()
     for t in ths:
@@ -348,7 +364,14 @@ def test_completion_text_shapes():
 
 def test_reward_functions_work_with_trl_grpo_trainer_signature():
     """TRL 1.16 calls reward_func(prompts=..., completions=..., completion_ids=..., **columns, trainer_state=...)."""
-    kwargs = dict(prompts=["p"] * 2, completions=["r\n#### 1", "r\n#### 2"], completion_ids=[[1, 2], [3]],
-                  answer=["1", "1"], trainer_state=object(), log_extra=None, log_metric=None)
+    kwargs = dict(
+        prompts=["p"] * 2,
+        completions=["r\n#### 1", "r\n#### 2"],
+        completion_ids=[[1, 2], [3]],
+        answer=["1", "1"],
+        trainer_state=object(),
+        log_extra=None,
+        log_metric=None,
+    )
     for f in (correctness_reward, format_reward_strict, format_reward_soft, make_overlong_penalty(4, 2)):
         assert len(f(**kwargs)) == 2

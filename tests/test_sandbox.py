@@ -165,11 +165,20 @@ def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
 
 def test_sixty_four_concurrent_calls_leave_no_process_and_no_folder(private_tmp):
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
-    programs = [GALLERY_SOLUTION, "while True:\n    pass\n", HOSTILE_GALLERY["orphaned daemon"][1], "import os\nos._exit(0)\n"]
+    programs = [
+        GALLERY_SOLUTION,
+        "while True:\n    pass\n",
+        HOSTILE_GALLERY["orphaned daemon"][1],
+        "import os\nos._exit(0)\n",
+    ]
     with cf.ThreadPoolExecutor(64) as ex:
-        futs = [ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0 if i % 4 == 1 else SLOW_OK) for i in range(64)]
+        futs = [
+            ex.submit(run_tests, programs[i % 4], GALLERY_TESTS, 3.0 if i % 4 == 1 else SLOW_OK) for i in range(64)
+        ]
         results = [f.result() for f in futs]
-    assert [r.passed for r in results] == [i % 4 == 0 for i in range(64)], [(r.status, r.reason) for r in results if not r.passed][:5]
+    assert [r.passed for r in results] == [i % 4 == 0 for i in range(64)], [
+        (r.status, r.reason) for r in results if not r.passed
+    ][:5]
     assert all(r.status == "timeout" for r in results[1::4])
     _wait_until_reaped(before)
     assert list(private_tmp.iterdir()) == []
@@ -220,9 +229,18 @@ def test_extract_code_and_code_reward():
     assert extract_code(good).strip() == GALLERY_SOLUTION.strip()
     assert extract_code(two).strip() == GALLERY_SOLUTION.strip()
     assert extract_code("```python\nunterminated") is None and extract_code(None) is None
-    comps = [good, two, "no code", "```python\nimport sys\nsys.exit(0)\n```", [{"role": "assistant", "content": good}], None]
+    comps = [
+        good,
+        two,
+        "no code",
+        "```python\nimport sys\nsys.exit(0)\n```",
+        [{"role": "assistant", "content": good}],
+        None,
+    ]
     assert code_reward.__name__ == "code"
-    patient = make_code_reward("tests", timeout_s=SLOW_OK)  # the default 5 s is for training, not a loaded test machine
+    patient = make_code_reward(
+        "tests", timeout_s=SLOW_OK
+    )  # the default 5 s is for training, not a loaded test machine
     out = patient(prompts=[None] * len(comps), completions=comps, tests=[GALLERY_TESTS] * len(comps))
     assert out == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], patient.last_reasons
     assert "no ```python block" in patient.last_reasons[2] and "failed" in patient.last_reasons[3]
@@ -235,7 +253,7 @@ def test_extract_code_and_code_reward():
 # The non-root path, for real: a throwaway uid runs the gallery in every mode it can start
 # --------------------------------------------------------------------------------------------------
 
-_AS_USER = r'''
+_AS_USER = r"""
 import json, os, sys, concurrent.futures as cf
 from grpo_lab.sandbox import GALLERY_TESTS, HOSTILE_GALLERY, available_modes, run_tests
 victim = sys.argv[1]
@@ -261,16 +279,16 @@ for mode in available_modes():
                           "victim": [v.passed, v.status, v.reason, open(victim).read()],
                           "solution": [good.passed, good.status, good.reason]}
 print(json.dumps(out))
-'''
+"""
 
 # Run as root inside a private mount namespace: make the interpreter readable to the throwaway uid (pyenv
 # under /root, mode 700, is the usual obstacle), then drop to that uid with setpriv or runuser.
-_AS_ROOT = r'''
+_AS_ROOT = r"""
 import ctypes, os, runpy, sys
 harness = runpy.run_path(sys.argv[1])  # defines functions only; its main() runs under __main__ alone
 harness["_expose_python"](ctypes.CDLL(None, use_errno=True))
 os.execv(sys.argv[2], sys.argv[2:])
-'''
+"""
 
 
 def _drop_to(uid: int) -> list[str]:
@@ -300,12 +318,33 @@ def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
         # outside /tmp, /var/tmp and /dev/shm, which the bwrap mode hides behind private tmpfs folders.
         src = Path(tempfile.mkdtemp(prefix="grpo_lab_src_", dir="/var/cache" if os.path.isdir("/var/cache") else "/"))
         src.chmod(0o755)
-        shutil.copytree(Path(__file__).resolve().parents[1] / "grpo_lab", src / "grpo_lab",
-                        ignore=shutil.ignore_patterns("data", "__pycache__"))
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(home),
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(src)}
-        cmd = [unshare, "--mount", "--propagation", "private", sys.executable, "-I", "-c", _AS_ROOT, HARNESS_PATH,
-               *_drop_to(uid), sys.executable, str(script), str(victim)]
+        shutil.copytree(
+            Path(__file__).resolve().parents[1] / "grpo_lab",
+            src / "grpo_lab",
+            ignore=shutil.ignore_patterns("data", "__pycache__"),
+        )
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": str(src),
+        }
+        cmd = [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-I",
+            "-c",
+            _AS_ROOT,
+            HARNESS_PATH,
+            *_drop_to(uid),
+            sys.executable,
+            str(script),
+            str(victim),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(home))
         assert proc.returncode == 0, proc.stderr[-3000:]
         out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -33,8 +33,9 @@ ISSUE_REF = ("an issue reference", re.compile(r"(?<![\w#&/])#\d+(?![\w-])"))
 def offences(text: str, *, prose: bool = True) -> list[tuple[int, str, str]]:
     """``(line number, rule, line)`` for every rule a text breaks; ``prose=False`` skips the ``#<digits>`` rule."""
     rules = RULES + ([ISSUE_REF] if prose else [])
-    return [(n, what, line.strip()) for n, line in enumerate(text.splitlines(), 1) for what, rx in rules
-            if rx.search(line)]
+    return [
+        (n, what, line.strip()) for n, line in enumerate(text.splitlines(), 1) for what, rx in rules if rx.search(line)
+    ]
 
 
 def _comments(source: str) -> str:
@@ -45,7 +46,7 @@ def _comments(source: str) -> str:
             if tok.type == tokenize.COMMENT:
                 lines[tok.start[0] - 1] = tok.string
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        lines = [line[line.index("#"):] if "#" in line else "" for line in source.splitlines()]
+        lines = [line[line.index("#") :] if "#" in line else "" for line in source.splitlines()]
     return "\n".join(lines)
 
 
@@ -56,8 +57,10 @@ def notebook_offences(path: Path) -> list[str]:
         hits = offences(src, prose=cell["cell_type"] == "markdown")
         if cell["cell_type"] == "code":
             hits += [h for h in offences(_comments(src)) if h[1] == ISSUE_REF[0]]
-        found += [f"{path.relative_to(ROOT)} cell {k} ({cell.get('id')}) line {n}: {what}: {line}"
-                  for n, what, line in sorted(hits)]
+        found += [
+            f"{path.relative_to(ROOT)} cell {k} ({cell.get('id')}) line {n}: {what}: {line}"
+            for n, what, line in sorted(hits)
+        ]
     return found
 
 
@@ -97,12 +100,29 @@ def test_docstrings_speak_to_a_student(path):
 
 
 def test_the_rules_catch_what_they_should_and_nothing_else():
-    bad = ["see .." + "/shared/data", "as COURSE.md says", "fixed in issue 12", "Issues #3", "(#42)", "the CI runs it",
-           "test mode (CI)"]
+    bad = [
+        "see .." + "/shared/data",
+        "as COURSE.md says",
+        "fixed in issue 12",
+        "Issues #3",
+        "(#42)",
+        "the CI runs it",
+        "test mode (CI)",
+    ]
     for text in bad:
         assert offences(text), text
-    good = ["#### 72", "## 1. The formula", "[loop](#3-the-loop)", "CIFAR-10 and Circuits", "color #4c72b0",
-            "&#123;", "a/b#5x", "the tests run it", "issue-free code", "#### 1,250"]
+    good = [
+        "#### 72",
+        "## 1. The formula",
+        "[loop](#3-the-loop)",
+        "CIFAR-10 and Circuits",
+        "color #4c72b0",
+        "&#123;",
+        "a/b#5x",
+        "the tests run it",
+        "issue-free code",
+        "#### 1,250",
+    ]
     for text in good:
         assert not offences(text), (text, offences(text))
     # In code only comments can hold an issue reference; a colour string is not one.

@@ -104,13 +104,19 @@ def test_registry_is_static_and_renders_chat_prompts_only_for_chat_tokenizers():
     import sys
 
     # A fresh interpreter: gsm8k is in the table without importing presets, jobs or anything else.
-    r = subprocess.run([sys.executable, "-c", "from grpo_lab.tasks import TASKS; print(sorted(TASKS))"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", "from grpo_lab.tasks import TASKS; print(sorted(TASKS))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "gsm8k" in r.stdout
     from grpo_lab.models import build_char_tokenizer
 
     tok = build_char_tokenizer()
-    assert tasks.get_task("addition", tokenizer=tok).train(1)[0].prompt.endswith("=")  # plain prompts, tokenizer ignored
+    assert (
+        tasks.get_task("addition", tokenizer=tok).train(1)[0].prompt.endswith("=")
+    )  # plain prompts, tokenizer ignored
     g = tasks.get_task("gsm8k", tokenizer=tok)  # a char tokenizer's trivial template marks no roles: bare question
     assert g.tokenizer is tok and not g.chat and g.heldout(1)[0].prompt == g.heldout(1)[0].question
 

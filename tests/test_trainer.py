@@ -8,7 +8,14 @@ import torch
 
 from grpo_lab.models import build_tiny_model
 from grpo_lab.tasks import AdditionTask
-from grpo_lab.trainer import ConfigError, GRPOConfig, GRPOTrainer, check_reward_signature, latest_checkpoint, task_reward
+from grpo_lab.trainer import (
+    ConfigError,
+    GRPOConfig,
+    GRPOTrainer,
+    check_reward_signature,
+    latest_checkpoint,
+    task_reward,
+)
 
 
 def sevens(prompts, completions, **kwargs):
@@ -25,25 +32,56 @@ def _trainer(cfg, seed=0, reward=sevens):
     torch.manual_seed(seed)
     model, tok = build_tiny_model("nano", seed=seed)
     task = AdditionTask()
-    return GRPOTrainer(model, tok, [reward], task.train(200, seed=seed), cfg, task=task, eval_problems=task.heldout(20))
+    return GRPOTrainer(
+        model, tok, [reward], task.train(200, seed=seed), cfg, task=task, eval_problems=task.heldout(20)
+    )
 
 
 def test_grpo_raises_the_reward_of_a_random_model():
-    cfg = GRPOConfig(learning_rate=3e-3, num_generations=8, per_device_train_batch_size=64, max_completion_length=4,
-                     max_steps=40, temperature=1.0, seed=0, eval_steps=20, eval_size=20)
+    cfg = GRPOConfig(
+        learning_rate=3e-3,
+        num_generations=8,
+        per_device_train_batch_size=64,
+        max_completion_length=4,
+        max_steps=40,
+        temperature=1.0,
+        seed=0,
+        eval_steps=20,
+        eval_size=20,
+    )
     tr = _trainer(cfg)
     first = tr.step()["reward"]
     tr.train(progress=False)
     last = sum(r["reward"] for r in tr.history[-5:]) / 5
     assert first < 0.1 and last > first + 0.3, (first, last)
-    keys = {"reward", "reward_std", "frac_reward_zero_std", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean",
-            "completion_length", "truncated_share", "learning_rate", "step_time", "grad_norm", "eval_accuracy"}
+    keys = {
+        "reward",
+        "reward_std",
+        "frac_reward_zero_std",
+        "entropy",
+        "clip_ratio/low_mean",
+        "clip_ratio/high_mean",
+        "completion_length",
+        "truncated_share",
+        "learning_rate",
+        "step_time",
+        "grad_norm",
+        "eval_accuracy",
+    }
     assert keys <= set(tr.history[-1]), keys - set(tr.history[-1])
 
 
 def test_beta_and_multiple_iterations_report_kl_and_clipping():
-    cfg = GRPOConfig(learning_rate=3e-3, num_generations=4, per_device_train_batch_size=16, max_completion_length=4,
-                     max_steps=3, beta=0.04, num_iterations=3, seed=1)
+    cfg = GRPOConfig(
+        learning_rate=3e-3,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=4,
+        max_steps=3,
+        beta=0.04,
+        num_iterations=3,
+        seed=1,
+    )
     tr = _trainer(cfg, reward=length)
     tr.train(progress=False)
     last = tr.history[-1]
@@ -57,8 +95,14 @@ def test_dynamic_sampling_skips_groups_without_signal():
     def constant(prompts, completions, **kwargs):
         return [1.0] * len(completions)
 
-    cfg = GRPOConfig(num_generations=4, per_device_train_batch_size=16, max_completion_length=3, max_steps=4,
-                     dynamic_sampling=True, lr_scheduler_type="linear")
+    cfg = GRPOConfig(
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=3,
+        max_steps=4,
+        dynamic_sampling=True,
+        lr_scheduler_type="linear",
+    )
     tr = _trainer(cfg, reward=constant)
     before = [p.detach().clone() for p in tr.model.parameters()]
     with warnings.catch_warnings(record=True) as caught:
@@ -71,15 +115,25 @@ def test_dynamic_sampling_skips_groups_without_signal():
     assert not [w for w in caught if "lr_scheduler" in str(w.message)]
 
 
-@pytest.mark.parametrize("kind,warmup,factors", [
-    ("constant", 0, [1, 1, 1, 1]),
-    ("constant", 2, [0, 0.5, 1, 1]),  # HF's warmup starts at lr 0 on the first step
-    ("linear", 1, [0, 1, 2 / 3, 1 / 3]),
-    ("cosine", 0, [1, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))]),
-])
+@pytest.mark.parametrize(
+    "kind,warmup,factors",
+    [
+        ("constant", 0, [1, 1, 1, 1]),
+        ("constant", 2, [0, 0.5, 1, 1]),  # HF's warmup starts at lr 0 on the first step
+        ("linear", 1, [0, 1, 2 / 3, 1 / 3]),
+        ("cosine", 0, [1, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))]),
+    ],
+)
 def test_learning_rate_follows_the_transformers_schedule(kind, warmup, factors):
-    cfg = GRPOConfig(learning_rate=1e-3, num_generations=4, per_device_train_batch_size=8, max_completion_length=2,
-                     max_steps=4, lr_scheduler_type=kind, warmup_steps=warmup)
+    cfg = GRPOConfig(
+        learning_rate=1e-3,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=2,
+        max_steps=4,
+        lr_scheduler_type=kind,
+        warmup_steps=warmup,
+    )
     tr = _trainer(cfg, reward=length)
     used = []
     for _ in range(4):
@@ -88,13 +142,16 @@ def test_learning_rate_follows_the_transformers_schedule(kind, warmup, factors):
     assert used == pytest.approx([1e-3 * f for f in factors])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(num_generations=1), "num_generations"),
-    (dict(num_generations=8, per_device_train_batch_size=12), "divisible|multiple"),
-    (dict(loss_type="ppo"), "loss_type"),
-    (dict(compute_dtype="float16"), "compute_dtype"),
-    (dict(temperature=0.0), "temperature"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_generations=1), "num_generations"),
+        (dict(num_generations=8, per_device_train_batch_size=12), "divisible|multiple"),
+        (dict(loss_type="ppo"), "loss_type"),
+        (dict(compute_dtype="float16"), "compute_dtype"),
+        (dict(temperature=0.0), "temperature"),
+    ],
+)
 def test_bad_configs_fail_before_training(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         _trainer(GRPOConfig(**{"per_device_train_batch_size": 16, "num_generations": 4, **kwargs}))
@@ -116,8 +173,17 @@ def test_reward_signature_is_checked():
 
 
 def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
-    base = dict(learning_rate=3e-3, num_generations=4, per_device_train_batch_size=16, max_completion_length=4,
-                max_steps=6, num_iterations=2, seed=3, lr_scheduler_type="cosine", warmup_steps=2)
+    base = dict(
+        learning_rate=3e-3,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=4,
+        max_steps=6,
+        num_iterations=2,
+        seed=3,
+        lr_scheduler_type="cosine",
+        warmup_steps=2,
+    )
     full = _trainer(GRPOConfig(**base))
     full.train(progress=False)
 
@@ -141,8 +207,15 @@ def test_old_logps_come_from_a_policy_forward_not_from_decoding(monkeypatch):
     (as TRL recomputes ``old_per_token_logps``), so the decoding-time log-probs do not enter the update."""
     import grpo_lab.trainer as trainer_mod
 
-    cfg = GRPOConfig(learning_rate=3e-3, num_generations=4, per_device_train_batch_size=16, max_completion_length=4,
-                     max_steps=2, num_iterations=3, seed=2)
+    cfg = GRPOConfig(
+        learning_rate=3e-3,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=4,
+        max_steps=2,
+        num_iterations=3,
+        seed=2,
+    )
     plain = _trainer(cfg, reward=length)
     plain.train(progress=False)
     real = trainer_mod.sample_groups

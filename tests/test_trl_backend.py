@@ -13,16 +13,35 @@ from grpo_lab.tasks import get_task  # noqa: E402
 from grpo_lab.trainer import ConfigError  # noqa: E402
 from grpo_lab.trl_backend import problems_to_dataset, train_with_trl, trl_args, trl_reward  # noqa: E402
 
-HISTORY_KEYS = {"step", "reward", "accuracy", "frac_reward_zero_std", "entropy", "clip_ratio/low_mean",
-                "clip_ratio/high_mean", "clip_ratio/region_mean", "completion_length", "truncated_share",
-                "learning_rate", "step_time", "loss", "grad_norm"}
+HISTORY_KEYS = {
+    "step",
+    "reward",
+    "accuracy",
+    "frac_reward_zero_std",
+    "entropy",
+    "clip_ratio/low_mean",
+    "clip_ratio/high_mean",
+    "clip_ratio/region_mean",
+    "completion_length",
+    "truncated_share",
+    "learning_rate",
+    "step_time",
+    "loss",
+    "grad_norm",
+}
 
 
 def small_preset(**over):
     p = get_preset("cpu-addition")
     # a constant rate so the logged learning rate can be compared with the preset's at every step
-    p.grpo.update(max_steps=3, per_device_train_batch_size=16, num_generations=4, eval_steps=2, eval_size=20,
-                  lr_scheduler_type="constant")
+    p.grpo.update(
+        max_steps=3,
+        per_device_train_batch_size=16,
+        num_generations=4,
+        eval_steps=2,
+        eval_size=20,
+        lr_scheduler_type="constant",
+    )
     p.grpo.update(over)
     return p
 
@@ -38,8 +57,9 @@ def test_short_run_trains_and_records_comparable_history(tmp_path):
     before = [p.detach().clone() for p in model.parameters()]
     seen = []
     p = small_preset(beta=0.04)  # beta > 0: TRL must find the reference on disk (saved from memory)
-    summary, history = train_with_trl(model, tok, p, tmp_path, progress=False, callbacks=[seen.append],
-                                      reward_funcs=[digits])
+    summary, history = train_with_trl(
+        model, tok, p, tmp_path, progress=False, callbacks=[seen.append], reward_funcs=[digits]
+    )
     assert summary["steps"] == 3 and summary["seconds"] > 0
     assert [r["step"] for r in history] == [1, 2, 3]
     assert seen == history  # plain callables get each record, as with the from-scratch trainer
@@ -75,37 +95,64 @@ def test_default_reward_is_the_task_checker(tmp_path):
     assert f.__name__ == "addition_correct"
 
     model, tok = build_tiny_model("nano", seed=0)
-    summary, history = train_with_trl(model, tok, small_preset(max_steps=1, eval_steps=0), tmp_path,
-                                      progress=False)
+    summary, history = train_with_trl(model, tok, small_preset(max_steps=1, eval_steps=0), tmp_path, progress=False)
     assert summary["steps"] == 1 and "rewards/addition_correct" in history[0] and "accuracy" in history[0]
     assert "eval_accuracy" not in history[0]
 
 
 def test_knobs_map_one_to_one():
-    p = small_preset(temperature=0.7, epsilon_high=0.28, loss_type="dr_grpo", scale_rewards="none", top_k=5,
-                     warmup_steps=2, save_steps=0)
+    p = small_preset(
+        temperature=0.7,
+        epsilon_high=0.28,
+        loss_type="dr_grpo",
+        scale_rewards="none",
+        top_k=5,
+        warmup_steps=2,
+        save_steps=0,
+    )
     a = trl_args(p.grpo, "/tmp/unused", device="cpu", progress=False)
-    for k in ("learning_rate", "num_generations", "per_device_train_batch_size", "max_completion_length",
-              "max_steps", "temperature", "beta", "epsilon", "epsilon_high", "loss_type", "scale_rewards",
-              "max_grad_norm", "seed", "top_k"):
+    for k in (
+        "learning_rate",
+        "num_generations",
+        "per_device_train_batch_size",
+        "max_completion_length",
+        "max_steps",
+        "temperature",
+        "beta",
+        "epsilon",
+        "epsilon_high",
+        "loss_type",
+        "scale_rewards",
+        "max_grad_norm",
+        "seed",
+        "top_k",
+    ):
         assert getattr(a, k) == p.grpo[k], k
-    assert (a.bf16, a.use_cpu, a.report_to, a.gradient_accumulation_steps, a.steps_per_generation) == \
-        (False, True, [], 1, 1)
+    assert (a.bf16, a.use_cpu, a.report_to, a.gradient_accumulation_steps, a.steps_per_generation) == (
+        False,
+        True,
+        [],
+        1,
+        1,
+    )
     assert a.lr_scheduler_type == "constant_with_warmup"
     lin = trl_args({**p.grpo, "lr_scheduler_type": "linear"}, "/tmp/unused", device="cpu", progress=False)
     assert lin.lr_scheduler_type == "linear"
     assert a.save_strategy == "no" and a.logging_steps == 1
 
 
-@pytest.mark.parametrize("over, match", [
-    ({"bf16": True}, "compute_dtype"),
-    ({"compute_dtype": "fp8"}, "compute_dtype"),
-    ({"num_generations": 1}, "num_generations"),
-    ({"per_device_train_batch_size": 10, "num_generations": 4}, "multiple of 4"),
-    ({"loss_type": "ppo"}, "loss_type"),
-    ({"dynamic_sampling": True}, "dynamic_sampling"),
-    ({"not_a_knob": 1}, "unknown"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"bf16": True}, "compute_dtype"),
+        ({"compute_dtype": "fp8"}, "compute_dtype"),
+        ({"num_generations": 1}, "num_generations"),
+        ({"per_device_train_batch_size": 10, "num_generations": 4}, "multiple of 4"),
+        ({"loss_type": "ppo"}, "loss_type"),
+        ({"dynamic_sampling": True}, "dynamic_sampling"),
+        ({"not_a_knob": 1}, "unknown"),
+    ],
+)
 def test_bad_configs_fail_before_training(tmp_path, over, match):
     model, tok = build_tiny_model("nano", seed=0)
     before = [p.detach().clone() for p in model.parameters()]
@@ -124,8 +171,9 @@ def test_bad_reward_signature_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="kwargs"):
         train_with_trl(model, tok, small_preset(), tmp_path, progress=False, reward_funcs=[no_kwargs])
     with pytest.raises(ConfigError, match="completions"):
-        train_with_trl(model, tok, small_preset(), tmp_path, progress=False,
-                       reward_funcs=[lambda texts, **kw: [0.0] * len(texts)])
+        train_with_trl(
+            model, tok, small_preset(), tmp_path, progress=False, reward_funcs=[lambda texts, **kw: [0.0] * len(texts)]
+        )
 
 
 @pytest.mark.parametrize("dtype,flags", [("fp32", (False, False)), ("bf16", (True, False)), ("fp16", (False, True))])

@@ -11,8 +11,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from grpo_lab.grpo import grpo_loss_terms  # noqa: E402
-from grpo_lab.grpo import group_advantages  # noqa: E402
+from grpo_lab.grpo import (
+    group_advantages,  # noqa: E402
+    grpo_loss_terms,  # noqa: E402
+)
 from grpo_lab.widgets.advantage import (  # noqa: E402
     advantage_explorer,
     advantage_table,
@@ -53,8 +55,14 @@ def test_clipped_objective_matches_the_library_loss():
     r = np.linspace(0.1, 2.0, 37)
     for A in (1.0, -0.7):
         lp = torch.tensor(np.log(r))[None, :]
-        t = grpo_loss_terms(lp, torch.zeros_like(lp), torch.tensor([A], dtype=torch.float64), torch.ones_like(lp),
-                            epsilon=0.2, epsilon_high=0.28)
+        t = grpo_loss_terms(
+            lp,
+            torch.zeros_like(lp),
+            torch.tensor([A], dtype=torch.float64),
+            torch.ones_like(lp),
+            epsilon=0.2,
+            epsilon_high=0.28,
+        )
         np.testing.assert_allclose(clipped_objective(r, A, 0.2, 0.28), -t.per_token_loss[0].numpy(), atol=1e-12)
         flags = (t.is_low_clipped | t.is_high_clipped)[0].numpy()
         np.testing.assert_array_equal(clip_region(r, A, 0.2, 0.28), flags)
@@ -122,8 +130,9 @@ def table_advantages(w, scale):
     return np.array([float(t) for _, (t, _) in sorted(cells(w.values.value, kind="adv", scale=scale).items())])
 
 
-@pytest.mark.parametrize("setting", [[0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], [1, 1, 1, 1, 0, 0.3, 0.9, 0.2],
-                                     [0.1, 0.7, 0.7, 0.2, 1, 0, 1, 0]])
+@pytest.mark.parametrize(
+    "setting", [[0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], [1, 1, 1, 1, 0, 0.3, 0.9, 0.2], [0.1, 0.7, 0.7, 0.2, 1, 0, 1, 0]]
+)
 def test_values_table_equals_group_advantages(setting):
     w = advantage_explorer([0.5] * 8, num_generations=4)
     assert "grpo-lab-advantage-explorer" in w._dom_classes

@@ -23,8 +23,14 @@ POINTS = [(r, a) for r in (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.35, 1.5) for a in (
 def trl_objective_and_grad(r: float, a: float, eps: float, eps_high: float) -> tuple[float, float]:
     """J = -per_token_loss of the library's TRL loss at ratio r, and dJ/dr by autograd through log r."""
     logp = torch.tensor([[np.log(r)]], dtype=torch.float64, requires_grad=True)
-    t = grpo_loss_terms(logp, torch.zeros_like(logp), torch.tensor([a], dtype=torch.float64), torch.ones_like(logp),
-                        epsilon=eps, epsilon_high=eps_high)
+    t = grpo_loss_terms(
+        logp,
+        torch.zeros_like(logp),
+        torch.tensor([a], dtype=torch.float64),
+        torch.ones_like(logp),
+        epsilon=eps,
+        epsilon_high=eps_high,
+    )
     j = -t.per_token_loss[0, 0]
     (g_logp,) = torch.autograd.grad(j, logp)
     return j.item(), g_logp.item() / r  # dJ/dr = dJ/dlog r / r
@@ -39,14 +45,20 @@ def test_point_values_match_trl_loss_autograd_and_finite_differences(eps, eps_hi
         assert p["gradient"] == pytest.approx(g, abs=1e-9), (r, a)
         h = 1e-6
         if abs(r - (1 - eps)) > 1e-3 and abs(r - (1 + eps_high)) > 1e-3:  # not on a kink
-            fd = (loss_point(r + h, a, eps, eps_high)["objective"] - loss_point(r - h, a, eps, eps_high)["objective"]) / (2 * h)
+            fd = (
+                loss_point(r + h, a, eps, eps_high)["objective"] - loss_point(r - h, a, eps, eps_high)["objective"]
+            ) / (2 * h)
             assert p["gradient"] == pytest.approx(fd, abs=1e-6)
         assert p["clipped"] == (p["gradient"] == 0.0)
 
 
 def test_clip_state_by_hand():
-    assert loss_point(1.3, 1.0, 0.2, 0.28) == {"objective": pytest.approx(1.28), "gradient": 0.0, "clipped": True,
-                                               "side": "high"}
+    assert loss_point(1.3, 1.0, 0.2, 0.28) == {
+        "objective": pytest.approx(1.28),
+        "gradient": 0.0,
+        "clipped": True,
+        "side": "high",
+    }
     assert loss_point(1.25, 1.0, 0.2, 0.28)["clipped"] is False  # clip-higher keeps it live
     assert loss_point(0.7, -1.0, 0.2, 0.28)["side"] == "low"
     assert loss_point(0.7, 1.0, 0.2, 0.28)["gradient"] == 1.0  # A > 0 is never clipped from below
@@ -74,7 +86,11 @@ def test_widget_follows_each_slider():
     assert "grpo-lab-loss-explorer" in w._dom_classes and "grpo-lab-values" in w.values._dom_classes
     assert "grpo-lab-figure" in w.output._dom_classes
     assert [s.description for s in (w.ratio, w.advantage, w.epsilon, w.epsilon_high)] == [
-        "ratio", "advantage", "epsilon", "epsilon_high"]
+        "ratio",
+        "advantage",
+        "epsilon",
+        "epsilon_high",
+    ]
     assert td_text(w.values.value, "clipped") == "no" and td_text(w.values.value, "gradient") == "+1.0000"
     for slider, value in ((w.ratio, 1.4), (w.advantage, -0.5), (w.epsilon, 0.3), (w.epsilon_high, 0.45)):
         png, html = shown_png(w.output), w.values.value

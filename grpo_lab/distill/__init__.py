@@ -11,16 +11,52 @@ Both families run on the course's tiny char models, which all share one vocabula
 
 from __future__ import annotations
 
-from grpo_lab.distill.data import (DistillExample, gold_dataset, rationale_dataset, teacher_answers, to_prompt_completion_rows,
-                                   voted_dataset)
-from grpo_lab.distill.kd import (VocabularyMismatchError, check_same_vocabulary, divergence_per_token, forward_kl,
-                                 generalized_jsd, kd_loss, mix_teachers, reverse_kl)
-from grpo_lab.distill.student import (StudentResult, distill_batch, grpo_seeds, kd_eval_loss, train_student,
-                                     train_teachers)
+from grpo_lab.distill.data import (
+    DistillExample,
+    gold_dataset,
+    rationale_dataset,
+    teacher_answers,
+    to_prompt_completion_rows,
+    voted_dataset,
+)
+from grpo_lab.distill.kd import (
+    VocabularyMismatchError,
+    check_same_vocabulary,
+    divergence_per_token,
+    forward_kl,
+    generalized_jsd,
+    kd_loss,
+    mix_teachers,
+    reverse_kl,
+)
+from grpo_lab.distill.student import (
+    StudentResult,
+    distill_batch,
+    grpo_seeds,
+    kd_eval_loss,
+    train_student,
+    train_teachers,
+)
 
 __all__ = [
-    "VocabularyMismatchError", "check_same_vocabulary", "divergence_per_token", "kd_loss", "forward_kl", "reverse_kl",
-    "generalized_jsd", "mix_teachers", "DistillExample", "teacher_answers", "voted_dataset", "rationale_dataset",
-    "to_prompt_completion_rows", "distill_batch", "StudentResult", "train_student", "kd_eval_loss", "train_teachers",
-    "grpo_seeds", "gold_dataset",
+    "VocabularyMismatchError",
+    "check_same_vocabulary",
+    "divergence_per_token",
+    "kd_loss",
+    "forward_kl",
+    "reverse_kl",
+    "generalized_jsd",
+    "mix_teachers",
+    "DistillExample",
+    "teacher_answers",
+    "voted_dataset",
+    "rationale_dataset",
+    "to_prompt_completion_rows",
+    "distill_batch",
+    "StudentResult",
+    "train_student",
+    "kd_eval_loss",
+    "train_teachers",
+    "grpo_seeds",
+    "gold_dataset",
 ]

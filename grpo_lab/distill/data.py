@@ -9,8 +9,8 @@ weights. Through TRL, sequence-level KD is ``trl.SFTTrainer`` on the rows of ``t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -18,8 +18,14 @@ from grpo_lab.ensemble.voting import majority_vote
 from grpo_lab.rewards import extract_answer
 from grpo_lab.tasks import Problem
 
-__all__ = ["DistillExample", "gold_dataset", "teacher_answers", "voted_dataset",
-           "rationale_dataset", "to_prompt_completion_rows"]
+__all__ = [
+    "DistillExample",
+    "gold_dataset",
+    "teacher_answers",
+    "voted_dataset",
+    "rationale_dataset",
+    "to_prompt_completion_rows",
+]
 
 
 @dataclass
@@ -41,13 +47,17 @@ class DistillExample:
         # sft_batch would accept both silently: an empty prompt leaves the first completion token with no
         # position to predict it from, and an empty completion trains the student only to stop.
         if not self.prompt or not self.prompt.strip():
-            raise ValueError(f"DistillExample has an empty prompt (completion {self.completion!r}): the student "
-                             "must read the question; build the prompt with the task's prompt (plus any teacher "
-                             "prefix), or drop the example")
+            raise ValueError(
+                f"DistillExample has an empty prompt (completion {self.completion!r}): the student "
+                "must read the question; build the prompt with the task's prompt (plus any teacher "
+                "prefix), or drop the example"
+            )
         if not self.completion or not self.completion.strip():
-            raise ValueError(f"DistillExample has an empty completion (prompt {self.prompt!r}): there is nothing "
-                             "to learn but stopping; drop examples whose teacher gave no answer before building "
-                             "them (voted_dataset and rationale_dataset already skip them)")
+            raise ValueError(
+                f"DistillExample has an empty completion (prompt {self.prompt!r}): there is nothing "
+                "to learn but stopping; drop examples whose teacher gave no answer before building "
+                "them (voted_dataset and rationale_dataset already skip them)"
+            )
 
 
 def gold_dataset(problems: Sequence[Problem]) -> list[DistillExample]:
@@ -58,9 +68,17 @@ def gold_dataset(problems: Sequence[Problem]) -> list[DistillExample]:
 
 
 @torch.no_grad()
-def teacher_answers(models: Sequence, tokenizer, problems: Sequence[Problem], *, samples_per_model: int = 1,
-                    temperature: float = 0.7, max_completion_length: int = 8, batch_size: int = 256,
-                    seed: int = 0) -> list[list[str]]:
+def teacher_answers(
+    models: Sequence,
+    tokenizer,
+    problems: Sequence[Problem],
+    *,
+    samples_per_model: int = 1,
+    temperature: float = 0.7,
+    max_completion_length: int = 8,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> list[list[str]]:
     """For each problem, the answers of every teacher model: ``out[i]`` holds ``len(models) * samples_per_model``
     strings.
 
@@ -76,16 +94,29 @@ def teacher_answers(models: Sequence, tokenizer, problems: Sequence[Problem], *,
     for m in models:
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i : i + batch_size]
-            r = sample_groups(m, tokenizer, chunk, samples_per_model, max_completion_length=max_completion_length,
-                              temperature=temperature, do_sample=temperature > 0, generator=gen)
+            r = sample_groups(
+                m,
+                tokenizer,
+                chunk,
+                samples_per_model,
+                max_completion_length=max_completion_length,
+                temperature=temperature,
+                do_sample=temperature > 0,
+                generator=gen,
+            )
             for j in range(len(chunk)):
                 out[i + j].extend(t.strip() for t in r.texts[j * samples_per_model : (j + 1) * samples_per_model])
     return out
 
 
-def voted_dataset(problems: Sequence[Problem], answers: Sequence[Sequence[str | None]], *,
-                  verifier: Callable[[Problem, str], bool] | None = None, min_agreement: float = 0.0,
-                  vote_weights: Sequence[float] | None = None) -> tuple[list[DistillExample], dict]:
+def voted_dataset(
+    problems: Sequence[Problem],
+    answers: Sequence[Sequence[str | None]],
+    *,
+    verifier: Callable[[Problem, str], bool] | None = None,
+    min_agreement: float = 0.0,
+    vote_weights: Sequence[float] | None = None,
+) -> tuple[list[DistillExample], dict]:
     """Sequence-level distillation data from an ensemble: one example per problem whose vote survives.
 
     For problem ``i`` the ensemble's ``answers[i]`` are majority-voted (equivalent answers pooled; optional
@@ -113,16 +144,27 @@ def voted_dataset(problems: Sequence[Problem], answers: Sequence[Sequence[str | 
             continue
         correct_labels += int(str(winner).strip() == p.answer)
         kept.append(DistillExample(p.prompt, str(winner).strip(), 1.0, "vote", share))
-    stats = {"problems": len(problems), "kept": len(kept), "no_answer": empty, "low_agreement": low,
-             "rejected_by_verifier": rejected, "label_accuracy": correct_labels / max(len(kept), 1)}
+    stats = {
+        "problems": len(problems),
+        "kept": len(kept),
+        "no_answer": empty,
+        "low_agreement": low,
+        "rejected_by_verifier": rejected,
+        "label_accuracy": correct_labels / max(len(kept), 1),
+    }
     return kept, stats
 
 
-def rationale_dataset(problems: Sequence[Problem], teacher_outputs: dict[str, Sequence[str]], *,
-                      prefixes: dict[str, str], weights: dict[str, float] | None = None,
-                      answer_of: Callable[[str], str | None] | None = None,
-                      verifier: Callable[[Problem, str], bool] | None = None,
-                      answer_weight: float = 1.0) -> list[DistillExample]:
+def rationale_dataset(
+    problems: Sequence[Problem],
+    teacher_outputs: dict[str, Sequence[str]],
+    *,
+    prefixes: dict[str, str],
+    weights: dict[str, float] | None = None,
+    answer_of: Callable[[str], str | None] | None = None,
+    verifier: Callable[[Problem, str], bool] | None = None,
+    answer_weight: float = 1.0,
+) -> list[DistillExample]:
     """TinyLLM-style multi-teacher rationale data (Tian et al., arXiv 2402.04616).
 
     ``teacher_outputs[name][i]`` is teacher ``name``'s completion for ``problems[i]``: a rationale ending in

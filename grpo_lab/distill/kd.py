@@ -19,15 +19,23 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from grpo_lab.errors import GrpoLabError
 
-__all__ = ["VocabularyMismatchError", "check_same_vocabulary", "divergence_per_token", "kd_loss", "forward_kl",
-           "reverse_kl", "generalized_jsd", "mix_teachers"]
+__all__ = [
+    "VocabularyMismatchError",
+    "check_same_vocabulary",
+    "divergence_per_token",
+    "kd_loss",
+    "forward_kl",
+    "reverse_kl",
+    "generalized_jsd",
+    "mix_teachers",
+]
 
 
 class VocabularyMismatchError(ValueError, GrpoLabError):
@@ -61,14 +69,16 @@ def check_same_vocabulary(student, teacher) -> None:
             raise VocabularyMismatchError(
                 f"student and teacher tokenizers differ (student-only tokens {only_s}, teacher-only {only_t}, "
                 f"different ids for {moved}): token-level KD needs a shared vocabulary; use sequence-level KD "
-                "(SFT on the teacher's text) instead")
+                "(SFT on the teacher's text) instead"
+            )
         return
     ns = len(vs) if ks == "vocab" else vs
     nt = len(vt) if kt == "vocab" else vt
     if ns != nt:
         raise VocabularyMismatchError(
             f"student vocabulary has {ns} entries, teacher {nt}: token-level KD needs a shared vocabulary; "
-            "use sequence-level KD (SFT on the teacher's text) instead")
+            "use sequence-level KD (SFT on the teacher's text) instead"
+        )
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +122,16 @@ def divergence_per_token(student_logp: torch.Tensor, teacher_logp: torch.Tensor,
     return b * kl(teacher_logp, mix) + (1 - b) * kl(student_logp, mix)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None = None, *,
-            teacher_logprobs: torch.Tensor | None = None, beta: float = 0.0, temperature: float = 1.0,
-            mask: torch.Tensor | None = None, scale_by_t2: bool = False) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None = None,
+    *,
+    teacher_logprobs: torch.Tensor | None = None,
+    beta: float = 0.0,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    scale_by_t2: bool = False,
+) -> torch.Tensor:
     """Token-level distillation loss (a scalar): the mean over masked-in tokens of ``divergence_per_token``.
 
     ``student_logits``: ``[..., V]`` (e.g. ``[B, T, V]``). The target is either ``teacher_logits`` (same shape;
@@ -131,10 +148,16 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None = 
     target = teacher_logprobs if teacher_logprobs is not None else teacher_logits
     check_same_vocabulary(student_logits, target)
     if student_logits.shape != target.shape:
-        raise ValueError(f"student {tuple(student_logits.shape)} and teacher {tuple(target.shape)} shapes differ: "
-                         "align both on the same completion positions")
+        raise ValueError(
+            f"student {tuple(student_logits.shape)} and teacher {tuple(target.shape)} shapes differ: "
+            "align both on the same completion positions"
+        )
     s = F.log_softmax(_upcast(student_logits) / temperature, dim=-1)
-    t = _upcast(teacher_logprobs) if teacher_logprobs is not None else F.log_softmax(_upcast(teacher_logits) / temperature, dim=-1)
+    t = (
+        _upcast(teacher_logprobs)
+        if teacher_logprobs is not None
+        else F.log_softmax(_upcast(teacher_logits) / temperature, dim=-1)
+    )
     loss = _masked_mean(divergence_per_token(s, t, beta), mask)
     return loss * temperature**2 if scale_by_t2 else loss
 
@@ -149,13 +172,16 @@ def reverse_kl(student_logits, teacher_logits, mask=None, temperature: float = 1
     return kd_loss(student_logits, teacher_logits, beta=1.0, temperature=temperature, mask=mask)
 
 
-def generalized_jsd(student_logits, teacher_logits, beta: float = 0.5, mask=None, temperature: float = 1.0) -> torch.Tensor:
+def generalized_jsd(
+    student_logits, teacher_logits, beta: float = 0.5, mask=None, temperature: float = 1.0
+) -> torch.Tensor:
     """Generalized JSD with mixture ``beta * teacher + (1 - beta) * student`` (arXiv 2306.13649): ``kd_loss(..., beta)``."""
     return kd_loss(student_logits, teacher_logits, beta=beta, temperature=temperature, mask=mask)
 
 
-def mix_teachers(teacher_logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None,
-                 temperature: float = 1.0) -> torch.Tensor:
+def mix_teachers(
+    teacher_logits: Sequence[torch.Tensor], weights: Sequence[float] | None = None, temperature: float = 1.0
+) -> torch.Tensor:
     """Log-probs of the weighted mixture of teacher distributions: ``log sum_k w_k softmax(z_k / T)``.
 
     ``teacher_logits``: K tensors of the same shape ``[..., V]``. ``weights``: K non-negative numbers

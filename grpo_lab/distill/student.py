@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +42,11 @@ def distill_batch(tokenizer, examples: Sequence[DistillExample], device=None, ca
     for b, e in enumerate(examples):
         if labels[b, 0] != -100 or cm[b].sum() < 2:
             which = "prompt" if labels[b, 0] != -100 else "completion"
-            raise ValueError(f"example {b} ({e.prompt!r} -> {e.completion!r}): its {which} encodes to no token with "
-                             "this tokenizer, so it gives no supervised position; drop the example or write the "
-                             f"{which} in characters the tokenizer knows")
+            raise ValueError(
+                f"example {b} ({e.prompt!r} -> {e.completion!r}): its {which} encodes to no token with "
+                "this tokenizer, so it gives no supervised position; drop the example or write the "
+                f"{which} in characters the tokenizer knows"
+            )
     w = torch.tensor([e.weight for e in examples], dtype=torch.float32, device=device)
     return ids, att, labels, cm, w
 
@@ -59,14 +61,17 @@ class StudentResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _student_loss(student, batch, teachers, teacher_weights, beta, temperature, ce_weight) -> tuple[torch.Tensor, dict]:
+def _student_loss(
+    student, batch, teachers, teacher_weights, beta, temperature, ce_weight
+) -> tuple[torch.Tensor, dict]:
     """One batch's loss and its parts: example-weighted mean of per-example CE on the completion; with
     ``teachers``, ``kd_loss`` against their mixture plus ``ce_weight`` times that CE."""
     ids, att, labels, cm, w = batch
     logits = student(input_ids=ids, attention_mask=att).logits[:, :-1].float()  # [B, L-1, V]
-    tok_ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100,
-                             reduction="none").view_as(cm)
-    per_ex = (tok_ce * cm).sum(1) / cm.sum(1).clamp(min=1)                          # [B]
+    tok_ce = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="none"
+    ).view_as(cm)
+    per_ex = (tok_ce * cm).sum(1) / cm.sum(1).clamp(min=1)  # [B]
     ce = (w * per_ex).sum() / w.sum().clamp(min=1e-8)
     parts = {"ce": float(ce.detach())}
     if not teachers:
@@ -79,12 +84,27 @@ def _student_loss(student, batch, teachers, teacher_weights, beta, temperature, 
     return kd + ce_weight * ce, parts
 
 
-def train_student(student, tokenizer, examples: Sequence[DistillExample], *, teachers: Sequence | None = None,
-                  teacher_weights: Sequence[float] | None = None, beta: float = 0.0, temperature: float = 1.0,
-                  ce_weight: float = 0.0, max_steps: int = 300, batch_size: int = 64, learning_rate: float = 3e-3,
-                  warmup_steps: int = 20, seed: int = 0, task: Task | None = None,
-                  eval_problems: Sequence[Problem] | None = None, eval_every: int = 100, progress: bool = True,
-                  desc: str = "distill") -> StudentResult:
+def train_student(
+    student,
+    tokenizer,
+    examples: Sequence[DistillExample],
+    *,
+    teachers: Sequence | None = None,
+    teacher_weights: Sequence[float] | None = None,
+    beta: float = 0.0,
+    temperature: float = 1.0,
+    ce_weight: float = 0.0,
+    max_steps: int = 300,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    warmup_steps: int = 20,
+    seed: int = 0,
+    task: Task | None = None,
+    eval_problems: Sequence[Problem] | None = None,
+    eval_every: int = 100,
+    progress: bool = True,
+    desc: str = "distill",
+) -> StudentResult:
     """Train ``student`` on ``examples``: sequence-level KD without ``teachers``, token-level KD with them.
 
     - Sequence-level (``teachers=None``): per-example cross-entropy on the completion tokens (mean over the
@@ -113,8 +133,13 @@ def train_student(student, tokenizer, examples: Sequence[DistillExample], *, tea
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(student.parameters(), lr=learning_rate, betas=(0.9, 0.98))
-    sched = get_scheduler("cosine_with_min_lr", opt, num_warmup_steps=warmup_steps, num_training_steps=max_steps,
-                          scheduler_specific_kwargs={"min_lr_rate": 0.1})
+    sched = get_scheduler(
+        "cosine_with_min_lr",
+        opt,
+        num_warmup_steps=warmup_steps,
+        num_training_steps=max_steps,
+        scheduler_specific_kwargs={"min_lr_rate": 0.1},
+    )
     history: list[dict] = []
     t0 = time.perf_counter()
     bar = tqdm(total=max_steps, desc=desc, disable=not progress)
@@ -141,20 +166,37 @@ def train_student(student, tokenizer, examples: Sequence[DistillExample], *, tea
 
 
 @torch.no_grad()
-def kd_eval_loss(student, teachers: Sequence, tokenizer, examples: Sequence[DistillExample], *, beta: float = 0.0,
-                 temperature: float = 1.0, teacher_weights: Sequence[float] | None = None) -> float:
+def kd_eval_loss(
+    student,
+    teachers: Sequence,
+    tokenizer,
+    examples: Sequence[DistillExample],
+    *,
+    beta: float = 0.0,
+    temperature: float = 1.0,
+    teacher_weights: Sequence[float] | None = None,
+) -> float:
     """The token-level KD loss of ``student`` against the teacher mixture on ``examples`` (no update):
     ``kd_loss(student, mix_teachers(teachers), beta)`` over the completion positions of ``distill_batch``."""
     device = next(student.parameters()).device
     ids, att, _, cm, _ = distill_batch(tokenizer, examples, device)
     s = student(input_ids=ids, attention_mask=att).logits[:, :-1]
-    target = mix_teachers([t(input_ids=ids, attention_mask=att).logits[:, :-1] for t in teachers], teacher_weights,
-                          temperature)
+    target = mix_teachers(
+        [t(input_ids=ids, attention_mask=att).logits[:, :-1] for t in teachers], teacher_weights, temperature
+    )
     return float(kd_loss(s, teacher_logprobs=target, beta=beta, temperature=temperature, mask=cm))
 
 
-def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft: dict | None = None,
-                   grpo: dict | None = None, seed: int = 0, progress: bool = True):
+def train_teachers(
+    task: Task,
+    n_teachers: int = 3,
+    *,
+    size: str = "micro",
+    sft: dict | None = None,
+    grpo: dict | None = None,
+    seed: int = 0,
+    progress: bool = True,
+):
     """GRPO-trained tiny teachers for the distillation notebooks: one SFT warm start, then one GRPO run per seed.
 
     The warm start is ``sft.sft_train`` on a fresh ``tiny:<size>`` model (keyword arguments in ``sft``; pass
@@ -173,13 +215,24 @@ def train_teachers(task: Task, n_teachers: int = 3, *, size: str = "micro", sft:
     base, tok = build_tiny_model(size, seed=seed)
     t0 = time.perf_counter()
     res = sft_train(base, tok, task, seed=seed, progress=progress, **(sft or {}))
-    info = [{"stage": "sft", "steps": res.steps, "seconds": time.perf_counter() - t0, "val_accuracy": res.val_accuracy}]
+    info = [
+        {"stage": "sft", "steps": res.steps, "seconds": time.perf_counter() - t0, "val_accuracy": res.val_accuracy}
+    ]
     teachers, grpo_info = grpo_seeds(base, tok, task, n_teachers, grpo=grpo, seed=seed, progress=progress)
     return teachers, base.eval(), tok, info + grpo_info
 
 
-def grpo_seeds(model, tokenizer, task: Task, n: int, *, grpo: dict | None = None, seed: int = 0,
-               progress: bool = True, label: str = "grpo"):
+def grpo_seeds(
+    model,
+    tokenizer,
+    task: Task,
+    n: int,
+    *,
+    grpo: dict | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    label: str = "grpo",
+):
     """``n`` GRPO-trained copies of ``model`` (left unchanged), one per seed: the teachers of one round.
 
     Each copy is trained by the from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``;
@@ -195,9 +248,21 @@ def grpo_seeds(model, tokenizer, task: Task, n: int, *, grpo: dict | None = None
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     # A small learning rate: larger ones collapse an early-stopped warm start (notebook 04 measures this).
-    knobs = dict(learning_rate=1e-4, num_generations=8, per_device_train_batch_size=64, max_completion_length=5,
-                 max_steps=100, temperature=0.7, beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo",
-                 scale_rewards="group", max_grad_norm=1.0, eval_steps=0)
+    knobs = dict(
+        learning_rate=1e-4,
+        num_generations=8,
+        per_device_train_batch_size=64,
+        max_completion_length=5,
+        max_steps=100,
+        temperature=0.7,
+        beta=0.0,
+        epsilon=0.2,
+        epsilon_high=0.28,
+        loss_type="dapo",
+        scale_rewards="group",
+        max_grad_norm=1.0,
+        eval_steps=0,
+    )
     knobs.update(grpo or {})
     models, info = [], []
     for k in range(n):

@@ -11,18 +11,57 @@ The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is `
 
 from __future__ import annotations
 
-from grpo_lab.ensemble.consensus import (DEFAULT_CONSENSUS_SYSTEM, ConsensusResult, ConsensusRound, ConsensusTurn,
-                                         Generator, consensus_prompt, iterative_consensus)
+from grpo_lab.ensemble.consensus import (
+    DEFAULT_CONSENSUS_SYSTEM,
+    ConsensusResult,
+    ConsensusRound,
+    ConsensusTurn,
+    Generator,
+    consensus_prompt,
+    iterative_consensus,
+)
 from grpo_lab.ensemble.sampling import hf_generator, sample_answers
-from grpo_lab.ensemble.uncertainty import (area_under_risk_coverage, auroc, brier_score, calibration_bins,
-                                           expected_calibration_error, risk_coverage)
-from grpo_lab.ensemble.voting import (Vote, agreement_rate, estimate_wrong_answers, fit_vote_weights, majority_vote,
-                                      self_consistency, vote_entropy, vote_items)
+from grpo_lab.ensemble.uncertainty import (
+    area_under_risk_coverage,
+    auroc,
+    brier_score,
+    calibration_bins,
+    expected_calibration_error,
+    risk_coverage,
+)
+from grpo_lab.ensemble.voting import (
+    Vote,
+    agreement_rate,
+    estimate_wrong_answers,
+    fit_vote_weights,
+    majority_vote,
+    self_consistency,
+    vote_entropy,
+    vote_items,
+)
 
 __all__ = [
-    "Vote", "majority_vote", "vote_items", "self_consistency", "fit_vote_weights", "estimate_wrong_answers",
-    "agreement_rate", "vote_entropy", "auroc", "risk_coverage", "area_under_risk_coverage",
-    "expected_calibration_error", "calibration_bins", "brier_score",
-    "Generator", "DEFAULT_CONSENSUS_SYSTEM", "ConsensusTurn", "ConsensusRound", "ConsensusResult",
-    "iterative_consensus", "consensus_prompt", "hf_generator", "sample_answers",
+    "Vote",
+    "majority_vote",
+    "vote_items",
+    "self_consistency",
+    "fit_vote_weights",
+    "estimate_wrong_answers",
+    "agreement_rate",
+    "vote_entropy",
+    "auroc",
+    "risk_coverage",
+    "area_under_risk_coverage",
+    "expected_calibration_error",
+    "calibration_bins",
+    "brier_score",
+    "Generator",
+    "DEFAULT_CONSENSUS_SYSTEM",
+    "ConsensusTurn",
+    "ConsensusRound",
+    "ConsensusResult",
+    "iterative_consensus",
+    "consensus_prompt",
+    "hf_generator",
+    "sample_answers",
 ]

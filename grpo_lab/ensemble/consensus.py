@@ -8,14 +8,21 @@ messages to text, so the same loop runs scripted fakes in tests and real models
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from grpo_lab.ensemble.voting import _TIE_TOL, Vote, majority_vote
 from grpo_lab.rewards import answers_match, extract_answer
 
-__all__ = ["Generator", "DEFAULT_CONSENSUS_SYSTEM", "ConsensusTurn", "ConsensusRound", "ConsensusResult",
-           "consensus_prompt", "iterative_consensus"]
+__all__ = [
+    "Generator",
+    "DEFAULT_CONSENSUS_SYSTEM",
+    "ConsensusTurn",
+    "ConsensusRound",
+    "ConsensusResult",
+    "consensus_prompt",
+    "iterative_consensus",
+]
 
 Generator = Callable[[list[dict]], str]  # chat messages -> reply text
 
@@ -63,8 +70,17 @@ class ConsensusResult:
 
     def table(self) -> list[dict]:
         """One row per (round, member): ``round, member, answer, changed`` plus the round's agreement."""
-        return [{"round": r.round, "member": t.member, "answer": t.answer, "changed": t.changed,
-                 "agreement": round(r.vote.agreement, 3)} for r in self.rounds for t in r.turns]
+        return [
+            {
+                "round": r.round,
+                "member": t.member,
+                "answer": t.answer,
+                "changed": t.changed,
+                "agreement": round(r.vote.agreement, 3),
+            }
+            for r in self.rounds
+            for t in r.turns
+        ]
 
     def changes(self) -> list[tuple[int, str, str | None, str | None]]:
         """Every change of mind: ``(round, member, old answer, new answer)``."""
@@ -90,7 +106,9 @@ def _trim(text: str, n: int) -> str:
     return text if len(text) <= n else "..." + text[-n:]  # the end holds the answer and the last steps
 
 
-def consensus_prompt(question: str, own: ConsensusTurn, others: list[ConsensusTurn], max_reason_chars: int = 300) -> str:
+def consensus_prompt(
+    question: str, own: ConsensusTurn, others: list[ConsensusTurn], max_reason_chars: int = 300
+) -> str:
     """The follow-up a member sees in a revision round: the other members' answers with (the end of) their
     reasoning, its own previous answer, and the request to reconsider and answer in the same format."""
     lines = ["Other models answered the same question:"]
@@ -98,8 +116,10 @@ def consensus_prompt(question: str, own: ConsensusTurn, others: list[ConsensusTu
         ans = t.answer if t.answer is not None else "no final answer"
         lines.append(f"- {t.member} answered {ans}. Their reasoning: {_trim(t.text, max_reason_chars)}")
     mine = own.answer if own.answer is not None else "no final answer"
-    lines.append(f"Your previous answer was {mine}. Check the reasoning above and yours, then give your final answer "
-                 "(keep it if you still think it is right). End with '#### <number>'.")
+    lines.append(
+        f"Your previous answer was {mine}. Check the reasoning above and yours, then give your final answer "
+        "(keep it if you still think it is right). End with '#### <number>'."
+    )
     return "\n".join(lines)
 
 

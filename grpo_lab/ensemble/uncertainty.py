@@ -8,8 +8,15 @@ fixed-width intervals.
 
 from __future__ import annotations
 
-__all__ = ["auroc", "risk_coverage", "area_under_risk_coverage", "expected_calibration_error", "calibration_bins",
-           "brier_score"]
+__all__ = [
+    "auroc",
+    "risk_coverage",
+    "area_under_risk_coverage",
+    "expected_calibration_error",
+    "calibration_bins",
+    "brier_score",
+]
+
 
 def _as_lists(confidence, correct) -> tuple[list[float], list[bool]]:
     c = [float(x) for x in confidence]
@@ -113,8 +120,10 @@ def calibration_bins(confidence, correct, bins: int | str = "auto") -> list[dict
                 cur = []
         if cur:
             groups.append(cur)
-    return [{"confidence": sum(c[i] for i in g) / len(g), "accuracy": sum(y[i] for i in g) / len(g), "count": len(g)}
-            for g in groups]
+    return [
+        {"confidence": sum(c[i] for i in g) / len(g), "accuracy": sum(y[i] for i in g) / len(g), "count": len(g)}
+        for g in groups
+    ]
 
 
 def expected_calibration_error(confidence, correct, bins: int | str = "auto") -> float:

@@ -19,14 +19,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from grpo_lab.rewards import answers_match, extract_answer
 
 __all__ = [
-    "Vote", "majority_vote", "vote_items", "self_consistency", "fit_vote_weights", "estimate_wrong_answers",
-    "agreement_rate", "vote_entropy",
+    "Vote",
+    "majority_vote",
+    "vote_items",
+    "self_consistency",
+    "fit_vote_weights",
+    "estimate_wrong_answers",
+    "agreement_rate",
+    "vote_entropy",
 ]
 
 _TIE_TOL = 1e-9  # weighted totals closer than this are a tie (float sums of the same weights in another order)
@@ -138,14 +144,19 @@ def vote_items(answer_matrix: Sequence[Sequence[str | None]], weights: Sequence[
     return [majority_vote(row, weights) for row in answer_matrix]
 
 
-def self_consistency(completions: Sequence[str], extract: Callable[[str], str | None] = extract_answer,
-                     weights: Sequence[float] | None = None) -> Vote:
+def self_consistency(
+    completions: Sequence[str],
+    extract: Callable[[str], str | None] = extract_answer,
+    weights: Sequence[float] | None = None,
+) -> Vote:
     """Self-consistency (Wang et al., arXiv 2203.11171): extract the final answer of each sampled
     completion with ``extract`` and take the plurality vote (``majority_vote``)."""
     return majority_vote([extract(c) for c in completions], weights)
 
 
-def fit_vote_weights(correct, n_wrong: float = 100.0, prior: float = 1.0, max_weight: float | None = None) -> list[float]:
+def fit_vote_weights(
+    correct, n_wrong: float = 100.0, prior: float = 1.0, max_weight: float | None = None
+) -> list[float]:
     """One weight per member for a plurality vote, from a calibration set (``correct``: items x members, bool).
 
     Derivation (the argument of Nitzan & Paroush, "Optimal decision rules in uncertain dichotomous choice

@@ -26,7 +26,7 @@ import builtins
 import dis
 import functools
 import types
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 _NAME_OPS = {"LOAD_GLOBAL", "LOAD_NAME"}
 _ATTR_OPS = {"LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM", "STORE_ATTR"}
@@ -98,8 +98,10 @@ def library_use(fn: Callable, forbidden: dict[str, str]) -> str | None:
     """
     for layer in _unwrap(fn):
         if is_library(layer):
-            return (f"this is grpo_lab's own {_name(layer)} (or a wrapper around it); this exercise asks you to "
-                    f"write it, so passing the library's function does not count")
+            return (
+                f"this is grpo_lab's own {_name(layer)} (or a wrapper around it); this exercise asks you to "
+                f"write it, so passing the library's function does not count"
+            )
     home = getattr(next((x for x in _unwrap(fn) if isinstance(x, types.FunctionType)), None), "__module__", None)
     seen: set[int] = set()
     todo = [x for x in _unwrap(fn) if isinstance(x, types.FunctionType)]
@@ -111,8 +113,10 @@ def library_use(fn: Callable, forbidden: dict[str, str]) -> str | None:
         for kind, name, value in _referenced(f):
             hit = _forbidden_hit(kind, name, value, forbidden)
             if hit:
-                return (f"this exercise asks you to write it; calling {hit} inside your function does not count "
-                        f"(found in {f.__name__!r})")
+                return (
+                    f"this exercise asks you to write it; calling {hit} inside your function does not count "
+                    f"(found in {f.__name__!r})"
+                )
             # Follow the student's own helpers (same module as the submission), never into other libraries.
             for inner in _unwrap(value) if value is not None and not isinstance(value, type) else ():
                 if isinstance(inner, types.FunctionType) and inner.__module__ == home and id(inner) not in seen:

@@ -9,12 +9,24 @@ ID = "00-parse-gsm8k-answer"
 
 # (name, solution text, expected gold answer, hint shown when the check fails)
 _CASES = [
-    ("simple answer", "She sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72", "72",
-     "Take the text after the last '####' and strip spaces."),
-    ("thousands separator", "The total is 1,000 + 250.\n#### 1,250", "1250",
-     "GSM8K writes large numbers as '1,000': remove the commas."),
-    ("last marker wins", "#### 3 was a guess\nRecount: 5\n#### 5", "5",
-     "Only the LAST '####' counts; earlier ones can appear in the reasoning."),
+    (
+        "simple answer",
+        "She sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72",
+        "72",
+        "Take the text after the last '####' and strip spaces.",
+    ),
+    (
+        "thousands separator",
+        "The total is 1,000 + 250.\n#### 1,250",
+        "1250",
+        "GSM8K writes large numbers as '1,000': remove the commas.",
+    ),
+    (
+        "last marker wins",
+        "#### 3 was a guess\nRecount: 5\n#### 5",
+        "5",
+        "Only the LAST '####' counts; earlier ones can appear in the reasoning.",
+    ),
     ("negative", "The change is -7.\n#### -7", "-7", "Negative answers keep their sign."),
 ]
 
@@ -24,8 +36,12 @@ def _register(k: int, name: str, text: str, want: str, hint: str) -> None:
         expect(fn, (text,), want)
 
     check_case.__name__ = "test_" + name.replace(" ", "_")
-    exercise_test(ID, hint=hint, title="Parse a GSM8K gold answer" if k == 0 else "",
-                  forbid=("grpo_lab.tasks.parse_gsm8k_answer",))(check_case)
+    exercise_test(
+        ID,
+        hint=hint,
+        title="Parse a GSM8K gold answer" if k == 0 else "",
+        forbid=("grpo_lab.tasks.parse_gsm8k_answer",),
+    )(check_case)
 
 
 for _k, _case in enumerate(_CASES):

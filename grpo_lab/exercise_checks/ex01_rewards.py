@@ -13,7 +13,12 @@ REWARD = "01-reward-function"
 # --------------------------------------------------------------------------------------------------
 
 
-@exercise_test(EXTRACT, title="Extract the final answer", forbid=("grpo_lab.rewards.extract_answer",), hint="Look for '####' and take the rest of that line, stripped.")
+@exercise_test(
+    EXTRACT,
+    title="Extract the final answer",
+    forbid=("grpo_lab.rewards.extract_answer",),
+    hint="Look for '####' and take the rest of that line, stripped.",
+)
 def test_gsm8k_hashes(fn):
     expect(fn, ("48/2 = <<48/2=24>>24 clips in May.\n#### 72",), "72")
     expect(fn, ("#### 3\nOn second thought:\n#### 4",), "4", "with two '####' lines the last one counts")
@@ -30,23 +35,36 @@ def test_order_boxed_before_hashes(fn):
     expect(fn, ("#### 5\nActually \\boxed{6}",), "6", note=" (\\boxed wins)")
 
 
-@exercise_test(EXTRACT, hint="'The answer is x' / 'Answer: x': take x up to the end of its sentence (a '.' then space or end).")
+@exercise_test(
+    EXTRACT, hint="'The answer is x' / 'Answer: x': take x up to the end of its sentence (a '.' then space or end)."
+)
 def test_answer_phrases(fn):
     for text, want in [("The answer is 42.", "42"), ("Answer: 18", "18"), ("so the answer is 3.5. Done!", "3.5")]:
         expect(fn, (text,), want, repr(text))
 
 
-@exercise_test(EXTRACT, hint="No marker at all: fall back to the last number in the text; no number at all: return None.")
+@exercise_test(
+    EXTRACT, hint="No marker at all: fall back to the last number in the text; no number at all: return None."
+)
 def test_last_number_and_none(fn):
     expect(fn, ("3 apples and 4 pears make 7 fruits",), "7")
     expect(fn, ("I have no idea",), None, identical=True)
 
 
-@exercise_test(EXTRACT, hint="Mixed cases: thousands separators stay in the raw answer, \\boxed wins over '####', "
-               "'A:' is an answer phrase, a '$' before a number is not part of it.")
+@exercise_test(
+    EXTRACT,
+    hint="Mixed cases: thousands separators stay in the raw answer, \\boxed wins over '####', "
+    "'A:' is an answer phrase, a '$' before a number is not part of it.",
+)
 def test_mixed_cases(fn):
-    cases = ["Total: 1,250 dollars.\n#### 1,250", r"\boxed{x^{2}}", "It is -7 degrees", "A: 12",
-             "The answer is $5. Thanks", r"\boxed{a} and then #### 3"]
+    cases = [
+        "Total: 1,250 dollars.\n#### 1,250",
+        r"\boxed{x^{2}}",
+        "It is -7 degrees",
+        "A: 12",
+        "The answer is $5. Thanks",
+        r"\boxed{a} and then #### 3",
+    ]
     for c in cases:
         expect(fn, (c,), extract_answer(c), repr(c))
 
@@ -56,9 +74,12 @@ def test_mixed_cases(fn):
 # --------------------------------------------------------------------------------------------------
 
 
-@exercise_test(MATCH, title="Equivalent answers",
-               forbid=("grpo_lab.rewards.answers_match", "grpo_lab.rewards.is_correct", "grpo_lab.rewards.strict_is_correct"),
-               hint="Strip '$', ',' and a trailing '.', then compare as numbers.")
+@exercise_test(
+    MATCH,
+    title="Equivalent answers",
+    forbid=("grpo_lab.rewards.answers_match", "grpo_lab.rewards.is_correct", "grpo_lab.rewards.strict_is_correct"),
+    hint="Strip '$', ',' and a trailing '.', then compare as numbers.",
+)
 def test_numeric_formats(fn):
     for pred, gold in [("1,000", "1000"), ("$5", "5"), ("42.", "42"), ("42.0", "42"), ("-3", "-3.00")]:
         expect(fn, (pred, gold), True, f"{pred!r} vs {gold!r}", identical=True)
@@ -97,8 +118,12 @@ def test_never_raises(fn):
 _COMPLETIONS = ["3 + 4 = 7\n#### 7", "3 + 4 = 8\n#### 8", r"so \boxed{7}", "no idea", "The answer is 7."]
 
 
-@exercise_test(REWARD, title="A reward function for TRL",
-               forbid=("grpo_lab.rewards.correctness_reward", "grpo_lab.rewards.make_correctness_reward"), hint="Return one float per completion: 1.0 if correct, else 0.0.")
+@exercise_test(
+    REWARD,
+    title="A reward function for TRL",
+    forbid=("grpo_lab.rewards.correctness_reward", "grpo_lab.rewards.make_correctness_reward"),
+    hint="Return one float per completion: 1.0 if correct, else 0.0.",
+)
 def test_plain_strings(fn):
     got = fn(prompts=["q"] * 5, completions=_COMPLETIONS, answer=["7"] * 5)
     want = correctness_reward(prompts=["q"] * 5, completions=_COMPLETIONS, answer=["7"] * 5)

@@ -17,17 +17,25 @@ def _close(got, want, what):
     assert got.shape == want.shape, f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
     assert torch.isfinite(got).all(), f"{what}: got non-finite values {got.tolist()}"
     err = (got.to(D) - want).abs().max().item()
-    assert err < 1e-6, f"{what}: expected {[round(x, 4) for x in want.tolist()]}, got {[round(x, 4) for x in got.tolist()]}"
+    assert err < 1e-6, (
+        f"{what}: expected {[round(x, 4) for x in want.tolist()]}, got {[round(x, 4) for x in got.tolist()]}"
+    )
 
 
-@exercise_test(ID, title="Group-relative advantages", forbid=("grpo_lab.grpo.group_advantages",),
-               hint="A = (r - group mean) / (group std + 1e-4); torch.std uses Bessel's correction (N-1) by default.")
+@exercise_test(
+    ID,
+    title="Group-relative advantages",
+    forbid=("grpo_lab.grpo.group_advantages",),
+    hint="A = (r - group mean) / (group std + 1e-4); torch.std uses Bessel's correction (N-1) by default.",
+)
 def test_documented_group(fn):
     r = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=D)
     _close(fn(r, 4, "group"), group_advantages(r, 4, "group"), "rewards (0,0,0,1)")
 
 
-@exercise_test(ID, hint="Reshape to [B/G, G]: the G completions of a prompt are consecutive; each group has its own mean.")
+@exercise_test(
+    ID, hint="Reshape to [B/G, G]: the G completions of a prompt are consecutive; each group has its own mean."
+)
 def test_two_groups_are_normalized_separately(fn):
     r = torch.tensor([0.0, 1.0, 1.0, 1.0, 5.0, 7.0, 5.0, 9.0], dtype=D)
     _close(fn(r, 4, "group"), group_advantages(r, 4, "group"), "two groups of 4")
@@ -57,6 +65,8 @@ def test_scale_batch(fn):
 def test_random_inputs_match_reference(fn):
     g = torch.Generator().manual_seed(2)
     for n_groups, G in [(1, 2), (3, 4), (2, 8), (5, 3)]:
-        r = torch.randint(0, 3, (n_groups * G,), generator=g).to(D) + 0.1 * torch.rand(n_groups * G, generator=g, dtype=D)
+        r = torch.randint(0, 3, (n_groups * G,), generator=g).to(D) + 0.1 * torch.rand(
+            n_groups * G, generator=g, dtype=D
+        )
         for scale in ("group", "batch", "none"):
             _close(fn(r.clone(), G, scale), group_advantages(r, G, scale), f"{n_groups} groups of {G}, {scale!r}")

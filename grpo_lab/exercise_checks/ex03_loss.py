@@ -43,28 +43,47 @@ def _agree(fn, lp, old, adv, mask, what, **kw):
     assert abs(got.item() - want.item()) < 1e-8, f"{what}: expected {want.item():.6f}, got {got.item():.6f}"
 
 
-@exercise_test(ID, title="Clipped GRPO loss with aggregation",
-               forbid=("grpo_lab.grpo.grpo_loss", "grpo_lab.grpo.grpo_loss_terms", "grpo_lab.grpo.aggregate",
-                       "grpo_lab.grpo.importance_ratio"),
-               hint="At ratio 1 the per-token loss is -A; for 'grpo' average each row over its real tokens, then over rows.")
+@exercise_test(
+    ID,
+    title="Clipped GRPO loss with aggregation",
+    forbid=(
+        "grpo_lab.grpo.grpo_loss",
+        "grpo_lab.grpo.grpo_loss_terms",
+        "grpo_lab.grpo.aggregate",
+        "grpo_lab.grpo.importance_ratio",
+    ),
+    hint="At ratio 1 the per-token loss is -A; for 'grpo' average each row over its real tokens, then over rows.",
+)
 def test_on_policy_equal_lengths(fn):
     lp = torch.full((2, 3), -1.0, dtype=D)
     adv = torch.tensor([1.0, -0.5], dtype=D)
     mask = torch.ones(2, 3, dtype=D)
     for lt in ("grpo", "dapo"):
         got = _value(fn(lp, lp.clone(), adv, mask, loss_type=lt), lt)
-        assert abs(got.item() + 0.25) < 1e-9, f"{lt}: ratio 1, A=(1, -0.5): expected -mean(A) = -0.25, got {got.item():.4f}"
+        assert abs(got.item() + 0.25) < 1e-9, (
+            f"{lt}: ratio 1, A=(1, -0.5): expected -mean(A) = -0.25, got {got.item():.4f}"
+        )
 
 
-@exercise_test(ID, hint="loss = -min(r*A, clamp(r, 1-epsilon, 1+epsilon_high)*A): with A>0 and r=2 the clipped branch wins.")
+@exercise_test(
+    ID, hint="loss = -min(r*A, clamp(r, 1-epsilon, 1+epsilon_high)*A): with A>0 and r=2 the clipped branch wins."
+)
 def test_clipping_by_hand(fn):
     lp = torch.log(torch.tensor([[2.0, 0.5]], dtype=D))
     old = torch.zeros(1, 2, dtype=D)
     mask = torch.ones(1, 2, dtype=D)
-    got = _value(fn(lp, old, torch.tensor([1.0], dtype=D), mask, epsilon=0.2, epsilon_high=0.28, loss_type="bnpo"), "A=+1")
-    assert abs(got.item() + (1.28 + 0.5) / 2) < 1e-9, f"A=+1, r=(2, 0.5): expected {-(1.28 + 0.5) / 2:.4f}, got {got.item():.4f}"
-    got = _value(fn(lp, old, torch.tensor([-1.0], dtype=D), mask, epsilon=0.2, epsilon_high=0.28, loss_type="bnpo"), "A=-1")
-    assert abs(got.item() - (2.0 + 0.8) / 2) < 1e-9, f"A=-1, r=(2, 0.5): expected {(2.0 + 0.8) / 2:.4f}, got {got.item():.4f}"
+    got = _value(
+        fn(lp, old, torch.tensor([1.0], dtype=D), mask, epsilon=0.2, epsilon_high=0.28, loss_type="bnpo"), "A=+1"
+    )
+    assert abs(got.item() + (1.28 + 0.5) / 2) < 1e-9, (
+        f"A=+1, r=(2, 0.5): expected {-(1.28 + 0.5) / 2:.4f}, got {got.item():.4f}"
+    )
+    got = _value(
+        fn(lp, old, torch.tensor([-1.0], dtype=D), mask, epsilon=0.2, epsilon_high=0.28, loss_type="bnpo"), "A=-1"
+    )
+    assert abs(got.item() - (2.0 + 0.8) / 2) < 1e-9, (
+        f"A=-1, r=(2, 0.5): expected {(2.0 + 0.8) / 2:.4f}, got {got.item():.4f}"
+    )
 
 
 @exercise_test(ID, hint="epsilon_high=None means the upper bound uses epsilon (symmetric clip).")
@@ -78,8 +97,18 @@ def test_each_loss_type_on_ragged_masks(fn):
     for seed in (1, 2):
         lp, old, adv, mask = _batch(seed)
         for lt in LOSS_TYPES:
-            _agree(fn, lp, old, adv, mask, f"loss_type={lt!r}", epsilon=0.2, epsilon_high=0.28, loss_type=lt,
-                   max_completion_length=8)
+            _agree(
+                fn,
+                lp,
+                old,
+                adv,
+                mask,
+                f"loss_type={lt!r}",
+                epsilon=0.2,
+                epsilon_high=0.28,
+                loss_type=lt,
+                max_completion_length=8,
+            )
 
 
 @exercise_test(ID, hint="dr_grpo divides by B * max_completion_length (the config), not by the tensor width T.")
@@ -105,8 +134,9 @@ def test_gradient_matches_reference(fn):
         got = fn(a, old, adv, mask, epsilon=0.2, epsilon_high=0.28, loss_type=lt, max_completion_length=8)
         assert torch.is_tensor(got) and got.requires_grad, f"{lt}: the loss is not connected to logps (no gradient)"
         (ga,) = torch.autograd.grad(got.sum(), a)
-        (gb,) = torch.autograd.grad(grpo_loss(b, old, adv, mask, epsilon=0.2, epsilon_high=0.28, loss_type=lt,
-                                              max_completion_length=8), b)
+        (gb,) = torch.autograd.grad(
+            grpo_loss(b, old, adv, mask, epsilon=0.2, epsilon_high=0.28, loss_type=lt, max_completion_length=8), b
+        )
         assert (ga - gb).abs().max().item() < 1e-8, f"{lt}: gradient differs from the reference"
 
 
@@ -121,29 +151,42 @@ E = math.e
 def _k3(fn, lp, ref, what):
     got = fn(torch.as_tensor(lp, dtype=D), torch.as_tensor(ref, dtype=D))
     assert torch.is_tensor(got), f"{what}: return a tensor, got {type(got).__name__}"
-    assert got.shape == torch.as_tensor(lp).shape, f"{what}: k3 is elementwise: expected shape {tuple(torch.as_tensor(lp).shape)}, got {tuple(got.shape)}"
+    assert got.shape == torch.as_tensor(lp).shape, (
+        f"{what}: k3 is elementwise: expected shape {tuple(torch.as_tensor(lp).shape)}, got {tuple(got.shape)}"
+    )
     return got
 
 
-@exercise_test(K3, title="The k3 KL estimator", forbid=("grpo_lab.grpo.k3_kl", "grpo_lab.grpo.grpo_loss_terms",
-                                                          "grpo_lab.grpo.grpo_loss"),
-               hint="d = ref_logps - logps (log pi_ref/pi at the sampled token); k3 = exp(d) - d - 1.")
+@exercise_test(
+    K3,
+    title="The k3 KL estimator",
+    forbid=("grpo_lab.grpo.k3_kl", "grpo_lab.grpo.grpo_loss_terms", "grpo_lab.grpo.grpo_loss"),
+    hint="d = ref_logps - logps (log pi_ref/pi at the sampled token); k3 = exp(d) - d - 1.",
+)
 def test_stored_values(fn):
     # d = 0, 1, -1.5: k3 = 0, e - 2, e^-1.5 + 0.5
     got = _k3(fn, [-1.0, -2.0, -0.5], [-1.0, -1.0, -2.0], "three tokens")
     want = torch.tensor([0.0, E - 2, math.exp(-1.5) + 0.5], dtype=D)
-    assert (got.to(D) - want).abs().max() < 1e-9, \
+    assert (got.to(D) - want).abs().max() < 1e-9, (
         f"logps (-1, -2, -0.5), ref (-1, -1, -2): expected {[round(x, 6) for x in want.tolist()]}, got {[round(x, 6) for x in got.tolist()]}"
+    )
 
 
-@exercise_test(K3, hint="The sign matters: d is ref minus policy. With d = -1 the value is e^-1 = 0.3679, with d = +1 it is e - 2 = 0.7183.")
+@exercise_test(
+    K3,
+    hint="The sign matters: d is ref minus policy. With d = -1 the value is e^-1 = 0.3679, with d = +1 it is e - 2 = 0.7183.",
+)
 def test_direction(fn):
     got = _k3(fn, [[0.0, -1.0]], [[-1.0, 0.0]], "d = -1 and d = +1")
     want = torch.tensor([[math.exp(-1), E - 2]], dtype=D)
-    assert (got.to(D) - want).abs().max() < 1e-9, f"expected {[round(x, 6) for x in want[0].tolist()]}, got {[round(x, 6) for x in got[0].tolist()]}"
+    assert (got.to(D) - want).abs().max() < 1e-9, (
+        f"expected {[round(x, 6) for x in want[0].tolist()]}, got {[round(x, 6) for x in got[0].tolist()]}"
+    )
 
 
-@exercise_test(K3, hint="Averaged over tokens sampled from pi, k3 equals KL(pi || pi_ref) exactly: sum_v pi(v) k3(v) = KL.")
+@exercise_test(
+    K3, hint="Averaged over tokens sampled from pi, k3 equals KL(pi || pi_ref) exactly: sum_v pi(v) k3(v) = KL."
+)
 def test_unbiased_for_kl(fn):
     g = torch.Generator().manual_seed(3)
     for _ in range(3):
@@ -155,13 +198,16 @@ def test_unbiased_for_kl(fn):
         assert abs(got - exact) < 1e-9, f"sum_v pi(v) k3(v) should equal KL(pi || pi_ref) = {exact:.6f}, got {got:.6f}"
 
 
-@exercise_test(K3, hint="Clamp d at 20 before exp (torch.clamp(d, max=20)): exp(100) overflows float32 and the loss becomes inf.")
+@exercise_test(
+    K3, hint="Clamp d at 20 before exp (torch.clamp(d, max=20)): exp(100) overflows float32 and the loss becomes inf."
+)
 def test_clamped_against_overflow(fn):
     got = fn(torch.tensor([-100.0, -0.1]), torch.tensor([0.0, -0.1]))
     assert torch.isfinite(got).all(), f"logps -100, ref 0 (d = 100): got {got.tolist()}; clamp d at 20"
     want = math.exp(20) - 21
-    assert abs(got[0].item() - want) / want < 1e-5 and abs(got[1].item()) < 1e-6, \
+    assert abs(got[0].item() - want) / want < 1e-5 and abs(got[1].item()) < 1e-6, (
         f"expected ({want:.6g}, 0), got {tuple(round(x, 6) for x in got.tolist())}"
+    )
 
 
 @exercise_test(K3, hint="Torch operations only, so that the gradient d k3 / d logps = 1 - exp(d) reaches the policy.")

@@ -36,8 +36,15 @@ def _setup(seed=0):
     from grpo_lab.rollout import sample_groups
 
     model, tok = build_tiny_model("nano", seed=seed)
-    r = sample_groups(model, tok, ["12+35=", "7+8=", "99+1="], 4, max_completion_length=6, temperature=1.0,
-                      generator=torch.Generator().manual_seed(seed))
+    r = sample_groups(
+        model,
+        tok,
+        ["12+35=", "7+8=", "99+1="],
+        4,
+        max_completion_length=6,
+        temperature=1.0,
+        generator=torch.Generator().manual_seed(seed),
+    )
     rewards = torch.tensor([float(len(t) % 2) + 0.1 * len(t) for t in r.texts])
     return model, r, group_advantages(rewards, 4)
 
@@ -51,11 +58,19 @@ def _reference(model, rollout, adv, num_iterations=2, **kw):
     mask = rollout.completion_mask.float()
     records = []
     for _ in range(num_iterations):
-        lp = completion_logps(m, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, mask,
-                              kw.get("temperature", 1.0))
-        t = grpo_loss_terms(lp, rollout.logps, adv, mask, epsilon=kw.get("epsilon", 0.2),
-                            epsilon_high=kw.get("epsilon_high"), loss_type=kw.get("loss_type", "dapo"),
-                            max_completion_length=kw.get("max_completion_length"))
+        lp = completion_logps(
+            m, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, mask, kw.get("temperature", 1.0)
+        )
+        t = grpo_loss_terms(
+            lp,
+            rollout.logps,
+            adv,
+            mask,
+            epsilon=kw.get("epsilon", 0.2),
+            epsilon_high=kw.get("epsilon_high"),
+            loss_type=kw.get("loss_type", "dapo"),
+            max_completion_length=kw.get("max_completion_length"),
+        )
         opt.zero_grad()
         t.loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), kw.get("max_grad_norm", 1.0))
@@ -70,35 +85,51 @@ def _student(fn, model, rollout, adv, **kw):
     n = kw.get("num_iterations", 2)
     assert isinstance(out, (list, tuple)) and len(out) == n, f"return one record per iteration ({n}), got {out!r}"
     for rec in out:
-        assert isinstance(rec, dict) and {"loss", "clip_ratio"} <= set(rec), f"each record is {{'loss': ..., 'clip_ratio': ...}}, got {rec!r}"
+        assert isinstance(rec, dict) and {"loss", "clip_ratio"} <= set(rec), (
+            f"each record is {{'loss': ..., 'clip_ratio': ...}}, got {rec!r}"
+        )
     return m, list(out)
 
 
-@exercise_test(ID, title="Two updates on one batch: the clip acts",
-               forbid=("grpo_lab.trainer.GRPOTrainer", "grpo_lab.grpo.grpo_loss_terms"),
-               hint="old_logps = rollout.logps for every iteration (not the detached current log-probs).", time_limit_s=60)
+@exercise_test(
+    ID,
+    title="Two updates on one batch: the clip acts",
+    forbid=("grpo_lab.trainer.GRPOTrainer", "grpo_lab.grpo.grpo_loss_terms"),
+    hint="old_logps = rollout.logps for every iteration (not the detached current log-probs).",
+    time_limit_s=60,
+)
 def test_matches_reference_and_clips(fn):
     model, r, adv = _setup(0)
     want_m, want = _reference(model, r, adv)
     assert want[0]["clip_ratio"] < 1e-9 < want[1]["clip_ratio"]  # the scenario: on-policy first, clipped second
     got_m, got = _student(fn, model, r, adv, num_iterations=2)
     for k, (g, w) in enumerate(zip(got, want), 1):
-        assert abs(float(g["loss"]) - w["loss"]) < 1e-5, f"iteration {k}: loss expected {w['loss']:.6f}, got {float(g['loss']):.6f}"
-    assert float(got[1]["clip_ratio"]) > 0, "iteration 2: the ratio has moved past the clip edges for some tokens, but clip_ratio is 0"
+        assert abs(float(g["loss"]) - w["loss"]) < 1e-5, (
+            f"iteration {k}: loss expected {w['loss']:.6f}, got {float(g['loss']):.6f}"
+        )
+    assert float(got[1]["clip_ratio"]) > 0, (
+        "iteration 2: the ratio has moved past the clip edges for some tokens, but clip_ratio is 0"
+    )
     for (name, p), q in zip(got_m.named_parameters(), want_m.parameters()):
-        assert torch.allclose(p, q, atol=1e-5, rtol=1e-4), f"after 2 iterations parameter {name} differs from the reference"
+        assert torch.allclose(p, q, atol=1e-5, rtol=1e-4), (
+            f"after 2 iterations parameter {name} differs from the reference"
+        )
 
 
-@exercise_test(ID, hint="Clip active: (r < 1 - epsilon and A < 0) or (r > 1 + epsilon_high and A > 0), averaged over mask == 1.",
-               time_limit_s=60)
+@exercise_test(
+    ID,
+    hint="Clip active: (r < 1 - epsilon and A < 0) or (r > 1 + epsilon_high and A > 0), averaged over mask == 1.",
+    time_limit_s=60,
+)
 def test_clip_ratio_values(fn):
     model, r, adv = _setup(1)
     kw = dict(num_iterations=3, epsilon=0.1, epsilon_high=0.3, loss_type="grpo")
     _, want = _reference(model, r, adv, **kw)
     _, got = _student(fn, model, r, adv, **kw)
     for k, (g, w) in enumerate(zip(got, want), 1):
-        assert abs(float(g["clip_ratio"]) - w["clip_ratio"]) < 1e-6, \
+        assert abs(float(g["clip_ratio"]) - w["clip_ratio"]) < 1e-6, (
             f"iteration {k} with epsilon 0.1 / epsilon_high 0.3: clip_ratio expected {w['clip_ratio']:.4f}, got {float(g['clip_ratio']):.4f}"
+        )
 
 
 class _Recorder(torch.nn.Module):
@@ -117,23 +148,28 @@ class _Recorder(torch.nn.Module):
         return SimpleNamespace(logits=out.logits)
 
 
-@exercise_test(ID, hint="The clipped branch is a constant: a token past the clip edge must contribute no gradient. "
-               "Use grpo_loss (or -min(r A, clip(r) A)), not r * A.", time_limit_s=60)
+@exercise_test(
+    ID,
+    hint="The clipped branch is a constant: a token past the clip edge must contribute no gradient. "
+    "Use grpo_loss (or -min(r A, clip(r) A)), not r * A.",
+    time_limit_s=60,
+)
 def test_clipped_tokens_get_zero_gradient(fn):
     model, r, adv = _setup(0)
     rec = _Recorder(copy.deepcopy(model))
     fn(rec, torch.optim.AdamW(rec.parameters(), lr=LR), r, adv.clone(), num_iterations=2)
     assert rec.logits is not None and rec.logits.grad is not None, "no forward pass with gradients reached the model"
     T = r.completion_ids.shape[1]
-    pos_logits = rec.logits.detach()[:, -T - 1:-1].float()  # positions that predict the completion tokens
+    pos_logits = rec.logits.detach()[:, -T - 1 : -1].float()  # positions that predict the completion tokens
     lp = torch.log_softmax(pos_logits, -1).gather(2, r.completion_ids[..., None]).squeeze(2)
     ratio = torch.exp(lp - r.logps)
     A = adv[:, None]
     real = r.completion_mask.bool()
     clipped = real & (((ratio < 0.8) & (A < 0)) | ((ratio > 1.2) & (A > 0)))
     free = real & ~clipped & (A != 0)
-    grad = rec.logits.grad[:, -T - 1:-1].abs().amax(-1)  # [B, T]: the largest gradient on each token's logits
+    grad = rec.logits.grad[:, -T - 1 : -1].abs().amax(-1)  # [B, T]: the largest gradient on each token's logits
     assert clipped.any() and free.any()
-    assert grad[clipped].max().item() == 0, \
+    assert grad[clipped].max().item() == 0, (
         f"{int((grad[clipped] > 0).sum())} of {int(clipped.sum())} clipped tokens still received a gradient in iteration 2"
+    )
     assert grad[free].max().item() > 0, "no gradient reached the unclipped tokens"

@@ -29,6 +29,7 @@ D = torch.float64
 # 04-token-logps
 # --------------------------------------------------------------------------------------------------
 
+
 def _hand_logits():
     """B=1, prompt of 1 token, completion of 2 tokens (ids 2, 0), V=3: the three positions' logits."""
     return torch.log(torch.tensor([[[1.0, 1.0, 1.0], [4.0, 1.0, 1.0], [1.0, 9.0, 1.0]]], dtype=D))
@@ -37,37 +38,60 @@ def _hand_logits():
 def _logps_of(fn, logits, ids, temperature, what):
     got = fn(logits, ids, temperature)
     assert torch.is_tensor(got), f"{what}: return a tensor, got {type(got).__name__}"
-    assert got.shape == ids.shape, f"{what}: expected shape {tuple(ids.shape)} (one log-prob per completion token), got {tuple(got.shape)}"
+    assert got.shape == ids.shape, (
+        f"{what}: expected shape {tuple(ids.shape)} (one log-prob per completion token), got {tuple(got.shape)}"
+    )
     return got
 
 
-@exercise_test(LOGPS, title="Per-token log-probs from logits", forbid=("grpo_lab.rollout.completion_logps",),
-               hint="Position j predicts token j+1: completion token t is read at position P-1+t, i.e. logits[:, -T-1:-1].")
+@exercise_test(
+    LOGPS,
+    title="Per-token log-probs from logits",
+    forbid=("grpo_lab.rollout.completion_logps",),
+    hint="Position j predicts token j+1: completion token t is read at position P-1+t, i.e. logits[:, -T-1:-1].",
+)
 def test_one_position_shift(fn):
     # Position 0 is uniform (token 2 has prob 1/3); position 1 gives token 0 prob 4/6. Reading positions 1 and 2
     # instead (no shift) would give log(1/6) and log(1/11).
     got = _logps_of(fn, _hand_logits(), torch.tensor([[2, 0]]), 1.0, "hand example")
     want = torch.tensor([[-1.0986123, -0.4054651]], dtype=D)
-    assert (got.to(D) - want).abs().max() < 1e-6, f"expected {want[0].tolist()}, got {[round(x, 7) for x in got[0].tolist()]}"
+    assert (got.to(D) - want).abs().max() < 1e-6, (
+        f"expected {want[0].tolist()}, got {[round(x, 7) for x in got[0].tolist()]}"
+    )
 
 
-@exercise_test(LOGPS, hint="Divide the logits by the temperature BEFORE log_softmax; the sampler drew from that tempered distribution.")
+@exercise_test(
+    LOGPS,
+    hint="Divide the logits by the temperature BEFORE log_softmax; the sampler drew from that tempered distribution.",
+)
 def test_temperature(fn):
     # At temperature 2 position 1 becomes (2, 1, 1) in probability ratio: token 0 has 2/4; position 0 stays uniform.
     got = _logps_of(fn, _hand_logits(), torch.tensor([[2, 0]]), 2.0, "temperature 2")
     want = torch.tensor([[-1.0986123, -0.6931472]], dtype=D)
-    assert (got.to(D) - want).abs().max() < 1e-6, f"expected {want[0].tolist()}, got {[round(x, 7) for x in got[0].tolist()]}"
+    assert (got.to(D) - want).abs().max() < 1e-6, (
+        f"expected {want[0].tolist()}, got {[round(x, 7) for x in got[0].tolist()]}"
+    )
 
 
-@exercise_test(LOGPS, hint="The prompt length P is L - T; gather with completion_ids[..., None] along the vocabulary dimension.",
-               time_limit_s=40)
+@exercise_test(
+    LOGPS,
+    hint="The prompt length P is L - T; gather with completion_ids[..., None] along the vocabulary dimension.",
+    time_limit_s=40,
+)
 def test_a_tiny_model(fn):
     from grpo_lab.models import build_tiny_model
     from grpo_lab.rollout import completion_logps, sample_groups
 
     model, tok = build_tiny_model("nano", seed=1)
-    r = sample_groups(model, tok, ["12+35=", "7+8="], 3, max_completion_length=5, temperature=0.8,
-                      generator=torch.Generator().manual_seed(1))
+    r = sample_groups(
+        model,
+        tok,
+        ["12+35=", "7+8="],
+        3,
+        max_completion_length=5,
+        temperature=0.8,
+        generator=torch.Generator().manual_seed(1),
+    )
     with torch.no_grad():
         ids = torch.cat([r.prompt_ids, r.completion_ids], 1)
         attn = torch.cat([r.prompt_mask, r.completion_mask], 1)
@@ -75,7 +99,9 @@ def test_a_tiny_model(fn):
         want = completion_logps(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 0.8)
     got = _logps_of(fn, logits, r.completion_ids, 0.8, "a tiny model's logits")
     err = ((got - want) * r.completion_mask).abs().max().item()
-    assert err < 1e-5, f"differs from the log-probs of the sampled tokens by {err:.2e} (prompt {tuple(r.prompt_ids.shape)}, completion {tuple(r.completion_ids.shape)})"
+    assert err < 1e-5, (
+        f"differs from the log-probs of the sampled tokens by {err:.2e} (prompt {tuple(r.prompt_ids.shape)}, completion {tuple(r.completion_ids.shape)})"
+    )
 
 
 @exercise_test(LOGPS, hint="Torch operations only: the training step backpropagates through these log-probs.")
@@ -86,8 +112,9 @@ def test_gradient_flows(fn):
     assert got.requires_grad, "the log-probs are not connected to the logits"
     got.sum().backward()
     assert logits.grad[:, :2].abs().max() == 0, "prompt positions before P-1 must not receive gradient"
-    assert logits.grad[:, 2:5].abs().min() > 0 and logits.grad[:, 5].abs().max() == 0, \
+    assert logits.grad[:, 2:5].abs().min() > 0 and logits.grad[:, 5].abs().max() == 0, (
         "exactly positions P-1 .. L-2 predict completion tokens; the last position predicts nothing here"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,19 +146,29 @@ def _bigram(eos_logit=0.0):
 
 def _sample(fn, model, prompt, n, temperature, seed):
     out = fn(model, prompt, n, EOS, PAD, temperature, torch.Generator().manual_seed(seed))
-    assert isinstance(out, tuple) and len(out) == 2, f"return (completion_ids, completion_mask), got {type(out).__name__}"
+    assert isinstance(out, tuple) and len(out) == 2, (
+        f"return (completion_ids, completion_mask), got {type(out).__name__}"
+    )
     ids, mask = out
     B = prompt.shape[0]
-    assert tuple(ids.shape) == (B, n) and tuple(mask.shape) == (B, n), \
+    assert tuple(ids.shape) == (B, n) and tuple(mask.shape) == (B, n), (
         f"expected two tensors of shape {(B, n)}, got {tuple(ids.shape)} and {tuple(mask.shape)}"
+    )
     assert ids.dtype == torch.long, f"completion_ids must be token ids (torch.long), got {ids.dtype}"
     return ids, mask.long()
 
 
-@exercise_test(SAMPLE, title="A sampling loop with EOS masking",
-               forbid=("grpo_lab.rollout.generate", "model.generate", "grpo_lab.rollout.sample_groups",
-                       "grpo_lab.rollout.greedy_complete"),
-               hint="Keep a `finished` flag per row; after a row's first EOS write pad_token_id with mask 0.")
+@exercise_test(
+    SAMPLE,
+    title="A sampling loop with EOS masking",
+    forbid=(
+        "grpo_lab.rollout.generate",
+        "model.generate",
+        "grpo_lab.rollout.sample_groups",
+        "grpo_lab.rollout.greedy_complete",
+    ),
+    hint="Keep a `finished` flag per row; after a row's first EOS write pad_token_id with mask 0.",
+)
 def test_masking_after_eos(fn):
     prompt = torch.tensor([[0, 2, 1]] * 64)
     ids, mask = _sample(fn, _bigram(eos_logit=0.5), prompt, 12, 1.0, seed=0)
@@ -141,12 +178,19 @@ def test_masking_after_eos(fn):
         first = int(eos[0]) if len(eos) else 12
         ended += first < 12
         want = (torch.arange(12) <= first).long() if first < 12 else torch.ones(12, dtype=torch.long)
-        assert torch.equal(mask[b], want), f"row {b}: ids {ids[b].tolist()} -> expected mask {want.tolist()}, got {mask[b].tolist()}"
-        assert (ids[b, first + 1:] == PAD).all(), f"row {b}: after the first EOS every id must be pad_token_id, got {ids[b].tolist()}"
+        assert torch.equal(mask[b], want), (
+            f"row {b}: ids {ids[b].tolist()} -> expected mask {want.tolist()}, got {mask[b].tolist()}"
+        )
+        assert (ids[b, first + 1 :] == PAD).all(), (
+            f"row {b}: after the first EOS every id must be pad_token_id, got {ids[b].tolist()}"
+        )
     assert ended > 32, f"only {ended} of 64 rows ended with EOS although EOS has probability ~0.2 per step"
 
 
-@exercise_test(SAMPLE, hint="Divide the last position's logits by the temperature, softmax, then torch.multinomial(probs, 1, generator=generator).")
+@exercise_test(
+    SAMPLE,
+    hint="Divide the last position's logits by the temperature, softmax, then torch.multinomial(probs, 1, generator=generator).",
+)
 def test_samples_the_tempered_distribution(fn):
     model = _bigram()
     prompt = torch.tensor([[0]] * 4000)
@@ -155,8 +199,10 @@ def test_samples_the_tempered_distribution(fn):
         freq = torch.bincount(ids[:, 0], minlength=V).double() / 4000
         want = torch.softmax(model.table[0].double() / temp, 0)
         tv = 0.5 * (freq - want).abs().sum().item()
-        assert tv < 0.04, (f"temperature {temp}: first-token frequencies {[round(x, 3) for x in freq.tolist()]} "
-                           f"vs softmax(logits / T) {[round(x, 3) for x in want.tolist()]} (total variation {tv:.3f})")
+        assert tv < 0.04, (
+            f"temperature {temp}: first-token frequencies {[round(x, 3) for x in freq.tolist()]} "
+            f"vs softmax(logits / T) {[round(x, 3) for x in want.tolist()]} (total variation {tv:.3f})"
+        )
 
 
 @exercise_test(SAMPLE, hint="Pass the generator to torch.multinomial: the same seed must give the same completions.")
@@ -175,23 +221,35 @@ def test_stops_when_all_rows_finished(fn):
     table[:, EOS] = 10.0  # EOS first, always
     model = _Bigram(table)
     ids, mask = _sample(fn, model, torch.tensor([[0, 1]] * 3), 8, 1.0, seed=0)
-    assert (ids[:, 0] == EOS).all() and (ids[:, 1:] == PAD).all() and mask.sum().item() == 3, \
+    assert (ids[:, 0] == EOS).all() and (ids[:, 1:] == PAD).all() and mask.sum().item() == 3, (
         f"every row emits EOS first: expected ids [EOS, PAD, ...] and one real token each, got {ids.tolist()}"
+    )
     assert model.calls <= 2, f"the model was called {model.calls} times after every row had finished at step 1"
 
 
-@exercise_test(SAMPLE, hint="At a tiny temperature sampling becomes greedy decoding: your loop must agree with argmax decoding.",
-               time_limit_s=40)
+@exercise_test(
+    SAMPLE,
+    hint="At a tiny temperature sampling becomes greedy decoding: your loop must agree with argmax decoding.",
+    time_limit_s=40,
+)
 def test_tiny_temperature_is_greedy(fn):
     from grpo_lab.models import build_tiny_model
     from grpo_lab.rollout import encode_prompts, generate
 
     model, tok = build_tiny_model("nano", seed=2)
     ids, am = encode_prompts(tok, ["12+35=", "47+18=", "90+10="])  # same length: no padding
-    want_ids, want_mask, _, _ = generate(model, ids, am, max_completion_length=6, eos_token_id=tok.eos_token_id,
-                                         pad_token_id=tok.pad_token_id, do_sample=False)
+    want_ids, want_mask, _, _ = generate(
+        model,
+        ids,
+        am,
+        max_completion_length=6,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        do_sample=False,
+    )
     with torch.no_grad():
         out = fn(model, ids, 6, tok.eos_token_id, tok.pad_token_id, 1e-4, torch.Generator().manual_seed(0))
     got_ids, got_mask = out
-    assert torch.equal(got_ids, want_ids) and torch.equal(got_mask.long(), want_mask.long()), \
+    assert torch.equal(got_ids, want_ids) and torch.equal(got_mask.long(), want_mask.long()), (
         f"at temperature 1e-4 expected the greedy completions {want_ids.tolist()}, got {got_ids.tolist()}"
+    )

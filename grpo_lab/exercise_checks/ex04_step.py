@@ -31,8 +31,9 @@ def _setup(seed=0, lr=1e-2):
 
     model, tok = build_tiny_model("nano", seed=seed)
     g = torch.Generator().manual_seed(seed)
-    r = sample_groups(model, tok, ["12+35=", "7+8=", "99+1="], 4, max_completion_length=6, temperature=0.9,
-                      generator=g)
+    r = sample_groups(
+        model, tok, ["12+35=", "7+8=", "99+1="], 4, max_completion_length=6, temperature=0.9, generator=g
+    )
     rewards = torch.tensor([float(len(t) % 3 == 0) + 0.1 * len(t) for t in r.texts])  # varied, length-dependent
     adv = group_advantages(rewards, 4)
     return model, r, adv, lr
@@ -48,8 +49,16 @@ def _reference(model, rollout, adv, lr, **kw):
     mask = rollout.completion_mask.float()
     m.train()
     lp = completion_logps(m, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, mask, temp)
-    loss = grpo_loss(lp, lp.detach(), adv, mask, epsilon=kw.get("epsilon", 0.2), epsilon_high=kw.get("epsilon_high"),
-                     loss_type=kw.get("loss_type", "dapo"), max_completion_length=kw.get("max_completion_length"))
+    loss = grpo_loss(
+        lp,
+        lp.detach(),
+        adv,
+        mask,
+        epsilon=kw.get("epsilon", 0.2),
+        epsilon_high=kw.get("epsilon_high"),
+        loss_type=kw.get("loss_type", "dapo"),
+        max_completion_length=kw.get("max_completion_length"),
+    )
     opt.zero_grad()
     loss.backward()
     gn = torch.nn.utils.clip_grad_norm_(m.parameters(), kw.get("max_grad_norm", 1.0))
@@ -68,12 +77,19 @@ def _student(fn, model, rollout, adv, lr, **kw):
 def _same_params(a, b, what, atol=1e-6):
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         if not torch.allclose(p, q, atol=atol, rtol=1e-5):
-            raise AssertionError(f"{what}: parameter {name} differs from the reference step "
-                                 f"(max diff {(p - q).abs().max().item():.2e})")
+            raise AssertionError(
+                f"{what}: parameter {name} differs from the reference step (max diff {(p - q).abs().max().item():.2e})"
+            )
 
 
-@exercise_test(ID, title="One GRPO training step", forbid=("grpo_lab.trainer.GRPOTrainer",), hint="completion_logps -> grpo_loss(lp, lp.detach(), ...) -> "
-               "zero_grad, backward, clip_grad_norm_, step; return loss.item().", time_limit_s=40)
+@exercise_test(
+    ID,
+    title="One GRPO training step",
+    forbid=("grpo_lab.trainer.GRPOTrainer",),
+    hint="completion_logps -> grpo_loss(lp, lp.detach(), ...) -> "
+    "zero_grad, backward, clip_grad_norm_, step; return loss.item().",
+    time_limit_s=40,
+)
 def test_loss_and_update_match_reference(fn):
     model, r, adv, lr = _setup(0)
     want_m, want_loss, _ = _reference(model, r, adv, lr)
@@ -82,8 +98,12 @@ def test_loss_and_update_match_reference(fn):
     _same_params(got_m, want_m, "default knobs")
 
 
-@exercise_test(ID, hint="Pass temperature to completion_logps: the log-probs must be those of the tempered "
-               "distribution the completions were sampled from.", time_limit_s=40)
+@exercise_test(
+    ID,
+    hint="Pass temperature to completion_logps: the log-probs must be those of the tempered "
+    "distribution the completions were sampled from.",
+    time_limit_s=40,
+)
 def test_temperature_and_loss_type_are_used(fn):
     model, r, adv, lr = _setup(1)
     kw = dict(temperature=0.7, loss_type="dr_grpo", max_completion_length=8, epsilon_high=0.28)
@@ -93,8 +113,11 @@ def test_temperature_and_loss_type_are_used(fn):
     _same_params(got_m, want_m, f"{kw}")
 
 
-@exercise_test(ID, hint="torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm) between backward "
-               "and step.", time_limit_s=40)
+@exercise_test(
+    ID,
+    hint="torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm) between backward and step.",
+    time_limit_s=40,
+)
 def test_gradient_is_clipped(fn):
     model, r, adv, _ = _setup(2)
     lr = 1e-3
@@ -107,13 +130,17 @@ def test_gradient_is_clipped(fn):
     fn(m2, torch.optim.SGD(m2.parameters(), lr=1.0), r, adv.clone(), max_grad_norm=1e-6, loss_type="grpo")
     step1 = torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip(m1.parameters(), model.parameters())))
     step2 = torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip(m2.parameters(), model.parameters())))
-    assert abs(step1.item() - 1e-3) < 1e-5 and abs(step2.item() - 1e-6) < 1e-8, \
+    assert abs(step1.item() - 1e-3) < 1e-5 and abs(step2.item() - 1e-6) < 1e-8, (
         f"with SGD(lr=1) the update norm must equal max_grad_norm: got {step1.item():.2e} and {step2.item():.2e}"
+    )
     _same_params(got_m, want_m, "max_grad_norm=1e-3")
 
 
-@exercise_test(ID, hint="All-equal advantages (a zero-variance group) give loss 0 and no update with loss_type='grpo'.",
-               time_limit_s=40)
+@exercise_test(
+    ID,
+    hint="All-equal advantages (a zero-variance group) give loss 0 and no update with loss_type='grpo'.",
+    time_limit_s=40,
+)
 def test_zero_advantages_do_not_move_the_model(fn):
     model, r, adv, _ = _setup(3)
     m = copy.deepcopy(model)

@@ -34,10 +34,12 @@ def _call(fn, completions, answer, prompts=None, **extra):
     return out
 
 
-@exercise_test(ID, title="A reward function for TRL",
-               forbid=("grpo_lab.trl_backend.trl_reward", "grpo_lab.rewards.correctness_reward",
-                       "grpo_lab.trainer.task_reward"),
-               hint="TRL passes everything by keyword: def fn(prompts, completions, answer, **kwargs).")
+@exercise_test(
+    ID,
+    title="A reward function for TRL",
+    forbid=("grpo_lab.trl_backend.trl_reward", "grpo_lab.rewards.correctness_reward", "grpo_lab.trainer.task_reward"),
+    hint="TRL passes everything by keyword: def fn(prompts, completions, answer, **kwargs).",
+)
 def test_signature_is_what_trl_calls(fn):
     from grpo_lab.trainer import check_reward_signature
 
@@ -50,15 +52,25 @@ def test_plain_completions(fn):
     assert got == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], f"expected [1, 1, 1, 0, 0, 0, 0], got {got}"
 
 
-@exercise_test(ID, hint="Every dataset column (and trainer_state, completion_ids, log_extra, ...) arrives as a keyword.")
+@exercise_test(
+    ID, hint="Every dataset column (and trainer_state, completion_ids, log_extra, ...) arrives as a keyword."
+)
 def test_extra_columns_are_ignored(fn):
-    extra = dict(question=["What is 1 + 1?"] * 2, meta=["{}"] * 2, completion_ids=[[5], [6]], trainer_state=None,
-                 log_extra=lambda *a, **k: None, log_metric=lambda *a, **k: None)
+    extra = dict(
+        question=["What is 1 + 1?"] * 2,
+        meta=["{}"] * 2,
+        completion_ids=[[5], [6]],
+        trainer_state=None,
+        log_extra=lambda *a, **k: None,
+        log_metric=lambda *a, **k: None,
+    )
     got = _call(fn, ["2", "3"], ["2", "2"], **extra)
     assert got == [1.0, 0.0], f"expected [1.0, 0.0], got {got}"
 
 
-@exercise_test(ID, hint='Chat datasets give each completion as [{"role": "assistant", "content": text}]: score the text.')
+@exercise_test(
+    ID, hint='Chat datasets give each completion as [{"role": "assistant", "content": text}]: score the text.'
+)
 def test_chat_completions(fn):
     comps = [[{"role": "assistant", "content": "12"}], [{"role": "assistant", "content": " 21 "}]]
     got = _call(fn, comps, ["12", "12"], prompts=[[{"role": "user", "content": "7+5="}]] * 2)

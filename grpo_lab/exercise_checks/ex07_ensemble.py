@@ -21,37 +21,52 @@ def _vote_ok(fn, answers, what):
     assert isinstance(got, tuple) and len(got) == 2, f"{what}: return a tuple (answer, agreement), got {got!r}"
     ans, agr = got
     assert ans == want.answer, f"{what}: answers {answers} -> expected winner {want.answer!r}, got {ans!r}"
-    assert abs(float(agr) - want.agreement) < 1e-9, f"{what}: answers {answers} -> expected agreement {want.agreement:.4f}, got {agr}"
+    assert abs(float(agr) - want.agreement) < 1e-9, (
+        f"{what}: answers {answers} -> expected agreement {want.agreement:.4f}, got {agr}"
+    )
 
 
-@exercise_test(VOTE, title="Majority vote with equivalence",
-               forbid=("grpo_lab.ensemble.majority_vote", "grpo_lab.ensemble.vote_items", "grpo_lab.ensemble.self_consistency"),
-               hint="Count each answer with the first earlier group whose representative answers_match it.")
+@exercise_test(
+    VOTE,
+    title="Majority vote with equivalence",
+    forbid=("grpo_lab.ensemble.majority_vote", "grpo_lab.ensemble.vote_items", "grpo_lab.ensemble.self_consistency"),
+    hint="Count each answer with the first earlier group whose representative answers_match it.",
+)
 def test_plain_plurality(fn):
     _vote_ok(fn, ["5", "7", "7"], "a clear winner")
     _vote_ok(fn, ["3", "3", "3"], "unanimous")
 
 
-@exercise_test(VOTE, hint="'1,000', '1000' and '1000.0' are one answer: group with answers_match, keep the first spelling.")
+@exercise_test(
+    VOTE, hint="'1,000', '1000' and '1000.0' are one answer: group with answers_match, keep the first spelling."
+)
 def test_equivalent_spellings_vote_together(fn):
     _vote_ok(fn, ["1,000", "7", "7", "1000", "1000.0"], "equivalent spellings")
     _vote_ok(fn, ["$12", "12 apples", "13"], "currency and units")
 
 
-@exercise_test(VOTE, hint="On a tie, the answer seen first wins: only replace the leader when a count is strictly larger.")
+@exercise_test(
+    VOTE, hint="On a tie, the answer seen first wins: only replace the leader when a count is strictly larger."
+)
 def test_ties_go_to_first_seen(fn):
     _vote_ok(fn, ["3", "5", "5", "3"], "a 2-2 tie")
     _vote_ok(fn, ["9", "8", "7"], "all different")
 
 
-@exercise_test(VOTE, hint="None is an abstention: it supports nobody but counts in the total (agreement = winner / all voters).")
+@exercise_test(
+    VOTE, hint="None is an abstention: it supports nobody but counts in the total (agreement = winner / all voters)."
+)
 def test_none_abstains(fn):
     _vote_ok(fn, [None, "4", None], "abstentions")
     _vote_ok(fn, [None, None], "nobody answered -> (None, 0.0)")
 
 
-@exercise_test(ENTROPY, title="Vote entropy", forbid=("grpo_lab.ensemble.vote_entropy", "grpo_lab.ensemble.majority_vote"),
-               hint="Unanimous -> 0; n different answers -> 1 (divide by log n).")
+@exercise_test(
+    ENTROPY,
+    title="Vote entropy",
+    forbid=("grpo_lab.ensemble.vote_entropy", "grpo_lab.ensemble.majority_vote"),
+    hint="Unanimous -> 0; n different answers -> 1 (divide by log n).",
+)
 def test_extremes(fn):
     for answers in (["4", "4", "4"], ["1", "2", "3", "4"]):
         want = vote_entropy(answers)

@@ -19,7 +19,12 @@ def _eq(fn, texts, n, what):
     assert abs(got - want) < 1e-9, f"{what}: expected {want:.4f}, got {got:.4f}"
 
 
-@exercise_test(ID, title="Distinct-n", forbid=("grpo_lab.hygiene.distinct_n",), hint="distinct-1 of ['a b c', 'a b d'] is 4 unique words / 6 words.")
+@exercise_test(
+    ID,
+    title="Distinct-n",
+    forbid=("grpo_lab.hygiene.distinct_n",),
+    hint="distinct-1 of ['a b c', 'a b d'] is 4 unique words / 6 words.",
+)
 def test_unigrams_by_hand(fn):
     _eq(fn, ["a b c", "a b d"], 1, "distinct-1 of ['a b c', 'a b d']")
 
@@ -30,18 +35,26 @@ def test_bigrams_by_hand(fn):
     _eq(fn, ["a b", "a b", "a b"], 2, "the same text three times")
 
 
-@exercise_test(ID, hint="Take n-grams inside each text only: the last word of one text and the first of the next are not a bigram.")
+@exercise_test(
+    ID,
+    hint="Take n-grams inside each text only: the last word of one text and the first of the next are not a bigram.",
+)
 def test_no_ngrams_across_texts(fn):
     _eq(fn, ["x", "y", "x y"], 2, "['x', 'y', 'x y'] (one bigram in all)")
 
 
-@exercise_test(ID, hint="No n-grams at all (empty list, or every text shorter than n): return 0.0, not a ZeroDivisionError.")
+@exercise_test(
+    ID, hint="No n-grams at all (empty list, or every text shorter than n): return 0.0, not a ZeroDivisionError."
+)
 def test_empty(fn):
     _eq(fn, [], 1, "an empty corpus")
     _eq(fn, ["a", "b c"], 3, "texts shorter than n")
 
 
-@exercise_test(ID, hint="Split on any whitespace (str.split() with no argument) so double spaces and newlines do not create empty words.")
+@exercise_test(
+    ID,
+    hint="Split on any whitespace (str.split() with no argument) so double spaces and newlines do not create empty words.",
+)
 def test_whitespace(fn):
     _eq(fn, ["a  b\nc", "a b   c"], 2, "irregular whitespace")
 

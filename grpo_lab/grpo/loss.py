@@ -25,8 +25,8 @@ tensors, numerically equal to ``trl==1.16.0``'s ``GRPOTrainer`` for one process 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -56,8 +56,12 @@ def k3_kl(logps: torch.Tensor, ref_logps: torch.Tensor, max_log_ratio: float = K
     return torch.exp(d) - d - 1
 
 
-def importance_ratio(logps: torch.Tensor, old_logps: torch.Tensor, completion_mask: torch.Tensor,
-                     importance_sampling_level: str = "token") -> torch.Tensor:
+def importance_ratio(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    completion_mask: torch.Tensor,
+    importance_sampling_level: str = "token",
+) -> torch.Tensor:
     """PPO importance ratio pi_theta / pi_old: per token [B, T], or per sequence [B, 1] (GSPO).
 
     - ``"token"``: ``r_{i,t} = exp(lp_{i,t} - lp_old_{i,t})``.
@@ -81,9 +85,13 @@ def importance_ratio(logps: torch.Tensor, old_logps: torch.Tensor, completion_ma
 # --------------------------------------------------------------------------------------------------
 
 
-def aggregate(per_token_loss: torch.Tensor, completion_mask: torch.Tensor, loss_type: str = "dapo",
-              max_completion_length: int | None = None, num_items_in_batch: float | torch.Tensor | None = None
-              ) -> torch.Tensor:
+def aggregate(
+    per_token_loss: torch.Tensor,
+    completion_mask: torch.Tensor,
+    loss_type: str = "dapo",
+    max_completion_length: int | None = None,
+    num_items_in_batch: float | torch.Tensor | None = None,
+) -> torch.Tensor:
     """Reduce a per-token loss [B, T] to a scalar the way TRL's ``loss_type`` does (one process, no accumulation).
 
     With ``m`` the mask, ``len_i = sum_t m_{i,t}``::
@@ -189,11 +197,19 @@ def _check_loss_inputs(logps, old_logps, completion_mask, ref_logps, beta, loss_
 
 
 def grpo_loss_terms(
-    logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor, completion_mask: torch.Tensor, *,
-    ref_logps: torch.Tensor | None = None, beta: float = 0.0,  # the KL term
-    epsilon: float = 0.2, epsilon_high: float | None = None,  # the clip range
-    loss_type: str = "dapo", max_completion_length: int | None = None,  # the aggregation
-    importance_sampling_level: str = "token", use_bias_correction_kl: bool = True,
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,  # the KL term
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,  # the clip range
+    loss_type: str = "dapo",
+    max_completion_length: int | None = None,  # the aggregation
+    importance_sampling_level: str = "token",
+    use_bias_correction_kl: bool = True,
     num_items_in_batch: float | torch.Tensor | None = None,
 ) -> GRPOLossTerms:
     """The GRPO loss and its parts (TRL 1.16 ``GRPOTrainer._compute_loss`` semantics for grpo/bnpo/dr_grpo/dapo).
@@ -247,8 +263,13 @@ def grpo_loss_terms(
     )
 
 
-def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
-              completion_mask: torch.Tensor, **knobs) -> torch.Tensor:
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    completion_mask: torch.Tensor,
+    **knobs,
+) -> torch.Tensor:
     """The scalar GRPO loss, numerically equal to TRL 1.16's for the same inputs (one process, no accumulation).
 
     Keyword-only knobs, TRL's names and defaults: ``ref_logps=None, beta=0.0, epsilon=0.2, epsilon_high=None,
@@ -265,8 +286,12 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: t
 grpo_loss.__signature__ = inspect.signature(grpo_loss_terms).replace(return_annotation="torch.Tensor")
 
 
-def step0_loss(advantages: Sequence[float] | torch.Tensor, lengths: Sequence[int] | torch.Tensor,
-               loss_type: str = "dapo", max_completion_length: int | None = None) -> float:
+def step0_loss(
+    advantages: Sequence[float] | torch.Tensor,
+    lengths: Sequence[int] | torch.Tensor,
+    loss_type: str = "dapo",
+    max_completion_length: int | None = None,
+) -> float:
     """The loss at the first step (on-policy, ratio 1, beta 0), from advantages and completion lengths alone.
 
     Per-token loss is ``-A_i``, so: grpo ``-mean(A)``; bnpo/dapo ``-sum A_i len_i / sum len_i``;

@@ -90,21 +90,48 @@ def check_dr_grpo_length(loss_type: str, max_completion_length) -> None:
 PRESETS: dict[str, dict] = {
     # DeepSeekMath (arXiv 2402.03300): std-normalized group advantages, per-sequence mean of token losses,
     # k3 KL to the reference with beta 0.04, PPO clip 0.2. (The paper samples 64 completions per prompt.)
-    "grpo": {"loss_type": "grpo", "beta": 0.04, "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": 0.2,
-             "importance_sampling_level": "token"},
+    "grpo": {
+        "loss_type": "grpo",
+        "beta": 0.04,
+        "scale_rewards": "group",
+        "epsilon": 0.2,
+        "epsilon_high": 0.2,
+        "importance_sampling_level": "token",
+    },
     # DAPO (arXiv 2503.14476): clip-higher (0.2 / 0.28) against entropy collapse, token-level loss, no KL,
     # dynamic sampling (drop groups whose rewards are all equal), and overlong filtering (mask truncated).
-    "dapo": {"loss_type": "dapo", "beta": 0.0, "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": 0.28,
-             "importance_sampling_level": "token", "mask_truncated_completions": True, "dynamic_sampling": True},
+    "dapo": {
+        "loss_type": "dapo",
+        "beta": 0.0,
+        "scale_rewards": "group",
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "importance_sampling_level": "token",
+        "mask_truncated_completions": True,
+        "dynamic_sampling": True,
+    },
     # Dr. GRPO (arXiv 2503.20783): no std division (question-difficulty bias) and no 1/|o| (length bias):
     # constant-denominator loss. Needs max_completion_length.
-    "dr_grpo": {"loss_type": "dr_grpo", "beta": 0.0, "scale_rewards": "none", "epsilon": 0.2, "epsilon_high": 0.2,
-                "importance_sampling_level": "token"},
+    "dr_grpo": {
+        "loss_type": "dr_grpo",
+        "beta": 0.0,
+        "scale_rewards": "none",
+        "epsilon": 0.2,
+        "epsilon_high": 0.2,
+        "importance_sampling_level": "token",
+    },
     # GSPO (arXiv 2507.18071): one length-normalized ratio per sequence, with the tiny clip range of the paper
     # (v2, section 5.1) that TRL's paper index recommends, no KL, per-sequence aggregation. The ratio only
     # differs from 1 off-policy: with one update per rollout it behaves like plain GRPO.
-    "gspo": {"loss_type": "grpo", "beta": 0.0, "scale_rewards": "group", "epsilon": 3e-4, "epsilon_high": 4e-4,
-             "importance_sampling_level": "sequence", "steps_per_generation": 4},
+    "gspo": {
+        "loss_type": "grpo",
+        "beta": 0.0,
+        "scale_rewards": "group",
+        "epsilon": 3e-4,
+        "epsilon_high": 4e-4,
+        "importance_sampling_level": "sequence",
+        "steps_per_generation": 4,
+    },
 }
 
 PRESET_SOURCES: dict[str, str] = {
@@ -126,10 +153,19 @@ def preset(name: str, **overrides) -> dict:
     return {**PRESETS[key], **overrides}
 
 
-def validate_grpo_config(*, num_generations: int | None = None, batch_size: int | None = None, loss_type: str = "dapo",
-                         scale_rewards: str = "group", beta: float = 0.0, epsilon: float = 0.2,
-                         epsilon_high: float | None = None, max_completion_length: int | None = None,
-                         importance_sampling_level: str = "token", **other) -> dict:
+def validate_grpo_config(
+    *,
+    num_generations: int | None = None,
+    batch_size: int | None = None,
+    loss_type: str = "dapo",
+    scale_rewards: str = "group",
+    beta: float = 0.0,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    max_completion_length: int | None = None,
+    importance_sampling_level: str = "token",
+    **other,
+) -> dict:
     """Check a GRPO configuration before any compute is spent; raise ``ValueError`` naming the fix.
 
     ``batch_size`` counts completions per step (TRL's ``per_device_train_batch_size * processes *
@@ -147,8 +183,11 @@ def validate_grpo_config(*, num_generations: int | None = None, batch_size: int 
     if batch_size is not None and num_generations is None:
         raise ValueError("batch_size given without num_generations: pass num_generations to check the grouping")
     if loss_type not in LOSS_TYPES:
-        hint = " (TRL also has cispo, sapo, luspo, vespo; grpo_lab implements the four of the course)" \
-            if loss_type in ("cispo", "sapo", "luspo", "vespo") else ""
+        hint = (
+            " (TRL also has cispo, sapo, luspo, vespo; grpo_lab implements the four of the course)"
+            if loss_type in ("cispo", "sapo", "luspo", "vespo")
+            else ""
+        )
         raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}{hint}")
     scale_rewards = normalize_scale_rewards(scale_rewards)
     if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
@@ -159,7 +198,9 @@ def validate_grpo_config(*, num_generations: int | None = None, batch_size: int 
     if max_completion_length is not None and (not isinstance(max_completion_length, int) or max_completion_length < 1):
         raise ValueError(f"max_completion_length must be a positive int, got {max_completion_length!r}")
     if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError(f"epsilon={epsilon!r}: the clip range must be a positive number (0.2 in PPO/GRPO, 3e-4 in GSPO)")
+        raise ValueError(
+            f"epsilon={epsilon!r}: the clip range must be a positive number (0.2 in PPO/GRPO, 3e-4 in GSPO)"
+        )
     if epsilon_high is None:
         epsilon_high = epsilon
     if epsilon_high < epsilon:
@@ -172,11 +213,18 @@ def validate_grpo_config(*, num_generations: int | None = None, batch_size: int 
     if importance_sampling_level == "sequence" and loss_type != "grpo":
         warnings.warn(
             f"importance_sampling_level='sequence' with loss_type={loss_type!r} sums token terms, which weights "
-            "each sequence by its length; GSPO's setup is loss_type='grpo'", stacklevel=2,
+            "each sequence by its length; GSPO's setup is loss_type='grpo'",
+            stacklevel=2,
         )
     return {
-        "num_generations": num_generations, "batch_size": batch_size, "loss_type": loss_type,
-        "scale_rewards": scale_rewards, "beta": beta, "epsilon": epsilon, "epsilon_high": epsilon_high,
-        "max_completion_length": max_completion_length, "importance_sampling_level": importance_sampling_level,
+        "num_generations": num_generations,
+        "batch_size": batch_size,
+        "loss_type": loss_type,
+        "scale_rewards": scale_rewards,
+        "beta": beta,
+        "epsilon": epsilon,
+        "epsilon_high": epsilon_high,
+        "max_completion_length": max_completion_length,
+        "importance_sampling_level": importance_sampling_level,
         **other,
     }

@@ -94,8 +94,10 @@ def compute_dtype_problem(device: str | torch.device, compute_dtype: str) -> str
     if compute_dtype not in COMPUTE_DTYPES:
         return f"compute_dtype={compute_dtype!r}: use one of {COMPUTE_DTYPES}"
     if compute_dtype == "bf16" and device.type == "cuda" and not bf16_supported(device):
-        return ("compute_dtype='bf16' needs a GPU with native bfloat16 (compute capability >= 8, Ampere or newer); "
-                "this GPU emulates it: use compute_dtype='fp16' (loss-scaled) or 'fp32'")
+        return (
+            "compute_dtype='bf16' needs a GPU with native bfloat16 (compute capability >= 8, Ampere or newer); "
+            "this GPU emulates it: use compute_dtype='fp16' (loss-scaled) or 'fp32'"
+        )
     if compute_dtype == "bf16" and device.type not in ("cuda", "cpu"):
         return f"compute_dtype='bf16' is not supported on {device.type}: use 'fp16' or 'fp32'"
     return None

@@ -40,7 +40,9 @@ def is_char_tokenizer_dir(path: str | Path) -> bool:
     if not f.exists():
         return False
     spec = json.loads(f.read_text())
-    return spec.get("model", {}).get("type") == "WordLevel" and (spec.get("pre_tokenizer") or {}).get("type") == "Split"
+    return (
+        spec.get("model", {}).get("type") == "WordLevel" and (spec.get("pre_tokenizer") or {}).get("type") == "Split"
+    )
 
 
 def load_tokenizer(path: str | Path):
@@ -58,7 +60,9 @@ def load_tokenizer(path: str | Path):
 
 def hub_offline() -> bool:
     """True when the Hugging Face Hub is switched off by environment (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -91,7 +95,9 @@ def load_hub_model(name: str, dtype: torch.dtype | None = None, device: str | to
         tok = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local_only)
     except (OSError, ValueError) as err:  # transformers reports hub/connection problems as OSError
-        why = "the hub is switched off (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hugging Face Hub cannot be reached"
+        why = (
+            "the hub is switched off (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hugging Face Hub cannot be reached"
+        )
         raise ModelLoadError(
             f"cannot load {name!r}: {why} and it is not in the local cache. Offline alternatives: "
             f"'tiny:micro' (char-level, builds in a second) or 'smollm2' "

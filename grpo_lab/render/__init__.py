@@ -11,11 +11,38 @@ changed since its render. ``exercises/`` are generated from ``solutions/`` witho
 """
 
 from grpo_lab.render.outputs import final_line_state, machine_paths, merge_streams, scrub, shrink_png
-from grpo_lab.render.run import (RenderResult, code_sha256, kernel_env, main, notebooks_to_render, render_info,
-                                 render_notebook, set_time_line, stale_message, tidy_notebook, time_line)
+from grpo_lab.render.run import (
+    RenderResult,
+    code_sha256,
+    kernel_env,
+    main,
+    notebooks_to_render,
+    render_info,
+    render_notebook,
+    set_time_line,
+    stale_message,
+    tidy_notebook,
+    time_line,
+)
 from grpo_lab.render.snapshot import replace_widget_views, snapshot_outputs
 
-__all__ = ["RenderResult", "code_sha256", "final_line_state", "kernel_env", "machine_paths", "main",
-           "merge_streams", "notebooks_to_render", "render_info", "render_notebook", "replace_widget_views",
-           "scrub", "set_time_line", "shrink_png", "snapshot_outputs", "stale_message", "tidy_notebook",
-           "time_line"]
+__all__ = [
+    "RenderResult",
+    "code_sha256",
+    "final_line_state",
+    "kernel_env",
+    "machine_paths",
+    "main",
+    "merge_streams",
+    "notebooks_to_render",
+    "render_info",
+    "render_notebook",
+    "replace_widget_views",
+    "scrub",
+    "set_time_line",
+    "shrink_png",
+    "snapshot_outputs",
+    "stale_message",
+    "tidy_notebook",
+    "time_line",
+]

@@ -165,8 +165,14 @@ def scrub_outputs(outputs: list[dict], paths: list[tuple[str, str]]) -> list[dic
         if kind == "stream":
             o["text"] = scrub(o["text"] if isinstance(o["text"], str) else "".join(o["text"]), paths)
         elif kind in ("display_data", "execute_result"):
-            o["data"] = {k: (scrub(v if isinstance(v, str) else "".join(v), paths) if k in TEXT_MIMES
-                             and not isinstance(v, dict) else v) for k, v in o["data"].items()}
+            o["data"] = {
+                k: (
+                    scrub(v if isinstance(v, str) else "".join(v), paths)
+                    if k in TEXT_MIMES and not isinstance(v, dict)
+                    else v
+                )
+                for k, v in o["data"].items()
+            }
         elif kind == "error":
             o["evalue"] = scrub(o["evalue"], paths)
             o["traceback"] = [scrub(line, paths) for line in o["traceback"]]

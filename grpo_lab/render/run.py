@@ -8,9 +8,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from grpo_lab.render.outputs import machine_paths, merge_streams, scrub_outputs, shrink_figures
 from grpo_lab.render.snapshot import replace_widget_views
@@ -64,8 +64,10 @@ def time_line(seconds: float) -> str:
     """The line the first markdown cell carries: the measured full-mode time, rounded for a reader."""
     minutes = seconds / 60
     said = "under a minute" if minutes < 1 else f"about {max(1, round(minutes))} min"
-    return (f"{TIME_START}**Full mode:** {said} on {THREADS} CPU cores (measured by `make render`); "
-            f"test mode: under a minute.{TIME_END}")
+    return (
+        f"{TIME_START}**Full mode:** {said} on {THREADS} CPU cores (measured by `make render`); "
+        f"test mode: under a minute.{TIME_END}"
+    )
 
 
 def set_time_line(nb, seconds: float) -> None:
@@ -85,8 +87,14 @@ def kernel_env(test_mode: bool) -> dict[str, str]:
     backend and figures are stored.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("GRPO_LAB_TEST_MODE", "MPLBACKEND")}
-    env.update(OMP_NUM_THREADS=str(THREADS), GRPO_LAB_THREADS=str(THREADS), HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", GRPO_LAB_STRICT_CHECKS="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.update(
+        OMP_NUM_THREADS=str(THREADS),
+        GRPO_LAB_THREADS=str(THREADS),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        GRPO_LAB_STRICT_CHECKS="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
     if test_mode:
         env["GRPO_LAB_TEST_MODE"] = "1"
     return env
@@ -142,8 +150,14 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader (or a crash) sees the old file or the new one, never half of one
 
 
-def render_notebook(path: str | Path, *, test_mode: bool = False, log: Callable[[str], None] = print,
-                    cell_limit_s: int = CELL_LIMIT_S, repo_root: str | Path = ROOT) -> RenderResult:
+def render_notebook(
+    path: str | Path,
+    *,
+    test_mode: bool = False,
+    log: Callable[[str], None] = print,
+    cell_limit_s: int = CELL_LIMIT_S,
+    repo_root: str | Path = ROOT,
+) -> RenderResult:
     """Execute ``path`` top to bottom in its own folder with nbclient and write it back with its outputs.
 
     Full mode unless ``test_mode`` (see ``kernel_env``). On success the file gets tidy outputs
@@ -165,19 +179,31 @@ def render_notebook(path: str | Path, *, test_mode: bool = False, log: Callable[
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     t0 = time.perf_counter()
     progress = _Progress(log, t0, n_code)
-    client = NotebookClient(nb, timeout=cell_limit_s, kernel_name="python3", allow_errors=False,
-                            record_timing=False, store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}},
-                            on_cell_start=progress.start, on_cell_executed=progress.executed)
+    client = NotebookClient(
+        nb,
+        timeout=cell_limit_s,
+        kernel_name="python3",
+        allow_errors=False,
+        record_timing=False,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_start=progress.start,
+        on_cell_executed=progress.executed,
+    )
     try:
         client.execute(env=kernel_env(test_mode))
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
         seconds = time.perf_counter() - t0
         lines = str(e).strip().splitlines()
         why = next((line for line in reversed(lines) if line.strip()), type(e).__name__)
-        return RenderResult(path, seconds, False, f"cell index {progress.running} (from 0, markdown counted) failed "
-                            f"after {seconds:.0f} s ({why}); "
-                            f"{path.name} on disk is unchanged\n{e}")
+        return RenderResult(
+            path,
+            seconds,
+            False,
+            f"cell index {progress.running} (from 0, markdown counted) failed "
+            f"after {seconds:.0f} s ({why}); "
+            f"{path.name} on disk is unchanged\n{e}",
+        )
     seconds = time.perf_counter() - t0
     widgets = nb.metadata.get("widgets")
     nb.metadata = nbformat.from_dict(committed_meta)
@@ -210,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m grpo_lab.render", description="Execute the notebooks and "
-                                 "store their outputs (full mode, 2 threads).")
+    ap = argparse.ArgumentParser(
+        prog="python -m grpo_lab.render",
+        description="Execute the notebooks and store their outputs (full mode, 2 threads).",
+    )
     ap.add_argument("--only", help="render only notebooks whose file name contains this text (e.g. 04a)")
     ap.add_argument("--test-mode", action="store_true", help="tiny models, few steps: to try the pipeline")
     ap.add_argument("--root", default=str(ROOT), help="project root (default: this checkout)")
@@ -224,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, path in enumerate(todo, 1):
         rel = path.relative_to(Path(args.root).resolve()) if path.is_relative_to(Path(args.root).resolve()) else path
         print(f"[{i}/{len(todo)}] {rel} ({'test' if args.test_mode else 'full'} mode) ...", flush=True)
-        r = render_notebook(path, test_mode=args.test_mode, repo_root=args.root,
-                            log=lambda s: print(s, flush=True))
+        r = render_notebook(path, test_mode=args.test_mode, repo_root=args.root, log=lambda s: print(s, flush=True))
         results.append(r)
         status = f"{r.seconds:.0f} s, {r.size_bytes / 1e6:.2f} MB" if r.ok else f"FAILED: {r.message}"
         print(f"[{i}/{len(todo)}] {rel}: {status} (total {time.perf_counter() - start:.0f} s)", flush=True)
@@ -235,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         for changed in build_exercises(args.root):
             print(f"regenerated {changed}")
     failed = [r for r in results if not r.ok]
-    print(f"rendered {len(results) - len(failed)} of {len(results)} notebooks in {time.perf_counter() - start:.0f} s"
-          + (f"; failed: {', '.join(r.path.name for r in failed)}" if failed else ""))
+    print(
+        f"rendered {len(results) - len(failed)} of {len(results)} notebooks in {time.perf_counter() - start:.0f} s"
+        + (f"; failed: {', '.join(r.path.name for r in failed)}" if failed else "")
+    )
     return 1 if failed else 0

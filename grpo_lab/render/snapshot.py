@@ -21,8 +21,16 @@ BOXES = {"VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel", "AccordionModel",
 TEXTS = {"HTMLModel", "HTMLMathModel", "LabelModel"}
 PROGRESS = {"FloatProgressModel", "IntProgressModel"}
 # Widgets that show nothing a reader needs once the kernel is gone.
-SILENT = {"ButtonModel", "LayoutModel", "ButtonStyleModel", "DescriptionStyleModel", "SliderStyleModel",
-          "ProgressStyleModel", "HTMLStyleModel", "LabelStyleModel"}
+SILENT = {
+    "ButtonModel",
+    "LayoutModel",
+    "ButtonStyleModel",
+    "DescriptionStyleModel",
+    "SliderStyleModel",
+    "ProgressStyleModel",
+    "HTMLStyleModel",
+    "LabelStyleModel",
+}
 
 
 def _tag(html_text: str) -> str:

@@ -35,8 +35,24 @@ from grpo_lab.rewards.functions import (
 from grpo_lab.sandbox import CodeResult, extract_code, run_tests
 
 __all__ = [
-    "extract_answer", "answers_match", "is_correct", "strict_is_correct", "completion_text", "RewardFunction",
-    "correctness_reward", "make_correctness_reward", "format_reward_strict", "format_reward_soft",
-    "make_overlong_penalty", "overlong_penalty_value", "combine_rewards", "code_reward", "make_code_reward",
-    "run_tests", "CodeResult", "extract_code", "CombinedReward", "MAX_ANSWER_CHARS",
+    "extract_answer",
+    "answers_match",
+    "is_correct",
+    "strict_is_correct",
+    "completion_text",
+    "RewardFunction",
+    "correctness_reward",
+    "make_correctness_reward",
+    "format_reward_strict",
+    "format_reward_soft",
+    "make_overlong_penalty",
+    "overlong_penalty_value",
+    "combine_rewards",
+    "code_reward",
+    "make_code_reward",
+    "run_tests",
+    "CodeResult",
+    "extract_code",
+    "CombinedReward",
+    "MAX_ANSWER_CHARS",
 ]

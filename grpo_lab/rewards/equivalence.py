@@ -23,7 +23,9 @@ from grpo_lab.rewards.extraction import _NUMBER_RE, extract_answer
 
 MAX_ANSWER_CHARS = 2000  # longer "answers" are not answers; refusing them also bounds the work
 _SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_HEDGE_WORDS = re.compile(r"\b(or|either|maybe|perhaps|possibly|between|and|to|probably|roughly)\b|±|\\pm|\+/-|\+-", re.I)
+_HEDGE_WORDS = re.compile(
+    r"\b(or|either|maybe|perhaps|possibly|between|and|to|probably|roughly)\b|±|\\pm|\+/-|\+-", re.I
+)
 _LATEX_NOISE = [r"\!", r"\,", r"\;", r"\:", r"\ ", "~", r"\left", r"\right", r"\displaystyle"]
 _SIMPLE_RE = re.compile(
     r"^(?P<num>(?:[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[-+]?\.\d+)(?:[eE][-+]?\d{1,3})?)"
@@ -202,5 +204,3 @@ def answers_match(pred: str | None, gold: str, *, timeout_s: float = 2.0) -> boo
 def is_correct(completion: str, gold: str) -> bool:
     """``answers_match(extract_answer(completion), gold)``: the verifiable reward of one completion."""
     return answers_match(extract_answer(completion), gold)
-
-

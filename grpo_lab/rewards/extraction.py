@@ -101,4 +101,3 @@ def extract_answer(text: str) -> str | None:
         return nums[-1] if nums else None
     except RecursionError:  # pragma: no cover - regexes here do not recurse; belt and braces
         return None
-

@@ -10,11 +10,12 @@ verifiable reward of RLVR (DeepSeekMath, arXiv 2402.03300); the overlong penalty
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from grpo_lab.rewards.equivalence import answers_match
 from grpo_lab.rewards.extraction import _HASHES_RE, _boxed_contents, _phrase_answer, extract_answer
 from grpo_lab.sandbox import extract_code, run_tests
+
 
 def strict_is_correct(completion: str, gold: str) -> bool:
     """The strict grader of notebook 01: the completion must pass ``format_reward_strict`` (reasoning, then
@@ -51,7 +52,9 @@ def completion_text(completion) -> str | None:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, list):
-                parts.extend(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text", ""), str))
+                parts.extend(
+                    p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text", ""), str)
+                )
             elif content is not None:
                 return None
         return "\n".join(parts) if parts else ("" if completion else None)
@@ -102,7 +105,9 @@ class RewardFunction:
 
 def _column(kwargs: dict, column: str, i: int):
     if column not in kwargs:
-        raise KeyError(f"reward needs the dataset column {column!r}; got columns {sorted(k for k in kwargs if k not in ('completion_ids', 'trainer_state', 'log_extra', 'log_metric'))}")
+        raise KeyError(
+            f"reward needs the dataset column {column!r}; got columns {sorted(k for k in kwargs if k not in ('completion_ids', 'trainer_state', 'log_extra', 'log_metric'))}"
+        )
     return kwargs[column][i]
 
 
@@ -130,8 +135,9 @@ def make_correctness_reward(column: str = "answer", correct: float = 1.0, wrong:
             return correct, f"correct: {pred!r} = {gold!r}"
         return wrong, f"wrong: extracted {pred!r}, gold {gold!r}"
 
-    return RewardFunction("correctness" if column == "answer" else f"correctness_{column}", score,
-                          make_correctness_reward.__doc__)
+    return RewardFunction(
+        "correctness" if column == "answer" else f"correctness_{column}", score, make_correctness_reward.__doc__
+    )
 
 
 correctness_reward = make_correctness_reward("answer")
@@ -154,7 +160,9 @@ def _strict_format(text, i, kwargs):
     # unterminated boxes (1 s for 20,000 of them).
     tail = _STRICT_BOXED_TAIL_RE.search(last)
     first = last.find("\\boxed{")
-    boxed_ok = tail is not None and 0 <= first and first + len("\\boxed{") < tail.start() and bool(_boxed_contents(last))
+    boxed_ok = (
+        tail is not None and 0 <= first and first + len("\\boxed{") < tail.start() and bool(_boxed_contents(last))
+    )
     if not (hash_ok or boxed_ok):
         if "####" in text or "\\boxed" in text:
             return 0.0, "the final answer is not on the last line (or is not a number after ####)"
@@ -195,7 +203,9 @@ def overlong_penalty_value(length: int, max_length: int, cache_length: int) -> f
     of the loss (``mask_truncated_completions`` in TRL and in ``trainer.GRPOConfig``).
     """
     if cache_length <= 0 or cache_length > max_length:
-        raise ValueError(f"need 0 < cache_length <= max_length, got cache_length={cache_length}, max_length={max_length}")
+        raise ValueError(
+            f"need 0 < cache_length <= max_length, got cache_length={cache_length}, max_length={max_length}"
+        )
     expected = max_length - cache_length
     if length <= expected:
         return 0.0
@@ -234,8 +244,9 @@ class CombinedReward(RewardFunction):
     def __init__(self, funcs, weights, name):
         self.funcs, self.weights = funcs, weights
         self.names = [getattr(f, "__name__", f"reward{k}") for k, f in enumerate(funcs)]
-        super().__init__(name or "+".join(f"{w:g}*{n}" for w, n in zip(weights, self.names)), None,
-                         combine_rewards.__doc__)
+        super().__init__(
+            name or "+".join(f"{w:g}*{n}" for w, n in zip(weights, self.names)), None, combine_rewards.__doc__
+        )
 
     def __call__(self, prompts=None, completions=None, **kwargs) -> list[float]:
         completions = list(completions or [])
@@ -252,7 +263,9 @@ class CombinedReward(RewardFunction):
         return total
 
 
-def combine_rewards(funcs: Sequence[Callable], weights: Sequence[float] | None = None, name: str | None = None) -> RewardFunction:
+def combine_rewards(
+    funcs: Sequence[Callable], weights: Sequence[float] | None = None, name: str | None = None
+) -> RewardFunction:
     """One reward: ``sum_k w_k * f_k(prompts, completions, **kwargs)`` (default weights 1).
 
     TRL can also weight several functions itself (``GRPOConfig.reward_weights``) and then logs each one;
@@ -288,7 +301,9 @@ def make_code_reward(column: str = "tests", timeout_s: float = 5.0) -> RewardFun
         if code is None:
             return 0.0, "no ```python block found"
         res = run_tests(code, str(tests), timeout_s=timeout_s)
-        return (1.0 if res.passed else 0.0), f"{res.status} [{res.isolation}]" + (f": {res.reason}" if res.reason else "")
+        return (1.0 if res.passed else 0.0), f"{res.status} [{res.isolation}]" + (
+            f": {res.reason}" if res.reason else ""
+        )
 
     return RewardFunction("code" if column == "tests" else f"code_{column}", score, make_code_reward.__doc__)
 

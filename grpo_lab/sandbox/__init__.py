@@ -69,5 +69,16 @@ from grpo_lab.sandbox.gallery import GALLERY_SOLUTION, GALLERY_TESTS, HOSTILE_GA
 from grpo_lab.sandbox.modes import MODES, available_modes, isolation_mode
 from grpo_lab.sandbox.runner import HARNESS_PATH, STATUSES, CodeResult, extract_code, run_tests
 
-__all__ = ["run_tests", "CodeResult", "STATUSES", "extract_code", "isolation_mode", "available_modes", "MODES", "HARNESS_PATH",
-           "HOSTILE_GALLERY", "GALLERY_TESTS", "GALLERY_SOLUTION"]
+__all__ = [
+    "run_tests",
+    "CodeResult",
+    "STATUSES",
+    "extract_code",
+    "isolation_mode",
+    "available_modes",
+    "MODES",
+    "HARNESS_PATH",
+    "HOSTILE_GALLERY",
+    "GALLERY_TESTS",
+    "GALLERY_SOLUTION",
+]

@@ -11,21 +11,25 @@ GALLERY_TESTS = "assert add(1, 2) == 3\nassert add(-4, 4) == 0\nassert add(10, 5
 GALLERY_SOLUTION = "def add(a, b):\n    return a + b\n"
 _WRONG = "def add(a, b):\n    return 0\n"
 # Writes a forged "passed<TAB>nonce" verdict to every plausible file descriptor, then leaves.
-_FORGE = ("        for fd in range(3, 64):\n            try:\n"
-          "                os.write(fd, ('passed\\t%s\\tforged\\n' % {}).encode())\n"
-          "            except OSError:\n                pass\n        os._exit(0)\n")
+_FORGE = (
+    "        for fd in range(3, 64):\n            try:\n"
+    "                os.write(fd, ('passed\\t%s\\tforged\\n' % {}).encode())\n"
+    "            except OSError:\n                pass\n        os._exit(0)\n"
+)
 
 # name -> (what it tries, code, the statuses it may end with; the first is the one in the namespace modes)
 HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "infinite loop": ("never returns", "while True:\n    pass\n", ("timeout",)),
     "busy child process": (
         "forks a child that spins, then waits for it",
-        "import os\npid = os.fork()\nif pid == 0:\n    while True:\n        pass\nos.waitpid(pid, 0)\n" + GALLERY_SOLUTION,
+        "import os\npid = os.fork()\nif pid == 0:\n    while True:\n        pass\nos.waitpid(pid, 0)\n"
+        + GALLERY_SOLUTION,
         ("error",),
     ),
     "orphaned daemon": (
         "double-forks a setsid daemon that outlives the code, then gives up",
-        "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        while True:\n            pass\n    os._exit(0)\n" + _WRONG,
+        "import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        while True:\n            pass\n    os._exit(0)\n"
+        + _WRONG,
         ("error",),
     ),
     "fork bomb": (
@@ -34,7 +38,11 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("timeout",),
     ),
     "memory bomb": ("allocates 10 GB", "x = bytearray(10 * 1024 ** 3)\n" + GALLERY_SOLUTION, ("error",)),
-    "huge output": ("prints 100 MB", "import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 100_000)\n" + GALLERY_SOLUTION, ("killed",)),
+    "huge output": (
+        "prints 100 MB",
+        "import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 100_000)\n" + GALLERY_SOLUTION,
+        ("killed",),
+    ),
     "file bomb": (
         "writes 20 MB files until the disk is full",
         "i = 0\nwhile True:\n    with open(f'f{i}', 'wb') as f:\n        f.write(b'0' * 20 * 1024 * 1024)\n    i += 1\n",
@@ -45,7 +53,11 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1).close()\n" + GALLERY_SOLUTION,
         ("error",),
     ),
-    "exit(0) before the tests": ("ends the interpreter with success before the asserts run", "import sys\nsys.exit(0)\n", ("failed",)),
+    "exit(0) before the tests": (
+        "ends the interpreter with success before the asserts run",
+        "import sys\nsys.exit(0)\n",
+        ("failed",),
+    ),
     "os._exit(0) before the tests": ("leaves without running anything else", "import os\nos._exit(0)\n", ("failed",)),
     "always-equal object": (
         "returns an object whose __eq__ is always True",
@@ -59,13 +71,14 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "monkeypatched builtins": (
         "replaces isinstance/AssertionError/print in builtins",
-        "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\nbuiltins.isinstance = lambda *a: True\n" + _WRONG,
+        "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\nbuiltins.isinstance = lambda *a: True\n"
+        + _WRONG,
         ("failed",),
     ),
     "swallowed exception": (
         "installs excepthooks and an atexit handler that print a fake success",
         "import sys, atexit, threading\nsys.excepthook = lambda *a: print('all tests passed')\n"
-        "threading.excepthook = lambda *a: None\natexit.register(lambda: print('{\"status\": \"passed\"}'))\n" + _WRONG,
+        'threading.excepthook = lambda *a: None\natexit.register(lambda: print(\'{"status": "passed"}\'))\n' + _WRONG,
         ("failed",),
     ),
     "trace hook skips asserts": (
@@ -77,7 +90,7 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "signal.alarm trick": (
         "arms an alarm whose handler fakes success and exits 0 during the tests",
-        "import os, signal, time\ndef fake(*a):\n    print('{\"status\": \"passed\"}')\n    os._exit(0)\n"
+        'import os, signal, time\ndef fake(*a):\n    print(\'{"status": "passed"}\')\n    os._exit(0)\n'
         "signal.signal(signal.SIGALRM, fake)\nsignal.setitimer(signal.ITIMER_REAL, 0.05)\n"
         "def add(a, b):\n    time.sleep(1)\n    return 0\n",
         ("error",),
@@ -90,7 +103,8 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kills its parent": (
         "sends SIGKILL to its parent and to every process it can see",
         "import os, signal\nfor pid in [os.getppid()] + [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
-        "    if pid not in (0, 1, os.getpid()):\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except Exception:\n            pass\n" + _WRONG,
+        "    if pid not in (0, 1, os.getpid()):\n        try:\n            os.kill(pid, signal.SIGKILL)\n        except Exception:\n            pass\n"
+        + _WRONG,
         ("failed",),
     ),
     "reads the tests": (
@@ -107,7 +121,9 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "nonce from the caller's frame": (
         "walks up the call stack (sys._getframe) to the harness and reads the nonce from its locals",
         "import sys, os\nf = sys._getframe(1)\nwhile f is not None:\n    if 'nonce' in f.f_locals:\n"
-        + _FORGE.format("f.f_locals['nonce']") + "    f = f.f_back\n" + _WRONG,
+        + _FORGE.format("f.f_locals['nonce']")
+        + "    f = f.f_back\n"
+        + _WRONG,
         ("error",),
     ),
     "nonce from the garbage collector": (
@@ -115,20 +131,25 @@ HOSTILE_GALLERY: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "import gc, os, re\nfor o in gc.get_objects():\n    d = o.f_locals if type(o).__name__ == 'frame' else o\n"
         "    vals = d.values() if isinstance(d, dict) else ()\n"
         "    for v in vals:\n        if isinstance(v, str) and re.fullmatch('[0-9a-f]{32}', v):\n"
-        + _FORGE.format("v").replace("\n    ", "\n        ").replace("    for fd", "        for fd", 1) + _WRONG,
+        + _FORGE.format("v").replace("\n    ", "\n        ").replace("    for fd", "        for fd", 1)
+        + _WRONG,
         ("error",),
     ),
     "nonce from a traceback": (
         "raises and catches an exception, then climbs from its traceback's frame to the harness",
         "import os\ntry:\n    1 / 0\nexcept ZeroDivisionError as e:\n    f = e.__traceback__.tb_frame\n"
-        "while f is not None:\n    if 'nonce' in f.f_locals:\n" + _FORGE.format("f.f_locals['nonce']")
-        + "    f = f.f_back\n" + _WRONG,
+        "while f is not None:\n    if 'nonce' in f.f_locals:\n"
+        + _FORGE.format("f.f_locals['nonce']")
+        + "    f = f.f_back\n"
+        + _WRONG,
         ("error",),
     ),
     "nonce from a signal handler's frame": (
         "installs a SIGALRM handler, whose frame argument is whatever the main thread is running",
         "import os, signal\ndef grab(signum, f):\n    while f is not None:\n        if 'nonce' in f.f_locals:\n"
-        + _FORGE.format("f.f_locals['nonce']").replace("\n    ", "\n        ").replace("    for fd", "        for fd", 1)
+        + _FORGE.format("f.f_locals['nonce']")
+        .replace("\n    ", "\n        ")
+        .replace("    for fd", "        for fd", 1)
         + "        f = f.f_back\nsignal.signal(signal.SIGALRM, grab)\nsignal.setitimer(signal.ITIMER_REAL, 0.01)\n"
         "import time\ntime.sleep(0.1)\n" + _WRONG,
         ("error",),

@@ -65,9 +65,14 @@ def _contain(p):
         os.makedirs(work, exist_ok=True)
     os.chdir(work)
     cpu = L["cpu_s"]
-    for r, v in ((resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (L["memory_bytes"],) * 2),
-                 (resource.RLIMIT_FSIZE, (L["file_bytes"],) * 2), (resource.RLIMIT_NOFILE, (L["nofile"],) * 2),
-                 (resource.RLIMIT_CORE, (0, 0)), (resource.RLIMIT_NPROC, (L["nproc"],) * 2)):
+    for r, v in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (L["memory_bytes"],) * 2),
+        (resource.RLIMIT_FSIZE, (L["file_bytes"],) * 2),
+        (resource.RLIMIT_NOFILE, (L["nofile"],) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NPROC, (L["nproc"],) * 2),
+    ):
         try:
             resource.setrlimit(r, v)
         except (ValueError, OSError):
@@ -107,8 +112,12 @@ def _read_only_root(libc):
     import ctypes
 
     class MountAttr(ctypes.Structure):
-        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+        _fields_ = [
+            ("attr_set", ctypes.c_uint64),
+            ("attr_clr", ctypes.c_uint64),
+            ("propagation", ctypes.c_uint64),
+            ("userns_fd", ctypes.c_uint64),
+        ]
 
     SYS_mount_setattr, AT_FDCWD, AT_RECURSIVE, RDONLY = 442, -100, 0x8000, 0x1
     libc.syscall.restype = ctypes.c_long
@@ -180,21 +189,65 @@ def _expose_python(libc):
 
 
 _DENIED = {
-    "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto", "socket.sendmsg",
-    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-    "pty.spawn", "os.setsid", "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-    "sys.monitoring.register_callback", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-    "code.__new__", "os.startfile",
+    "socket.__new__",
+    "socket.connect",
+    "socket.bind",
+    "socket.getaddrinfo",
+    "socket.sendto",
+    "socket.sendmsg",
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "pty.spawn",
+    "os.setsid",
+    "sys._current_frames",
+    "sys._current_exceptions",
+    "sys.settrace",
+    "sys.setprofile",
+    "sys.monitoring.register_callback",
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
+    "code.__new__",
+    "os.startfile",
 }
-_DENIED_IMPORTS = {"ctypes", "_ctypes", "_posixsubprocess", "_xxsubinterpreters", "_interpreters",
-                   "_xxinterpchannels", "_testcapi", "_testinternalcapi"}
+_DENIED_IMPORTS = {
+    "ctypes",
+    "_ctypes",
+    "_posixsubprocess",
+    "_xxsubinterpreters",
+    "_interpreters",
+    "_xxinterpchannels",
+    "_testcapi",
+    "_testinternalcapi",
+}
 _FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}  # the ones CPython audits
 # event -> positions of its dir_fd arguments (a directory fd opened elsewhere would make a relative path
 # point outside the working folder)
-_CHANGES = {"os.remove": (1,), "os.rmdir": (1,), "os.rename": (2, 3), "os.link": (2, 3), "os.symlink": (2,),
-            "os.mkdir": (2,), "os.chmod": (2,), "os.chown": (3,), "os.utime": (3,), "os.truncate": (),
-            "os.chflags": (), "os.setxattr": (), "os.removexattr": (), "shutil.rmtree": (1,),
-            "shutil.copyfile": (), "shutil.copymode": (), "shutil.copystat": (), "shutil.move": ()}
+_CHANGES = {
+    "os.remove": (1,),
+    "os.rmdir": (1,),
+    "os.rename": (2, 3),
+    "os.link": (2, 3),
+    "os.symlink": (2,),
+    "os.mkdir": (2,),
+    "os.chmod": (2,),
+    "os.chown": (3,),
+    "os.utime": (3,),
+    "os.truncate": (),
+    "os.chflags": (),
+    "os.setxattr": (),
+    "os.removexattr": (),
+    "shutil.rmtree": (1,),
+    "shutil.copyfile": (),
+    "shutil.copymode": (),
+    "shutil.copystat": (),
+    "shutil.move": (),
+}
 
 
 def _install_audit(work):
@@ -233,7 +286,8 @@ def _install_audit(work):
             if text.startswith("/proc/") and realpath(text).rsplit("/", 1)[-1] in ("mem", "pagemap", "map_files"):
                 raise PermissionError("sandbox: reading process memory is not allowed")
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+                flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            )
             # os.open (mode None) outside the folder is refused even for reading: a directory fd opened
             # there would let dir_fd-relative calls write outside.
             if (writing or mode is None) and not inside(path):
@@ -241,7 +295,11 @@ def _install_audit(work):
         if event in _CHANGES and args:
             if any(i < len(args) and args[i] not in (None, -1) for i in _CHANGES[event]):
                 raise PermissionError("sandbox: dir_fd arguments are not allowed")
-            paths = args[:2] if event in ("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.move") else args[:1]
+            paths = (
+                args[:2]
+                if event in ("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.move")
+                else args[:1]
+            )
             for a in paths:
                 if isinstance(a, int) or not inside(a):  # an fd (fchmod, ftruncate) may be a file opened outside
                     raise PermissionError("sandbox: changing files outside the working folder is not allowed")
@@ -281,8 +339,9 @@ def _run(p):
         report("error", "the tests contain no assert")
         _exit(0)
     safe, harden = _plain_value_checker(_type, _AssertionError)
-    tests_code = compile(ast.fix_missing_locations(harden.visit(tree)), "<tests>", "exec", optimize=0,
-                         dont_inherit=True)
+    tests_code = compile(
+        ast.fix_missing_locations(harden.visit(tree)), "<tests>", "exec", optimize=0, dont_inherit=True
+    )
     ns = {"__name__": "solution", "__builtins__": dict(pristine)}
     try:
         exec(compile(code, "<solution>", "exec", optimize=0, dont_inherit=True), ns)

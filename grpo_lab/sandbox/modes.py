@@ -18,8 +18,12 @@ _MODE: str | None = None
 
 def _probe(cmd: list[str]) -> bool:
     try:
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=10).returncode == 0
+        return (
+            subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -49,23 +53,40 @@ def available_modes() -> list[str]:
 
 
 def _unshare() -> str | None:
-    return shutil.which("unshare") or next((p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None)
+    return shutil.which("unshare") or next(
+        (p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None
+    )
 
 
 def _works(mode: str) -> bool:
     linux = sys.platform.startswith("linux")
-    mount_tmp = [sys.executable, "-I", "-S", "-c", "import ctypes,os; l=ctypes.CDLL(None); "
-                 "assert l.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, b'size=1m') == 0"]
+    mount_tmp = [
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        "import ctypes,os; l=ctypes.CDLL(None); assert l.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, b'size=1m') == 0",
+    ]
     if mode == "namespaces+uid":
         return linux and os.geteuid() == 0 and bool(_unshare()) and _probe([_unshare(), *_NS_FLAGS, *mount_tmp])
     if mode == "bwrap":
-        return linux and bool(shutil.which("bwrap")) and _probe(
-            [*bwrap_prefix("/tmp/.grpo_lab_probe", 1), sys.executable, "-I", "-S", "-c", "pass"])
+        return (
+            linux
+            and bool(shutil.which("bwrap"))
+            and _probe([*bwrap_prefix("/tmp/.grpo_lab_probe", 1), sys.executable, "-I", "-S", "-c", "pass"])
+        )
     if mode == "userns":
         return linux and bool(_unshare()) and _probe([_unshare(), "--user", "--map-root-user", *_NS_FLAGS, *mount_tmp])
     if mode == "ctypes-userns":
-        return linux and _probe([sys.executable, "-I", "-S", "-c", "import ctypes; "
-                                 "assert ctypes.CDLL(None).unshare(0x10000000|0x40000000|0x20000) == 0"])
+        return linux and _probe(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                "import ctypes; assert ctypes.CDLL(None).unshare(0x10000000|0x40000000|0x20000) == 0",
+            ]
+        )
     return mode == "audit-hook" and os.name == "posix"
 
 
@@ -80,10 +101,38 @@ def bwrap_prefix(workdir: str, tmpfs_mb: int) -> list[str]:
     whole file system bound read-only, fresh /dev and /proc, private size-limited tmpfs folders, a new
     session (no terminal to inject keystrokes into), killed when its parent dies."""
     size = str(int(tmpfs_mb) << 20)
-    return [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/var/tmp", "--size", size,
-            "--tmpfs", "/dev/shm", "--dir", workdir, "--chdir", workdir, "--"]
+    return [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        size,
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        size,
+        "--tmpfs",
+        "/var/tmp",
+        "--size",
+        size,
+        "--tmpfs",
+        "/dev/shm",
+        "--dir",
+        workdir,
+        "--chdir",
+        workdir,
+        "--",
+    ]
 
 
 def command(mode: str, python_argv: list[str], workdir: str, tmpfs_mb: int) -> list[str]:

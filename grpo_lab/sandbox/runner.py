@@ -49,8 +49,17 @@ class CodeResult:
     limits: dict = field(default_factory=dict, repr=False)
 
 
-def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int = 512, max_output: int = 10_000,
-              max_output_total: int = 1_000_000, nproc: int = 16, file_mb: int = 16) -> CodeResult:
+def run_tests(
+    code: str,
+    tests: str,
+    timeout_s: float = 5.0,
+    *,
+    memory_mb: int = 512,
+    max_output: int = 10_000,
+    max_output_total: int = 1_000_000,
+    nproc: int = 16,
+    file_mb: int = 16,
+) -> CodeResult:
     """Run untrusted ``code`` followed by assert-based ``tests`` in a sandboxed child.
 
     ``passed`` iff the tests ran to their end after the code and every assert held, within ``timeout_s``
@@ -65,8 +74,9 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
         return CodeResult(False, "error", reason="code and tests must be strings")
     mode = isolation_mode()
     if mode == "none":
-        return CodeResult(False, "error", reason="the sandbox needs Linux or macOS (on Windows: WSL2 or Colab)",
-                          isolation=mode)
+        return CodeResult(
+            False, "error", reason="the sandbox needs Linux or macOS (on Windows: WSL2 or Colab)", isolation=mode
+        )
     workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
     limits = {
         "cpu_s": int(math.ceil(timeout_s)) + 1,
@@ -78,20 +88,44 @@ def run_tests(code: str, tests: str, timeout_s: float = 5.0, *, memory_mb: int =
     }
     uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
     nonce = secrets.token_hex(16)
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
-           "HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
     cmd = command(mode, [sys.executable, "-I", "-S", "-B", HARNESS_PATH], workdir, limits["tmpfs_mb"])
     status_r, status_w = os.pipe()
-    payload = {"mode": mode, "workdir": workdir, "limits": limits, "uid": uid, "status_fd": status_w,
-               "nonce": nonce, "code": code, "tests": tests}
+    payload = {
+        "mode": mode,
+        "workdir": workdir,
+        "limits": limits,
+        "uid": uid,
+        "status_fd": status_w,
+        "nonce": nonce,
+        "code": code,
+        "tests": tests,
+    }
     proc = None
     out = {"stdout": bytearray(), "stderr": bytearray(), "status": bytearray()}
     killed_for = None
     try:
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(status_w,), cwd=workdir, env=env, start_new_session=True,
-                                    close_fds=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(status_w,),
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as e:
             return CodeResult(False, "error", reason=f"could not start the sandbox: {e}", isolation=mode)
         finally:
@@ -152,8 +186,9 @@ def _collect(proc, status_r: int, out: dict, deadline: float, max_output: int, m
     return killed_for
 
 
-def _verdict(res: CodeResult, status: bytes, killed_for: str | None, nonce: str, timeout_s: float,
-             max_output_total: int) -> CodeResult:
+def _verdict(
+    res: CodeResult, status: bytes, killed_for: str | None, nonce: str, timeout_s: float, max_output_total: int
+) -> CodeResult:
     """Fill in ``res`` (output, return code and duration already set): a pass needs a "passed" report whose
     proof is this run's nonce and a clean exit; otherwise the first reason that explains the end wins."""
     rc, duration, limits, stderr = res.returncode, res.duration_s, res.limits, res.stderr

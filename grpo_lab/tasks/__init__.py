@@ -9,13 +9,39 @@
 """
 
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
-from grpo_lab.tasks.gsm8k import (GSM8K_HUB, GSM8KTask, find_project_root, gsm8k_split, load_gsm8k, local_gsm8k_path,
-                                  parse_gsm8k_answer)
+from grpo_lab.tasks.gsm8k import (
+    GSM8K_HUB,
+    GSM8KTask,
+    find_project_root,
+    gsm8k_split,
+    load_gsm8k,
+    local_gsm8k_path,
+    parse_gsm8k_answer,
+)
 from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, DEFAULT_SYSTEM, format_prompt, is_chat_tokenizer, model_prompt
 from grpo_lab.tasks.registry import TASKS, get_task
 from grpo_lab.tasks.synthetic import AdditionTask, CountdownTask, MixedArithmeticTask
 
-__all__ = ["ANSWER_ONLY_SYSTEM", "AdditionTask", "CountdownTask", "DEFAULT_SYSTEM", "DatasetFormatError", "GSM8KTask", "GSM8K_HUB",
-           "MixedArithmeticTask", "Problem", "TASKS", "Task", "find_project_root", "format_prompt", "get_task",
-           "gsm8k_split", "is_chat_tokenizer", "is_heldout_key", "load_gsm8k", "local_gsm8k_path", "model_prompt",
-           "parse_gsm8k_answer"]
+__all__ = [
+    "ANSWER_ONLY_SYSTEM",
+    "AdditionTask",
+    "CountdownTask",
+    "DEFAULT_SYSTEM",
+    "DatasetFormatError",
+    "GSM8KTask",
+    "GSM8K_HUB",
+    "MixedArithmeticTask",
+    "Problem",
+    "TASKS",
+    "Task",
+    "find_project_root",
+    "format_prompt",
+    "get_task",
+    "gsm8k_split",
+    "is_chat_tokenizer",
+    "is_heldout_key",
+    "load_gsm8k",
+    "local_gsm8k_path",
+    "model_prompt",
+    "parse_gsm8k_answer",
+]

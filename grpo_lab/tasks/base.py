@@ -27,7 +27,6 @@ from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, DatasetFormatError, is_ch
 __all__ = ["DatasetFormatError", "Problem", "Task", "is_heldout_key"]
 
 
-
 @dataclass(frozen=True)
 class Problem:
     """One verifiable problem.
@@ -73,15 +72,22 @@ class Task:
         for a plain model; for a chat model the rendered chat, the plain prompt kept in ``meta["plain_prompt"]``."""
         if not self.chat or "plain_prompt" in problem.meta:
             return problem
-        return replace(problem, prompt=model_prompt(problem, self.tokenizer, self.system),
-                       meta={**problem.meta, "plain_prompt": problem.prompt})
+        return replace(
+            problem,
+            prompt=model_prompt(problem, self.tokenizer, self.system),
+            meta={**problem.meta, "plain_prompt": problem.prompt},
+        )
 
     def describe(self) -> str:
         """The task with its settings, e.g. ``arithmetic(max_terms=2, hi=10)``, for reports."""
         hidden = getattr(self, "quiet_defaults", {})  # settings named only when they differ from these
-        args = ", ".join(f"{k}={v}" for k, v in vars(self).items()
-                         if isinstance(v, (int, float, str)) and k not in ("system", "source", "where")
-                         and not (k in hidden and v == hidden[k]))
+        args = ", ".join(
+            f"{k}={v}"
+            for k, v in vars(self).items()
+            if isinstance(v, (int, float, str))
+            and k not in ("system", "source", "where")
+            and not (k in hidden and v == hidden[k])
+        )
         return f"{self.name}({args})"
 
     def key(self, problem: Problem) -> str:

@@ -14,8 +14,8 @@ import json
 import lzma
 import os
 import random
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from grpo_lab.errors import MissingDataError
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
@@ -82,14 +82,16 @@ def load_gsm8k(split: str = "train", path: str | Path | None = None, limit: int 
         path = Path(path)
         rows = []
         # lzma is in the standard library; the shipped copy is compressed to keep the package small.
-        with (lzma.open(path, "rt", encoding="utf-8") if path.suffix == ".xz" else path.open(encoding="utf-8")) as f:
+        with lzma.open(path, "rt", encoding="utf-8") if path.suffix == ".xz" else path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise DatasetFormatError(f"{path}:{lineno}: not JSON ({e.msg}); one object per line expected") from None
+                    raise DatasetFormatError(
+                        f"{path}:{lineno}: not JSON ({e.msg}); one object per line expected"
+                    ) from None
                 if limit and len(rows) >= limit:
                     break
         return _gsm8k_rows(rows, str(path))
@@ -131,9 +133,21 @@ class GSM8KTask(Task):
     name = "gsm8k"
     has_strict_check = True
 
-    def __init__(self, tokenizer=None, source: str | Path = "auto", n_heldout: int = 1000, limit: int | None = None,
-                 system: str | None = DEFAULT_SYSTEM):
-        self.tokenizer, self.source, self.n_heldout, self.limit, self.system = tokenizer, source, n_heldout, limit, system
+    def __init__(
+        self,
+        tokenizer=None,
+        source: str | Path = "auto",
+        n_heldout: int = 1000,
+        limit: int | None = None,
+        system: str | None = DEFAULT_SYSTEM,
+    ):
+        self.tokenizer, self.source, self.n_heldout, self.limit, self.system = (
+            tokenizer,
+            source,
+            n_heldout,
+            limit,
+            system,
+        )
         self.where = ""
         self._rows: tuple[list[dict], list[dict]] | None = None
 
@@ -155,7 +169,9 @@ class GSM8KTask(Task):
     def to_problem(self, row: dict) -> Problem:
         """A ``Problem`` from a row, its prompt rendered by ``Task.render`` (``prompts.model_prompt``): the chat
         template for a chat model's tokenizer, else the bare question."""
-        return self.render(Problem(row["question"], row["question"], row["answer"], {"solution": row.get("solution", "")}))
+        return self.render(
+            Problem(row["question"], row["question"], row["answer"], {"solution": row.get("solution", "")})
+        )
 
     def key(self, problem: Problem) -> str:
         return problem.question

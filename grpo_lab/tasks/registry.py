@@ -7,8 +7,12 @@ from grpo_lab.tasks.base import Task
 from grpo_lab.tasks.gsm8k import GSM8KTask
 from grpo_lab.tasks.synthetic import AdditionTask, CountdownTask, MixedArithmeticTask
 
-TASKS: dict[str, type[Task]] = {"addition": AdditionTask, "arithmetic": MixedArithmeticTask, "countdown": CountdownTask,
-                                "gsm8k": GSM8KTask}
+TASKS: dict[str, type[Task]] = {
+    "addition": AdditionTask,
+    "arithmetic": MixedArithmeticTask,
+    "countdown": CountdownTask,
+    "gsm8k": GSM8KTask,
+}
 
 
 def get_task(name: str, tokenizer=None, system: str | None = None, **kwargs) -> Task:

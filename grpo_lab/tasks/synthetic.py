@@ -76,7 +76,9 @@ class MixedArithmeticTask(Task):
 
     def __init__(self, max_terms: int = 3, hi: int = 20, heldout_buckets: int = 1, negative: bool = True):
         if not 1 <= heldout_buckets <= 4:
-            raise ValueError(f"heldout_buckets={heldout_buckets}: hold out 1 to 4 of the 5 buckets (both parts non-empty)")
+            raise ValueError(
+                f"heldout_buckets={heldout_buckets}: hold out 1 to 4 of the 5 buckets (both parts non-empty)"
+            )
         self.max_terms, self.hi, self.heldout_buckets, self.negative = max_terms, hi, heldout_buckets, negative
 
     def _random_problem(self, rng: random.Random) -> Problem:
@@ -88,8 +90,12 @@ class MixedArithmeticTask(Task):
             value = _safe_eval(expr)
             if self.negative or value >= 0:
                 break
-        return Problem(f"{expr}=", f"What is {expr.replace('*', ' * ').replace('+', ' + ').replace('-', ' - ')}?",
-                       str(value), {"expr": expr})
+        return Problem(
+            f"{expr}=",
+            f"What is {expr.replace('*', ' * ').replace('+', ' + ').replace('-', ' - ')}?",
+            str(value),
+            {"expr": expr},
+        )
 
 
 class CountdownTask(Task):
@@ -118,8 +124,12 @@ class CountdownTask(Task):
             if value.denominator == 1 and 0 < value <= 1000:
                 target = int(value)
                 shown = " ".join(map(str, sorted(nums)))
-                return Problem(f"{shown}->{target}:", f"Using the numbers {shown} (each at most once) and + - * /, make {target}.",
-                               str(target), {"numbers": sorted(nums), "target": target, "solution": expr})
+                return Problem(
+                    f"{shown}->{target}:",
+                    f"Using the numbers {shown} (each at most once) and + - * /, make {target}.",
+                    str(target),
+                    {"numbers": sorted(nums), "target": target, "solution": expr},
+                )
 
     def check(self, problem: Problem, answer: str | None) -> bool:
         """True iff ``answer`` is an expression of ``+ - * /``, parentheses and integers that uses each given
@@ -145,13 +155,18 @@ class CountdownTask(Task):
 
 
 _COUNTDOWN_RE = re.compile(r"[0-9\s+\-*/()]+", re.ASCII)
-_BINOPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
-           ast.Div: ("/", operator.truediv)}
+_BINOPS = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+}
 _UNARY = {ast.UAdd: ("+", operator.pos), ast.USub: ("-", operator.neg)}
 
 
-def arith_value(expr: str, ops: str = "+-*/", *, max_chars: int = 1000, max_nodes: int = 200,
-                max_bits: int = 256) -> Fraction:
+def arith_value(
+    expr: str, ops: str = "+-*/", *, max_chars: int = 1000, max_nodes: int = 200, max_bits: int = 256
+) -> Fraction:
     """The exact value of an arithmetic expression of integer literals, parentheses and the operators in ``ops``.
 
     The text is parsed with ``ast`` and the tree evaluated here, node by node, in ``Fraction`` arithmetic (so

@@ -17,7 +17,7 @@ import both explorers from this module.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -41,8 +41,9 @@ ZERO_STD_TOL = 1e-8  # rewards closer than this count as equal (TRL uses isclose
 # --------------------------------------------------------------------------------------------------
 
 
-def advantage_table(rewards: Sequence[float], num_generations: int,
-                    scales: Sequence[str] = SCALE_REWARDS) -> dict[str, np.ndarray]:
+def advantage_table(
+    rewards: Sequence[float], num_generations: int, scales: Sequence[str] = SCALE_REWARDS
+) -> dict[str, np.ndarray]:
     """Advantages of ``rewards`` (groups of ``num_generations`` consecutive) under each ``scale_rewards``.
 
     Returns ``{scale: float64 array [B]}``, computed by ``grpo_lab.grpo.group_advantages`` (TRL 1.16's rule):
@@ -76,8 +77,9 @@ def describe_groups(rewards: Sequence[float], num_generations: int) -> list[str]
     return lines
 
 
-def cross_group_changes(before: Sequence[float], after: Sequence[float], edited: int, num_generations: int,
-                        scale: str = "batch") -> list[int]:
+def cross_group_changes(
+    before: Sequence[float], after: Sequence[float], edited: int, num_generations: int, scale: str = "batch"
+) -> list[int]:
     """Completions outside the group of completion ``edited`` whose ``scale`` advantage moved when the rewards
     went from ``before`` to ``after`` (a change visible at the tables' four decimals).
 
@@ -91,8 +93,9 @@ def cross_group_changes(before: Sequence[float], after: Sequence[float], edited:
     return [i for i in range(len(new)) if i // num_generations != g and signed(old[i]) != signed(new[i])]
 
 
-def advantage_values_html(rewards: Sequence[float], num_generations: int, changed: Sequence[int] = (),
-                          scales: Sequence[str] = SCALE_REWARDS) -> str:
+def advantage_values_html(
+    rewards: Sequence[float], num_generations: int, changed: Sequence[int] = (), scales: Sequence[str] = SCALE_REWARDS
+) -> str:
     """The explorer's table, ``<table class="grpo-lab-adv-table">``: a row of rewards, then one row per scaling.
 
     Cells: ``<td data-kind="reward" data-i="K">`` and ``<td data-kind="adv" data-scale="S" data-i="K">``, K the
@@ -104,11 +107,15 @@ def advantage_values_html(rewards: Sequence[float], num_generations: int, change
     changed = set(changed)
     names = [f"g{i // num_generations + 1}.{i % num_generations + 1}" for i in range(len(rewards))]
     head = "<tr><th></th>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
-    rows = ["<tr><th>reward</th>" + "".join(td(signed(x), kind="reward", i=i) for i, x in enumerate(rewards)) + "</tr>"]
+    rows = [
+        "<tr><th>reward</th>" + "".join(td(signed(x), kind="reward", i=i) for i, x in enumerate(rewards)) + "</tr>"
+    ]
     for s in scales:
         hit = [s == "batch" and i in changed for i in range(len(rewards))]
-        cells = "".join(td(signed(a), "changed" if hit[i] else "", CHANGED_STYLE if hit[i] else "", kind="adv",
-                           scale=s, i=i) for i, a in enumerate(table[s]))
+        cells = "".join(
+            td(signed(a), "changed" if hit[i] else "", CHANGED_STYLE if hit[i] else "", kind="adv", scale=s, i=i)
+            for i, a in enumerate(table[s])
+        )
         rows.append(f'<tr><th>A, "{s}"</th>{cells}</tr>')
     style = "<style>.grpo-lab-adv-table td{padding:0 6px;text-align:right;font-family:monospace}</style>"
     return f'{style}<table class="grpo-lab-adv-table">{head}{"".join(rows)}</table>'
@@ -121,9 +128,11 @@ def cross_group_sentence(edited: int, changed: Sequence[int], num_generations: i
     if not groups:
         return ""
     who = ", ".join(f"group {g}" for g in groups)
-    return (f"You edited g{edited // num_generations + 1}.{edited % num_generations + 1}: under "
-            f'scale_rewards="batch" the advantages of {who} changed too (highlighted), because the batch std '
-            "includes every group's rewards; under \"group\" and \"none\" they did not move.")
+    return (
+        f"You edited g{edited // num_generations + 1}.{edited % num_generations + 1}: under "
+        f'scale_rewards="batch" the advantages of {who} changed too (highlighted), because the batch std '
+        'includes every group\'s rewards; under "group" and "none" they did not move.'
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,16 +187,27 @@ def _reward_sliders(rewards: list[float], num_generations: int, reward_range: tu
     lo, hi = min(reward_range[0], *rewards), max(reward_range[1], *rewards)
     sliders = []
     for i, r in enumerate(rewards):
-        s = W.FloatSlider(value=r, min=lo, max=hi, step=step, continuous_update=False, readout_format=".2f",
-                          description=f"g{i // num_generations + 1}.{i % num_generations + 1}",
-                          layout=W.Layout(width="260px"))
+        s = W.FloatSlider(
+            value=r,
+            min=lo,
+            max=hi,
+            step=step,
+            continuous_update=False,
+            readout_format=".2f",
+            description=f"g{i // num_generations + 1}.{i % num_generations + 1}",
+            layout=W.Layout(width="260px"),
+        )
         s.add_class(f"grpo-lab-reward-{i}")  # a stable handle for a browser test, next to the description
         sliders.append(s)
     return sliders
 
 
-def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: int = 4,
-                       reward_range: tuple[float, float] = (0.0, 1.0), step: float = 0.1):
+def advantage_explorer(
+    rewards: Sequence[float] | None = None,
+    num_generations: int = 4,
+    reward_range: tuple[float, float] = (0.0, 1.0),
+    step: float = 0.1,
+):
     """A slider per completion reward; live bars and a table of the advantages under group / batch / none
     scaling (``group_advantages``, TRL 1.16), with the batch-scaling cross-group effect highlighted.
 
@@ -213,7 +233,9 @@ def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: 
 
     def refresh(change=None):
         vals = [s.value for s in sliders]
-        edited = sliders.index(change.owner) if change is not None and getattr(change, "owner", None) in sliders else None
+        edited = (
+            sliders.index(change.owner) if change is not None and getattr(change, "owner", None) in sliders else None
+        )
         # Compare with what was on screen, so the highlight is exactly "what the last edit moved elsewhere".
         moved = [] if edited is None else cross_group_changes(shown, vals, edited, num_generations)
         shown[:] = vals
@@ -236,11 +258,27 @@ def advantage_explorer(rewards: Sequence[float] | None = None, num_generations: 
         s.observe(refresh, names="value")
     all_equal.on_click(on_all_equal)
     reset.on_click(on_reset)
-    rows = [W.HBox(sliders[k:k + num_generations]) for k in range(0, len(sliders), num_generations)]
-    box = W.VBox([W.HTML("<b>Rewards</b> (one row per prompt, G completions each)"), *rows,
-                  W.HBox([all_equal, reset]), status, values, cross, out])
+    rows = [W.HBox(sliders[k : k + num_generations]) for k in range(0, len(sliders), num_generations)]
+    box = W.VBox(
+        [
+            W.HTML("<b>Rewards</b> (one row per prompt, G completions each)"),
+            *rows,
+            W.HBox([all_equal, reset]),
+            status,
+            values,
+            cross,
+            out,
+        ]
+    )
     box.add_class("grpo-lab-advantage-explorer")
-    box.sliders, box.values, box.cross_group, box.status, box.output, box.refresh = sliders, values, cross, status, out, refresh
+    box.sliders, box.values, box.cross_group, box.status, box.output, box.refresh = (
+        sliders,
+        values,
+        cross,
+        status,
+        out,
+        refresh,
+    )
     refresh()
     return box
 

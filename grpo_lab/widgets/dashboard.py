@@ -17,7 +17,7 @@ Design notes:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from grpo_lab.widgets.render import figure_output, show_figure
 
@@ -27,8 +27,11 @@ DASHBOARD_CLASS = "grpo-lab-dashboard"
 
 def series(history: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
     """``(steps, values)`` of ``key`` over the records that have a finite value for it."""
-    pts = [(r["step"], float(r[key])) for r in history
-           if r.get(key) is not None and not (isinstance(r[key], float) and math.isnan(r[key]))]
+    pts = [
+        (r["step"], float(r[key]))
+        for r in history
+        if r.get(key) is not None and not (isinstance(r[key], float) and math.isnan(r[key]))
+    ]
     return ([s for s, _ in pts], [v for _, v in pts]) if pts else ([], [])
 
 
@@ -50,8 +53,14 @@ class TrainingDashboard:
     title. After training, ``history`` holds every record received; ``figure()`` returns a final figure.
     """
 
-    def __init__(self, every: int = 10, panels: Sequence[str] = DEFAULT_PANELS, title: str = "GRPO",
-                 use_widgets: bool | None = None, label: str = ""):
+    def __init__(
+        self,
+        every: int = 10,
+        panels: Sequence[str] = DEFAULT_PANELS,
+        title: str = "GRPO",
+        use_widgets: bool | None = None,
+        label: str = "",
+    ):
         self.every, self.panels, self.title, self.label = max(1, every), tuple(panels), title, label
         self.history: list[dict] = []
         self.use_widgets = _widgets_available() if use_widgets is None else use_widgets

@@ -62,12 +62,17 @@ def loss_point(ratio: float, advantage: float, epsilon: float = 0.2, epsilon_hig
     eh = epsilon if epsilon_high is None else epsilon_high
     clipped = bool(clip_region(ratio, advantage, epsilon, eh))
     side = ("high" if advantage > 0 else "low") if clipped else ""
-    return {"objective": float(clipped_objective(ratio, advantage, epsilon, eh)),
-            "gradient": float(objective_gradient(ratio, advantage, epsilon, eh)), "clipped": clipped, "side": side}
+    return {
+        "objective": float(clipped_objective(ratio, advantage, epsilon, eh)),
+        "gradient": float(objective_gradient(ratio, advantage, epsilon, eh)),
+        "clipped": clipped,
+        "side": side,
+    }
 
 
-def plot_clipped_objective(epsilon: float = 0.2, epsilon_high: float | None = None, axes=None,
-                           ratio_range: tuple[float, float] = (0.0, 2.0)):
+def plot_clipped_objective(
+    epsilon: float = 0.2, epsilon_high: float | None = None, axes=None, ratio_range: tuple[float, float] = (0.0, 2.0)
+):
     """The clipped surrogate against the ratio for A = +1 and A = -1, flat (zero-gradient) parts shaded."""
     import matplotlib.pyplot as plt
 
@@ -95,8 +100,13 @@ def plot_clipped_objective(epsilon: float = 0.2, epsilon_high: float | None = No
     return fig
 
 
-def plot_loss_point(ratio: float, advantage: float, epsilon: float = 0.2, epsilon_high: float | None = None,
-                    ratio_range: tuple[float, float] = (0.0, 2.0)):
+def plot_loss_point(
+    ratio: float,
+    advantage: float,
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    ratio_range: tuple[float, float] = (0.0, 2.0),
+):
     """Two panels for one advantage A: the objective J(r) and its gradient dJ/dr against r, the clipped
     (zero-gradient) range shaded, and the chosen ``ratio`` marked on both. Returns the figure."""
     import matplotlib.pyplot as plt
@@ -138,10 +148,14 @@ def loss_values_html(ratio: float, advantage: float, epsilon: float, epsilon_hig
     ``data-kind`` "ratio", "advantage" and "clip_range" (``[1 - epsilon, 1 + epsilon_high]``)."""
     p = loss_point(ratio, advantage, epsilon, epsilon_high)
     head = "".join(f"<th>{h}</th>" for h in ("r", "A", "clip range", "objective J", "gradient dJ/dr", "clipped"))
-    row = (td(signed(ratio), kind="ratio") + td(signed(advantage), kind="advantage")
-           + td(f"[{1 - epsilon:.2f}, {1 + epsilon_high:.2f}]", kind="clip_range")
-           + td(signed(p["objective"]), kind="objective") + td(signed(p["gradient"]), kind="gradient")
-           + td("yes" if p["clipped"] else "no", kind="clipped", side=p["side"]))
+    row = (
+        td(signed(ratio), kind="ratio")
+        + td(signed(advantage), kind="advantage")
+        + td(f"[{1 - epsilon:.2f}, {1 + epsilon_high:.2f}]", kind="clip_range")
+        + td(signed(p["objective"]), kind="objective")
+        + td(signed(p["gradient"]), kind="gradient")
+        + td("yes" if p["clipped"] else "no", kind="clipped", side=p["side"])
+    )
     return f'<table class="grpo-lab-loss-table"><tr>{head}</tr><tr>{row}</tr></table>'
 
 
@@ -157,8 +171,17 @@ def loss_explorer(epsilon: float = 0.2, epsilon_high: float = 0.28, ratio: float
     import ipywidgets as W
 
     def slider(name, value, lo, hi, step):
-        s = W.FloatSlider(value=value, min=lo, max=hi, step=step, description=name, continuous_update=False,
-                          readout_format=".2f", style={"description_width": "90px"}, layout=W.Layout(width="330px"))
+        s = W.FloatSlider(
+            value=value,
+            min=lo,
+            max=hi,
+            step=step,
+            description=name,
+            continuous_update=False,
+            readout_format=".2f",
+            style={"description_width": "90px"},
+            layout=W.Layout(width="330px"),
+        )
         s.add_class(f"grpo-lab-slider-{name.replace('_', '-')}")
         return s
 
@@ -168,7 +191,9 @@ def loss_explorer(epsilon: float = 0.2, epsilon_high: float = 0.28, ratio: float
 
     def refresh(*_):
         r, a, e, eh = r_s.value, a_s.value, eps.value, eps_h.value
-        note = "" if eh >= e else " <b style='color:#b00'>(epsilon_high &lt; epsilon: TRL configs should not do this)</b>"
+        note = (
+            "" if eh >= e else " <b style='color:#b00'>(epsilon_high &lt; epsilon: TRL configs should not do this)</b>"
+        )
         status.value = (
             f"A &gt; 0: gradient while r &lt; {1 + eh:.2f} (clip-higher lets rare good tokens grow further); "
             f"A &lt; 0: gradient while r &gt; {1 - e:.2f}.{note}"
@@ -186,5 +211,14 @@ def loss_explorer(epsilon: float = 0.2, epsilon_high: float = 0.28, ratio: float
     return box
 
 
-__all__ = ["clipped_objective", "clip_region", "objective_gradient", "loss_point", "plot_clipped_objective",
-           "plot_loss_point", "loss_values_html", "loss_explorer", "LOSS_EXPLORER_CLASS"]
+__all__ = [
+    "clipped_objective",
+    "clip_region",
+    "objective_gradient",
+    "loss_point",
+    "plot_clipped_objective",
+    "plot_loss_point",
+    "loss_values_html",
+    "loss_explorer",
+    "LOSS_EXPLORER_CLASS",
+]

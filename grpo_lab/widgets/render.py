@@ -46,8 +46,9 @@ def show_figure(out, fig, dpi: int = DEFAULT_DPI) -> None:
     Notebook 7, VS Code and Colab, during a running cell too, and in a test without a kernel.
     """
     png = base64.b64encode(figure_png(fig, dpi)).decode("ascii")
-    out.outputs = ({"output_type": "display_data", "metadata": {},
-                    "data": {"image/png": png, "text/plain": "<figure>"}},)
+    out.outputs = (
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<figure>"}},
+    )
 
 
 def shown_png(out) -> bytes | None:
@@ -93,5 +94,14 @@ def signed(x: float) -> str:
     return f"{float(x):+.4f}"
 
 
-__all__ = ["FIGURE_CLASS", "VALUES_CLASS", "figure_png", "show_figure", "shown_png", "figure_output", "values_html",
-           "td", "signed"]
+__all__ = [
+    "FIGURE_CLASS",
+    "VALUES_CLASS",
+    "figure_png",
+    "show_figure",
+    "shown_png",
+    "figure_output",
+    "values_html",
+    "td",
+    "signed",
+]
