@@ -12,11 +12,13 @@ CONSTRAINTS := constraints.txt
 # Two workers match the 2-core machines CI and the course target.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install demo test test-fast lab exercises check-exercises render clean bench constraints
+.PHONY: smollm-cache help install demo test test-all lint lab exercises check-exercises render clean bench constraints
 
 help:
 	@echo "make demo       run the main job: SFT warm start then GRPO on 2-digit addition (CPU, ~3 min)"
-	@echo "make test       run every test (library, notebooks in test mode, exercises, CLI)"
+	@echo "make test       the fast tier (~5 min): unit tests, TRL equality, a few notebooks in test mode"
+	@echo "make test-all   every test: all notebooks, the browser, the Colab simulation, DDP, the GPU-check smoke test"
+	@echo "make lint       ruff check and ruff format --check (TRL's settings: line length 119)"
 	@echo "make lab        open JupyterLab on the notebooks"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make render     execute every notebook in full mode and store its outputs (NB=04a: only names containing 04a)"
@@ -41,14 +43,23 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed $(VENV)/.smollm
 	$(VENV)/bin/grpo-lab demo
 
-# One thread per test process: two workers on two cores, no OpenMP oversubscription.
-test: $(VENV)/.installed $(VENV)/.smollm
-	@# Convert SmolLM2 from its GGUF once (cached) before the workers start, not inside a timed notebook.
-	$(PY) -c "from grpo_lab.models import load_smollm2; load_smollm2(progress=False)"
-	OMP_NUM_THREADS=1 GRPO_LAB_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q --durations=15
+# One thread per test process: two workers on two cores, no OpenMP oversubscription. Tests marked `full`
+# (every notebook, the browser, the Colab simulation, DDP, the GPU-check smoke test) run only in test-all.
+PYTEST := OMP_NUM_THREADS=1 GRPO_LAB_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
-test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+# Convert SmolLM2 from its GGUF once (cached) before the workers start, not inside a timed test.
+smollm-cache: $(VENV)/.installed $(VENV)/.smollm
+	@$(PY) -c "from grpo_lab.models import load_smollm2; load_smollm2(progress=False)"
+
+test: smollm-cache
+	$(PYTEST) -m "not full" --durations=10
+
+test-all: smollm-cache
+	$(PYTEST) --durations=15
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 lab: $(VENV)/.installed $(VENV)/.smollm
 	$(VENV)/bin/jupyter lab notebooks/

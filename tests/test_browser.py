@@ -62,7 +62,7 @@ NB_07 = "07_ensembles_and_consensus.ipynb"
 # xdist_group asks `--dist loadgroup` to keep the three tests on one worker (one server, one browser). Nothing
 # depends on it: pytest 9.2 ignores the node-id suffix pytest-xdist 3.8 uses for groups, so they may be split,
 # and then each worker starts its own server (a free port, its own temporary folders) and browser.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.full, pytest.mark.slow, pytest.mark.xdist_group("browser"), pytest.mark.timeout(1800)]
 
 
 def _screenshot_dir() -> Path:

@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import colab_badges  # noqa: E402
 
+# A fresh virtual environment, a wheel build and pip installs: the integration tier.
+pytestmark = [pytest.mark.full, pytest.mark.timeout(1800)]
+
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
 # What Colab had preinstalled (googlecolab/backend-info, 2026-08); no code, only what pip reads.
 STAND_INS = {"torch": "2.11.0", "transformers": "5.15.0"}
@@ -108,7 +111,7 @@ def _run_cell(python: Path, cell: str, tmp: Path, **env) -> subprocess.Completed
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "COLAB_"))}
     full_env.update(env)
     return subprocess.run(
-        [str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp, timeout=900
+        [str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp
     )
 
 
@@ -189,7 +192,6 @@ def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under
         text=True,
         env=nb_env,
         cwd=tmp,
-        timeout=900,
     )
     assert res.returncode == 0 and "cells run:" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
 

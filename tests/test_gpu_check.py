@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Two runs of the GPU check script in its CPU smoke mode: minutes, so the integration tier.
+pytestmark = [pytest.mark.full, pytest.mark.timeout(900)]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,7 +25,6 @@ def run_check(tmp_path, **env_extra):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     return r, (json.loads(out.read_text())["checks"] if out.exists() else [])
 

@@ -24,6 +24,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.full
 @pytest.mark.skipif(local_gsm8k_path() is None, reason="no local GSM8K copy")
 def test_two_cpu_processes_train_and_agree(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -32,7 +33,6 @@ def test_two_cpu_processes_train_and_agree(tmp_path):
         [sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
         check=True,
         capture_output=True,
-        timeout=60,
     )
     accelerate = Path(sys.executable).parent / "accelerate"
     cmd = [
@@ -52,7 +52,7 @@ def test_two_cpu_processes_train_and_agree(tmp_path):
         "--out",
         str(tmp_path),
     ]
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
     assert [x["rank"] for x in recs] == [0, 1] and all(x["world_size"] == 2 for x in recs)
@@ -69,6 +69,5 @@ def test_writes_a_multi_cpu_accelerate_config(tmp_path):
         [sys.executable, str(ROOT / "scripts" / "launch_trl_ddp.py"), "--write-accelerate-config", str(cfg)],
         capture_output=True,
         text=True,
-        timeout=60,
     )
     assert r.returncode == 0 and "num_processes: 2" in cfg.read_text()
