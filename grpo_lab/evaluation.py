@@ -123,6 +123,31 @@ def _score_samples(task: Task, problem: Problem, texts: list[str], strict: bool)
     return row
 
 
+def _sampled_metrics(model, tokenizer, task, problems, rows, k, max_new_tokens, batch_size, strict, temperature, seed):
+    """pass@k and majority@k over ``k`` samples a problem (seeded by chunk), each row updated with its own."""
+    from grpo_lab import ensemble
+
+    per = max(1, batch_size // k)
+    for i in range(0, len(problems), per):
+        chunk = problems[i : i + per]
+        texts, _ = ensemble.sample_answers(
+            model,
+            tokenizer,
+            [p.prompt for p in chunk],
+            k,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed + i,
+        )
+        for j, p in enumerate(chunk):
+            rows[i + j].update(_score_samples(task, p, list(texts[j]), strict))
+    return dict(
+        pass_at_k=_share([r["pass"] for r in rows]),
+        majority_at_k=_share([r["majority"] for r in rows]),
+        strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None,
+    )
+
+
 def evaluate(
     model,
     tokenizer,
@@ -164,26 +189,8 @@ def evaluate(
             row["strict"] = task.check_strict(p, row["completion"])
     extra: dict = {}
     if k >= 2:
-        from grpo_lab import ensemble
-
-        per = max(1, batch_size // k)
-        for i in range(0, len(problems), per):
-            chunk = problems[i : i + per]
-            texts, _ = ensemble.sample_answers(
-                model,
-                tokenizer,
-                [p.prompt for p in chunk],
-                k,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                seed=seed + i,
-            )
-            for j, p in enumerate(chunk):
-                rows[i + j].update(_score_samples(task, p, list(texts[j]), strict))
-        extra = dict(
-            pass_at_k=_share([r["pass"] for r in rows]),
-            majority_at_k=_share([r["majority"] for r in rows]),
-            strict_pass_at_k=_share([r["strict_pass"] for r in rows]) if strict else None,
+        extra = _sampled_metrics(
+            model, tokenizer, task, problems, rows, k, max_new_tokens, batch_size, strict, temperature, seed
         )
     return EvalResult(
         _share(correct),

@@ -274,6 +274,26 @@ def _resident_memory(arch: dict, P: int, lora_r: int, w: int, c: int, reference:
     return trainable, mem
 
 
+def _step_memory(arch, B, L, T, c, checkpointing, trl, dev) -> tuple[float, float, float]:
+    """Bytes of the rollout (KV cache + last-position logits), the update's saved activations, and the
+    update's completion logits with their gradient, for B rows of L tokens (T of them completion)."""
+    h, i, V = arch["hidden_size"], arch["intermediate_size"], arch["vocab_size"]
+    layers = arch["num_hidden_layers"]
+    kv = arch["num_key_value_heads"] * arch["head_dim"]
+    # Rollout: KV cache (K and V, every layer) for B rows of L tokens + one position's logits per row.
+    rollout = 2 * layers * kv * B * L * c + B * V * (c + 4 * 2)
+    per_token_layer = (8 * h + 4 * i) * c  # q/k/v/o inputs, norms, residuals, MLP in/act/out (sdpa attention)
+    if checkpointing:
+        acts = B * L * h * c * layers + B * L * per_token_layer  # layer inputs + one layer recomputed
+    else:
+        acts = B * L * per_token_layer * layers
+    if trl and dev.name != DEVICES["cpu"].name:  # fused log-prob kernel on CUDA (module docstring)
+        logits = 2 * B * (T + 1) * V * c
+    else:  # completion positions only and their gradient, plus fp32 temporaries of 8 rows (selective_logps)
+        logits = 2 * B * (T + 1) * V * c + 2 * min(B, 8) * T * V * 4
+    return rollout, acts, logits
+
+
 def estimate(
     preset,
     *,
@@ -306,26 +326,10 @@ def estimate(
     peft = rt["use_peft"] if use_peft is None else use_peft
     w = DTYPE_BYTES[rt["dtype"]]
     c = DTYPE_BYTES[rt["compute_dtype"] or rt["dtype"]]
-    h, i, V = arch["hidden_size"], arch["intermediate_size"], arch["vocab_size"]
-    layers = arch["num_hidden_layers"]
-    kv = arch["num_key_value_heads"] * arch["head_dim"]
-
     trainable, mem = _resident_memory(arch, P, int(rt["lora_r"]) if peft else 0, w, c, g.get("beta", 0.0) > 0)
     resident = sum(mem.values())
-
-    # Rollout: KV cache (K and V, every layer) for B rows of L tokens + one position's logits per row.
-    rollout = 2 * layers * kv * B * L * c + B * V * (c + 4 * 2)
-    # Update: layer activations (saved for backward) + logits.
-    per_token_layer = (8 * h + 4 * i) * c  # q/k/v/o inputs, norms, residuals, MLP in/act/out (sdpa attention)
-    if rt["gradient_checkpointing"]:
-        acts = B * L * h * c * layers + B * L * per_token_layer  # layer inputs + one layer recomputed
-    else:
-        acts = B * L * per_token_layer * layers
     backend = backend or getattr(preset, "backend", "grpo_lab")
-    if backend == "trl" and dev.name != DEVICES["cpu"].name:  # fused log-prob kernel on CUDA (module docstring)
-        logits = 2 * B * (T + 1) * V * c
-    else:  # completion positions only and their gradient, plus fp32 temporaries of 8 rows (selective_logps)
-        logits = 2 * B * (T + 1) * V * c + 2 * min(B, 8) * T * V * 4
+    rollout, acts, logits = _step_memory(arch, B, L, T, c, rt["gradient_checkpointing"], backend == "trl", dev)
     update = acts + logits
     mem["rollout: KV cache + last-position logits"] = rollout
     mem["update: activations"] = acts

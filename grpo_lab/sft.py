@@ -79,6 +79,30 @@ def _adamw(params, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **kwargs)
 
 
+def _optimizer_and_schedule(model, learning_rate, weight_decay, warmup_steps, max_steps):
+    """AdamW (betas 0.9, 0.98) with transformers' linear warmup from 0 then cosine decay to 10% of the peak."""
+    opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
+    sched = get_scheduler(
+        "cosine_with_min_lr",
+        opt,
+        num_warmup_steps=warmup_steps,
+        num_training_steps=max_steps,
+        scheduler_specific_kwargs={"min_lr_rate": 0.1},
+    )
+    return opt, sched
+
+
+def _update(model, opt, sched, ids, att, lab) -> float:
+    """One teacher-forced step: cross-entropy on the answer tokens, gradients clipped at norm 1."""
+    loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def sft_train(
     model,
     tokenizer,
@@ -111,16 +135,7 @@ def sft_train(
     torch.manual_seed(seed)
     pool = task.train(20000, seed=seed)
     val = task.train(val_size, seed=seed + 10_000)
-    opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
-    # transformers' warmup starts at lr 0 (step t of the warmup runs at t / warmup_steps), one notch below the
-    # hand-written schedule this replaced; the cosine part, down to 10% of the peak, is unchanged.
-    sched = get_scheduler(
-        "cosine_with_min_lr",
-        opt,
-        num_warmup_steps=warmup_steps,
-        num_training_steps=max_steps,
-        scheduler_specific_kwargs={"min_lr_rate": 0.1},
-    )
+    opt, sched = _optimizer_and_schedule(model, learning_rate, weight_decay, warmup_steps, max_steps)
     history: list[dict] = []
     encodings: dict[str, list[int]] = {}
     t0 = time.perf_counter()
@@ -132,13 +147,8 @@ def sft_train(
         batch = rng.sample(pool, batch_size)
         answers = [task.sloppy_answer(p, rng, teacher_drop) for p in batch] if teacher_drop > 0 else None
         ids, att, lab = sft_batch(tokenizer, batch, device, answers, cache=encodings)
-        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        rec = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]}
+        loss = _update(model, opt, sched, ids, att, lab)
+        rec = {"step": step, "loss": loss, "lr": sched.get_last_lr()[0]}
         if eval_every and (step % eval_every == 0 or step == max_steps):
             model.eval()
             val_acc = evaluate(model, tokenizer, task, val).accuracy

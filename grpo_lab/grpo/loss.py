@@ -219,7 +219,8 @@ def grpo_loss_terms(
         l = -min(r A, clip(r, 1 - epsilon, 1 + epsilon_high) A)            PPO clip; DAPO's clip-higher
         l += beta * kl * (r if use_bias_correction_kl else 1)              kl = k3(logps, ref_logps)
 
-    then ``aggregate`` by ``loss_type``. ``old_logps=None`` means on-policy (TRL uses ``logps.detach()``):
+    then ``aggregate`` by ``loss_type``. Why one function: the body is the formula above line by line, in the
+    order TRL's ``_compute_loss`` computes it, so the two can be read side by side. ``old_logps=None`` means on-policy (TRL uses ``logps.detach()``):
     the ratio is 1 in value but still carries the policy gradient ``A * grad logp``.
 
     Shapes: logps, old_logps, ref_logps, completion_mask [B, T]; advantages [B]. ``epsilon_high`` defaults to
