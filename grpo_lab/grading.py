@@ -1,10 +1,10 @@
-"""Autograded exercises: ``check(exercise_id, fn)`` and the solutions -> exercises generator.
+"""Autograded exercises: ``check(exercise_id, fn)``.
 
 How exercises work (the CS336 model: small, sharply specified functions graded against expected values):
 
 - Each exercise is written once, in a notebook under ``solutions/``. Solution code sits between
-  ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (nbgrader's markers). ``python -m grpo_lab.grading
-  build`` writes ``exercises/`` with every marked region replaced by ``raise NotImplementedError(...)`` at
+  ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (nbgrader's markers). ``tools/build_exercises.py``
+  (``make exercises``) writes ``exercises/`` with every marked region replaced by ``raise NotImplementedError(...)`` at
   the same indentation, so the student's notebook runs up to the first call of an unfinished function.
 - Checks live in ``grpo_lab/exercise_checks/*.py``, registered with ``@exercise_test("<id>")``. Each test
   receives the student's callable and asserts; a failing test's hint is printed.
@@ -23,11 +23,8 @@ How exercises work (the CS336 model: small, sharply specified functions graded a
 
 from __future__ import annotations
 
-import argparse
-import copy
 import functools
 import importlib
-import json
 import os
 import pkgutil
 import time
@@ -39,7 +36,6 @@ from pathlib import Path
 from grpo_lab.deadline import Deadline
 from grpo_lab.exercise_checks._own_work import library_use
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB_MESSAGE = "not implemented yet: replace this line with your solution"
 DEFAULT_TIME_LIMIT_S = 20.0
 
@@ -289,102 +285,3 @@ def check(exercise_id: str, fn: Callable | Mapping, *, verbose: bool = True, tim
     if os.environ.get("GRPO_LAB_STRICT_CHECKS") == "1" and not report.passed and not report.not_implemented:
         raise AssertionError(f"exercise {exercise_id} failed its checks")
     return report
-
-
-# --------------------------------------------------------------------------------------------------
-# solutions/ -> exercises/
-# --------------------------------------------------------------------------------------------------
-
-
-def strip_solution(source: str) -> str:
-    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region by a ``NotImplementedError`` stub.
-
-    The stub keeps the indentation of the ``BEGIN`` marker. Unbalanced markers raise ``ValueError``.
-    """
-    out, inside = [], False
-    for line in source.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside:
-                raise ValueError("nested ### BEGIN SOLUTION")
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            out.append(f'{indent}raise NotImplementedError("{STUB_MESSAGE}")\n')
-        elif stripped == END:
-            if not inside:
-                raise ValueError("### END SOLUTION without BEGIN")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError("### BEGIN SOLUTION without END")
-    return "".join(out).rstrip("\n")
-
-
-def _exercise_notebook(nb: dict) -> dict:
-    nb = copy.deepcopy(nb)
-    # A rendered solution records its render (code hash, time): an exercise is never rendered, and its code
-    # differs from the solution's, so that record would be wrong there.
-    nb.get("metadata", {}).pop("grpo_lab", None)
-    nb.get("metadata", {}).pop("widgets", None)
-    for cell in nb["cells"]:
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        cell.get("metadata", {}).pop("execution", None)
-        if cell["cell_type"] == "code":
-            src = strip_solution(src)
-            cell["outputs"], cell["execution_count"] = [], None
-        elif cell["cell_type"] == "markdown" and "<!-- SOLUTION ONLY -->" in src:
-            src = "*(The discussion of the solution is in the solutions notebook.)*"
-        cell["source"] = src
-    return nb
-
-
-def build_exercises(root: str | Path, check_only: bool = False) -> list[str]:
-    """Write ``exercises/<name>.ipynb`` for each ``solutions/<name>.ipynb``; return the paths that differ.
-
-    With ``check_only`` nothing is written: the returned list is what a build would change (empty when the
-    committed exercises are up to date). Exercise notebooks without a solution are reported too. Exercises
-    carry no outputs, execution counts or render record (``metadata["grpo_lab"]``), even when the solutions
-    are stored rendered, so rendering a solution changes its exercise only where its markdown changed.
-    """
-    root = Path(root)
-    sol_dir, ex_dir = root / "solutions", root / "exercises"
-    ex_dir.mkdir(exist_ok=True)
-    changed = []
-    expected = set()
-    for sol in sorted(sol_dir.glob("*.ipynb")):
-        nb = json.loads(sol.read_text())
-        text = json.dumps(_exercise_notebook(nb), indent=1, ensure_ascii=False) + "\n"
-        target = ex_dir / sol.name
-        expected.add(target.name)
-        if not target.exists() or target.read_text() != text:
-            changed.append(str(target))
-            if not check_only:
-                target.write_text(text)
-    for stray in ex_dir.glob("*.ipynb"):
-        if stray.name not in expected:
-            changed.append(f"{stray} (no solution notebook)")
-    return changed
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grpo_lab.grading", description="Exercise tools.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="generate exercises/ from solutions/")
-    b.add_argument("--check", action="store_true", help="only report what would change (exit 1 if anything)")
-    b.add_argument("--root", default=".", help="project root (default: .)")
-    sub.add_parser("list", help="list exercise ids")
-    args = ap.parse_args(argv)
-    if args.cmd == "list":
-        print("\n".join(list_exercises()))
-        return 0
-    changed = build_exercises(args.root, check_only=args.check)
-    for c in changed:
-        print(("out of date: " if args.check else "wrote ") + c)
-    if not changed:
-        print("exercises/ is up to date with solutions/")
-    return 1 if (args.check and changed) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -42,7 +42,6 @@ LAYERS: dict[str, int] = {
     "grading": 4,
     "exercise_checks": 4,
     "jobs": 4,
-    "render": 4,
     "cli": 5,
 }
 MAX_MODULE_LINES = 450

@@ -5,18 +5,19 @@ from pathlib import Path
 import pytest
 
 from grpo_lab import grading
+from tools import build_exercises as builder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exercises_are_up_to_date_with_solutions():
-    changed = grading.build_exercises(ROOT, check_only=True)
+    changed = builder.build_exercises(ROOT, check_only=True)
     assert changed == [], f"run `make exercises`: {changed}"
 
 
 def test_strip_solution_keeps_indentation_and_removes_code():
     src = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nprint(1)"
-    out = grading.strip_solution(src)
+    out = builder.strip_solution(src)
     assert "y = x + 1" not in out
     assert '    raise NotImplementedError("not implemented yet' in out
     assert out.endswith("print(1)")
@@ -31,15 +32,15 @@ def test_strip_solution_keeps_indentation_and_removes_code():
 )
 def test_strip_solution_rejects_unbalanced_markers(bad):
     with pytest.raises(ValueError):
-        grading.strip_solution(bad)
+        builder.strip_solution(bad)
 
 
 def test_solution_notebooks_contain_markers_and_exercises_do_not():
     for sol in sorted((ROOT / "solutions").glob("*.ipynb")):
         text = sol.read_text()
-        assert grading.BEGIN in text, f"{sol.name} has no solution region"
+        assert builder.BEGIN in text, f"{sol.name} has no solution region"
         ex = (ROOT / "exercises" / sol.name).read_text()
-        assert grading.BEGIN not in ex and "NotImplementedError" in ex
+        assert builder.BEGIN not in ex and "NotImplementedError" in ex
 
 
 def _parse_gold(solution):

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpo_lab.render.outputs import machine_paths, merge_streams, scrub_outputs, shrink_figures
-from grpo_lab.render.snapshot import replace_widget_views
+from tools.render.outputs import machine_paths, merge_streams, scrub_outputs, shrink_figures
+from tools.render.snapshot import replace_widget_views
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("notebooks", "solutions")  # exercises/ are generated from solutions/ and stay without outputs
@@ -83,8 +83,8 @@ def kernel_env(test_mode: bool) -> dict[str, str]:
     """The environment of a rendering kernel: ours, minus anything that would change what a notebook does.
 
     Full mode unsets ``GRPO_LAB_TEST_MODE``; two threads; no network for the Hub; strict exercise checks, so a
-    solution whose check fails stops its render. ``MPLBACKEND`` is removed so ipykernel picks the inline
-    backend and figures are stored.
+    solution whose check fails stops its render; glibc's malloc thresholds of the training entry points.
+    ``MPLBACKEND`` is removed so ipykernel picks the inline backend and figures are stored.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("GRPO_LAB_TEST_MODE", "MPLBACKEND")}
     env.update(
@@ -94,6 +94,11 @@ def kernel_env(test_mode: bool) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         GRPO_LAB_STRICT_CHECKS="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # glibc malloc: keep freed memory for reuse instead of returning it to the system after every step, so
+        # training inside a notebook keeps its speed. The library no longer sets this policy itself; once
+        # grpo_lab.env.malloc_env() exists (the entry points' malloc policy), use it here instead.
+        MALLOC_TRIM_THRESHOLD_="2147483648",
+        MALLOC_MMAP_THRESHOLD_="33554432",
     )
     if test_mode:
         env["GRPO_LAB_TEST_MODE"] = "1"
@@ -228,7 +233,7 @@ def notebooks_to_render(root: str | Path = ROOT, only: str | None = None) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m grpo_lab.render [--only SUBSTR] [--test-mode]``: render one notebook after the other.
+    """``python -m tools.render [--only SUBSTR] [--test-mode]``: render one notebook after the other.
 
     Prints each notebook, its progress and its time; a failing notebook is reported and the others still run.
     Exercises are regenerated afterwards when a solution was rendered (the time line is in their first cell).
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="python -m grpo_lab.render",
+        prog="python -m tools.render",
         description="Execute the notebooks and store their outputs (full mode, 2 threads).",
     )
     ap.add_argument("--only", help="render only notebooks whose file name contains this text (e.g. 04a)")
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         status = f"{r.seconds:.0f} s, {r.size_bytes / 1e6:.2f} MB" if r.ok else f"FAILED: {r.message}"
         print(f"[{i}/{len(todo)}] {rel}: {status} (total {time.perf_counter() - start:.0f} s)", flush=True)
     if any(r.ok and r.path.parent.name == "solutions" for r in results):
-        from grpo_lab.grading import build_exercises
+        from tools.build_exercises import build_exercises
 
         for changed in build_exercises(args.root):
             print(f"regenerated {changed}")

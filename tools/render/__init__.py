@@ -1,4 +1,4 @@
-"""Notebooks stored executed: ``python -m grpo_lab.render`` (``make render``) runs each notebook of ``notebooks/``
+"""Notebooks stored executed: ``python -m tools.render`` (``make render``) runs each notebook of ``notebooks/``
 and ``solutions/`` in full mode and writes its outputs back, so a reader on GitHub or in Colab sees the figures
 before running anything.
 
@@ -10,8 +10,8 @@ first markdown cell states the measured full-mode time. ``stale_message`` tells 
 changed since its render. ``exercises/`` are generated from ``solutions/`` without any of it.
 """
 
-from grpo_lab.render.outputs import final_line_state, machine_paths, merge_streams, scrub, shrink_png
-from grpo_lab.render.run import (
+from tools.render.outputs import final_line_state, machine_paths, merge_streams, scrub, shrink_png
+from tools.render.run import (
     RenderResult,
     code_sha256,
     kernel_env,
@@ -24,7 +24,7 @@ from grpo_lab.render.run import (
     tidy_notebook,
     time_line,
 )
-from grpo_lab.render.snapshot import replace_widget_views, snapshot_outputs
+from tools.render.snapshot import replace_widget_views, snapshot_outputs
 
 __all__ = [
     "RenderResult",

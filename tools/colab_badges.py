@@ -4,7 +4,7 @@ The badge opens the notebook's own path on GitHub; a solution's badge points at 
 notebook a student opens. The install cell is the first code cell that tests for ``google.colab``; it is
 rewritten from ``install_cell`` and nothing else in the notebook is touched.
 
-Fork or publish elsewhere: change ``REPO`` (and ``BRANCH``), run ``python scripts/colab_badges.py`` from
+Fork or publish elsewhere: change ``REPO`` (and ``BRANCH``), run ``python tools/colab_badges.py`` from
 the project root, then ``make exercises`` so that exercises/ follow solutions/.
 """
 
