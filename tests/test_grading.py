@@ -1,10 +1,10 @@
-"""The exercise pipeline: stubs from solutions, check() reports, time limits."""
+"""The exercise pipeline: stubs from solutions (tools/build_exercises.py), check() reports, time limits."""
 
 from pathlib import Path
 
 import pytest
 
-from grpo_lab import grading
+from grpo_lab.course import grading
 from tools import build_exercises as builder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def test_a_hand_written_solution_passes_and_allowed_helpers_stay_allowed():
 
     # The training-step exercise may call grpo_loss and completion_logps: only what an exercise reimplements
     # is forbidden there.
-    from grpo_lab.exercise_checks._own_work import library_use
+    from grpo_lab.course.own_work import library_use
     from grpo_lab.grpo import grpo_loss
 
     def step(model, optimizer, rollout, advantages, **kw):
@@ -287,3 +287,24 @@ def test_each_notebook_has_a_few_sharp_questions_shown_in_its_solution(exercise_
     text = "\n".join("".join(c["source"]) for c in cells)
     assert grading.questions_markdown(exercise_id) in text, f"{nb.name} does not show the questions of {exercise_id}"
     assert f'check("{exercise_id}", answers)' in text
+
+
+def test_the_notebooks_short_import_is_the_course_grader():
+    import grpo_lab.grading
+
+    assert grpo_lab.grading.check is grading.check and grpo_lab.grading.CheckReport is grading.CheckReport
+
+
+def test_check_modules_register_nothing_when_imported():
+    # A check module only marks its tests; the grader's exercises are those of the modules it lists.
+    from grpo_lab.course import registry
+    from grpo_lab.course.checks import nb02
+
+    tests = registry.tests_of(nb02)
+    assert tests and {t.exercise_id for t in tests} == {"02-group-advantages"}
+    assert set(registry.collect([nb02])) == {"02-group-advantages"}
+    assert nb02 in grading.check_modules()
+
+
+def test_the_builders_stub_is_the_one_the_grader_reports():
+    assert builder.STUB_MESSAGE == grading.STUB_MESSAGE

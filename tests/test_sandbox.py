@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from grpo_lab.course.gallery import GALLERY_SOLUTION, GALLERY_TESTS, HOSTILE_GALLERY
 from grpo_lab.rewards import code_reward, make_code_reward, run_tests
 from grpo_lab.sandbox import (
-    GALLERY_SOLUTION,
-    GALLERY_TESTS,
     HARNESS_PATH,
-    HOSTILE_GALLERY,
     MODES,
     available_modes,
     extract_code,

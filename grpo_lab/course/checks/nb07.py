@@ -9,8 +9,8 @@
 
 import math
 
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.ensemble import majority_vote, vote_entropy
-from grpo_lab.grading import exercise_test
 
 VOTE, ENTROPY = "07-majority-vote", "07-vote-entropy"
 

@@ -10,8 +10,8 @@ import math
 
 import torch
 
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.distill import kd_loss
-from grpo_lab.grading import exercise_test
 
 ID = "08-kd-loss"
 D = torch.float64

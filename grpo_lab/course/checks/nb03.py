@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.grpo import grpo_loss
 
 ID = "03-clipped-loss"

@@ -1,7 +1,7 @@
 """Notebook 01 exercises: extract a final answer, decide equivalence, write a reward function for TRL."""
 
-from grpo_lab.exercise_checks._helpers import expect
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.checks.expect import expect
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.rewards import answers_match, correctness_reward, extract_answer
 
 EXTRACT = "01-extract-answer"

@@ -5,7 +5,7 @@ The student writes ``fn(rewards: Tensor[B], num_generations: int, scale_rewards:
 
 import torch
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.grpo import group_advantages
 
 ID = "02-group-advantages"

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import torch
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 
 LOGPS, SAMPLE = "04-token-logps", "04-sampling"
 D = torch.float64

@@ -8,7 +8,7 @@ implementation is called, so the check grades the math alone.
 
 import torch
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 
 ID = "04a-gae"
 D = torch.float64

@@ -17,7 +17,7 @@ understanding. ``library_use(fn, forbidden)`` looks for that before a single tes
 Names a student is allowed to call (``grpo_loss`` inside the training-step exercise) are simply not in that
 exercise's ``forbidden`` list. This is a guard against shortcuts, not a sandbox: determined obfuscation
 (``eval``, ``__import__`` with computed strings) is not chased. Standard library only, no ``grpo_lab``
-imports, so ``grpo_lab.grading`` can import it without a cycle.
+imports, so ``grpo_lab.course.grading`` can import it without a cycle.
 """
 
 from __future__ import annotations

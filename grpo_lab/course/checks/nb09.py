@@ -6,7 +6,7 @@ the corpus, n-grams taken within each text (split on whitespace), 0.0 when there
 
 import random
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.hygiene import distinct_n
 
 ID = "09-distinct-n"

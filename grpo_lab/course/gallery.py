@@ -1,8 +1,9 @@
 """The hostile-code gallery: programs a policy (or a person) might write to get a reward without earning it.
 
-Notebook 01 runs each one through ``run_tests`` and shows its status; ``tests/test_sandbox.py`` asserts every
-one scores 0 (each with the statuses listed here). Each entry is ``name -> (what it tries, code, the
-statuses it may end with)``; the first status is the one the namespace modes give.
+Course material, not library code (the sandbox it attacks is ``grpo_lab.sandbox``). Notebook 01 runs each one
+through ``run_tests`` and shows its status; ``tests/test_sandbox.py`` asserts every one scores 0 (each with the
+statuses listed here). Each entry is ``name -> (what it tries, code, the statuses it may end with)``; the first
+status is the one the namespace modes give.
 """
 
 from __future__ import annotations

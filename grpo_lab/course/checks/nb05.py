@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 
-from grpo_lab.grading import exercise_test
+from grpo_lab.course.registry import exercise_test
 from grpo_lab.tasks import get_task
 
 ID = "05-trl-reward"
