@@ -102,7 +102,11 @@ def final_line_state(text: str) -> str:
 
 
 def merge_streams(outputs: list[dict]) -> list[dict]:
-    """Consecutive outputs of one stream (stdout or stderr) merged into one, carriage returns resolved."""
+    """Consecutive outputs of one stream (stdout or stderr) merged into one, carriage returns resolved.
+
+    Not nbconvert's ``CoalesceStreamsPreprocessor``, which merges the same way but resolves carriage returns
+    differently: it keeps ``"\\r\\n"`` and a trailing ``"\\r"`` (a progress line about to be rewritten), keeps
+    empty streams, and turns ``"a\\r\\r\\n"`` into ``"\\r\\n"``, losing the line's last state."""
     out: list[dict] = []
     for o in outputs:
         if o.get("output_type") == "stream":

@@ -21,7 +21,9 @@ THREADS = 2  # the course's target machine: a laptop or a free runner with two c
 CELL_LIMIT_S = 3600  # a guard against a hung cell, far above any full-mode cell
 TIME_START, TIME_END = "<!-- full-mode-time -->", "<!-- /full-mode-time -->"
 TIME_LINE_RE = re.compile(re.escape(TIME_START) + ".*?" + re.escape(TIME_END), re.DOTALL)
-# Kernel-side metadata that differs from run to run or machine to machine, never worth a diff.
+# Kernel-side metadata that differs from run to run or machine to machine, never worth a diff. A list of what to
+# drop, not nbconvert's ClearMetadataPreprocessor, which drops all of a code cell's metadata except a list to keep
+# (a cell's tags, for instance, would go too).
 VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "papermill")
 
 

@@ -202,6 +202,27 @@ def _reward_sliders(rewards: list[float], num_generations: int, reward_range: tu
     return sliders
 
 
+def _edit_buttons(sliders, rewards: list[float], num_generations: int):
+    """The buttons under the sliders: "make group 1 all equal" and "reset". They only set slider values; each
+    change redraws through the sliders' observer."""
+    import ipywidgets as W
+
+    all_equal = W.Button(description="make group 1 all equal", tooltip="set every reward of group 1 to its first")
+    reset = W.Button(description="reset")
+
+    def on_all_equal(_):
+        for s in sliders[1:num_generations]:
+            s.value = sliders[0].value
+
+    def on_reset(_):
+        for s, r in zip(sliders, rewards):
+            s.value = r
+
+    all_equal.on_click(on_all_equal)
+    reset.on_click(on_reset)
+    return W.HBox([all_equal, reset])
+
+
 def advantage_explorer(
     rewards: Sequence[float] | None = None,
     num_generations: int = 4,
@@ -227,8 +248,6 @@ def advantage_explorer(
     sliders = _reward_sliders(rewards, num_generations, reward_range, step)
     status, values, cross, out = W.HTML(), values_html(), W.HTML(), figure_output()
     cross.add_class("grpo-lab-cross-group")
-    all_equal = W.Button(description="make group 1 all equal", tooltip="set every reward of group 1 to its first")
-    reset = W.Button(description="reset")
     shown = list(rewards)  # the rewards the table showed before this edit
 
     def refresh(change=None):
@@ -246,39 +265,14 @@ def advantage_explorer(
         cross.value = f"<b style='color:#c05000'>{sentence}</b>" if sentence else ""
         show_figure(out, plot_advantages(vals, num_generations))
 
-    def on_all_equal(_):
-        for s in sliders[1:num_generations]:
-            s.value = sliders[0].value  # each change redraws through its observer
-
-    def on_reset(_):
-        for s, r in zip(sliders, rewards):
-            s.value = r
-
     for s in sliders:
         s.observe(refresh, names="value")
-    all_equal.on_click(on_all_equal)
-    reset.on_click(on_reset)
     rows = [W.HBox(sliders[k : k + num_generations]) for k in range(0, len(sliders), num_generations)]
-    box = W.VBox(
-        [
-            W.HTML("<b>Rewards</b> (one row per prompt, G completions each)"),
-            *rows,
-            W.HBox([all_equal, reset]),
-            status,
-            values,
-            cross,
-            out,
-        ]
-    )
+    header = W.HTML("<b>Rewards</b> (one row per prompt, G completions each)")
+    box = W.VBox([header, *rows, _edit_buttons(sliders, rewards, num_generations), status, values, cross, out])
     box.add_class("grpo-lab-advantage-explorer")
-    box.sliders, box.values, box.cross_group, box.status, box.output, box.refresh = (
-        sliders,
-        values,
-        cross,
-        status,
-        out,
-        refresh,
-    )
+    box.sliders, box.values, box.cross_group = sliders, values, cross
+    box.status, box.output, box.refresh = status, out, refresh
     refresh()
     return box
 

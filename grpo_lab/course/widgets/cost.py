@@ -183,6 +183,35 @@ def cost_table_html(state: dict) -> str:
     return f'<table class="grpo-lab-cost-table"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+# slider name -> (kind, description, range and step). Log sliders step by 0.001 in the exponent: the browser
+# snaps a value to min + k*step and sends it back, and with a step of 0.1 the default 0.5B became 0.501B in the
+# table a moment after the widget appeared.
+_SLIDERS = {
+    "large_params": ("log", "large model params", dict(min=8, max=12, step=0.001)),
+    "large_accuracy": ("float", "large model accuracy", dict(min=0.05, max=0.99, step=0.01)),
+    "small_params": ("log", "small model params", dict(min=7, max=11, step=0.001)),
+    "member_accuracy": ("float", "member accuracy", dict(min=0.05, max=0.95, step=0.01)),
+    "n_members": ("int", "ensemble size", dict(min=1, max=15)),
+    "correlation": ("float", "error correlation", dict(min=0.0, max=0.95, step=0.05)),
+    "n_wrong": ("int", "plausible wrong answers", dict(min=1, max=200)),
+    "tokens": ("int", "tokens per answer", dict(min=10, max=2000, step=10)),
+}
+
+
+def _controls(values: dict) -> dict:
+    """The calculator's sliders (``_SLIDERS``), name -> slider, set to ``values``."""
+    import ipywidgets as W
+
+    kinds = {"log": W.FloatLogSlider, "float": W.FloatSlider, "int": W.IntSlider}
+    style, lay = {"description_width": "150px"}, W.Layout(width="420px")
+    ctl = {}
+    for name, (kind, description, limits) in _SLIDERS.items():
+        value = int(values[name]) if kind == "int" else values[name]
+        base = {"base": 10} if kind == "log" else {}
+        ctl[name] = kinds[kind](value=value, description=description, style=style, layout=lay, **base, **limits)
+    return ctl
+
+
 def cost_calculator(**overrides):
     """Build the calculator: sliders (model sizes on a log scale, ensemble size, member and large-model
     accuracy, error correlation, number of plausible wrong answers, tokens per answer), the table of
@@ -192,69 +221,7 @@ def cost_calculator(**overrides):
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    d = {**DEFAULTS, **overrides}
-    style = {"description_width": "150px"}
-    lay = W.Layout(width="420px")
-    # Log sliders step by 0.001 in the exponent: the browser snaps a value to min + k*step and sends it back,
-    # and with a step of 0.1 the default 0.5B became 0.501B in the table a moment after the widget appeared.
-    ctl = dict(
-        large_params=W.FloatLogSlider(
-            value=d["large_params"],
-            base=10,
-            min=8,
-            max=12,
-            step=0.001,
-            description="large model params",
-            style=style,
-            layout=lay,
-        ),
-        large_accuracy=W.FloatSlider(
-            value=d["large_accuracy"],
-            min=0.05,
-            max=0.99,
-            step=0.01,
-            description="large model accuracy",
-            style=style,
-            layout=lay,
-        ),
-        small_params=W.FloatLogSlider(
-            value=d["small_params"],
-            base=10,
-            min=7,
-            max=11,
-            step=0.001,
-            description="small model params",
-            style=style,
-            layout=lay,
-        ),
-        member_accuracy=W.FloatSlider(
-            value=d["member_accuracy"],
-            min=0.05,
-            max=0.95,
-            step=0.01,
-            description="member accuracy",
-            style=style,
-            layout=lay,
-        ),
-        n_members=W.IntSlider(
-            value=d["n_members"], min=1, max=15, description="ensemble size", style=style, layout=lay
-        ),
-        correlation=W.FloatSlider(
-            value=d["correlation"],
-            min=0.0,
-            max=0.95,
-            step=0.05,
-            description="error correlation",
-            style=style,
-            layout=lay,
-        ),
-        n_wrong=W.IntSlider(
-            value=int(d["n_wrong"]), min=1, max=200, description="plausible wrong answers", style=style, layout=lay
-        ),
-        tokens=W.IntSlider(
-            value=int(d["tokens"]), min=10, max=2000, step=10, description="tokens per answer", style=style, layout=lay
-        ),
-    )
+    ctl = _controls({**DEFAULTS, **overrides})
     verdict, out = values_html(), figure_output()
 
     def redraw(*_):
