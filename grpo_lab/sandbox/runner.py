@@ -78,54 +78,20 @@ def run_tests(
             False, "error", reason="the sandbox needs Linux or macOS (on Windows: WSL2 or Colab)", isolation=mode
         )
     workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
-    limits = {
-        "cpu_s": int(math.ceil(timeout_s)) + 1,
-        "memory_bytes": int(memory_mb) << 20,
-        "file_bytes": int(file_mb) << 20,
-        "tmpfs_mb": max(int(file_mb) * 4, 16),
-        "nofile": 64,
-        "nproc": int(nproc) if mode == "namespaces+uid" else _user_process_count() + int(nproc),
-    }
+    limits = _limits(mode, timeout_s, memory_mb, file_mb, nproc)
     uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
     nonce = secrets.token_hex(16)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-    }
     cmd = command(mode, [sys.executable, "-I", "-S", "-B", HARNESS_PATH], workdir, limits["tmpfs_mb"])
     status_r, status_w = os.pipe()
-    payload = {
-        "mode": mode,
-        "workdir": workdir,
-        "limits": limits,
-        "uid": uid,
-        "status_fd": status_w,
-        "nonce": nonce,
-        "code": code,
-        "tests": tests,
-    }
+    payload = dict(
+        mode=mode, workdir=workdir, limits=limits, uid=uid, status_fd=status_w, nonce=nonce, code=code, tests=tests
+    )
     proc = None
     out = {"stdout": bytearray(), "stderr": bytearray(), "status": bytearray()}
     killed_for = None
     try:
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(status_w,),
-                cwd=workdir,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            proc = _start(cmd, workdir, status_w)
         except OSError as e:
             return CodeResult(False, "error", reason=f"could not start the sandbox: {e}", isolation=mode)
         finally:
@@ -140,6 +106,44 @@ def run_tests(
     stderr = _truncate(out["stderr"], max_output)
     res = CodeResult(False, "failed", stdout, stderr, "", mode, proc.returncode, duration, limits)
     return _verdict(res, out["status"], killed_for, nonce, timeout_s, max_output_total)
+
+
+def _limits(mode: str, timeout_s: float, memory_mb: int, file_mb: int, nproc: int) -> dict:
+    """The child's resource limits (``run_tests`` explains the arguments); the harness applies them."""
+    return {
+        "cpu_s": int(math.ceil(timeout_s)) + 1,
+        "memory_bytes": int(memory_mb) << 20,
+        "file_bytes": int(file_mb) << 20,
+        "tmpfs_mb": max(int(file_mb) * 4, 16),
+        "nofile": 64,
+        "nproc": int(nproc) if mode == "namespaces+uid" else _user_process_count() + int(nproc),
+    }
+
+
+def _start(cmd: list[str], workdir: str, status_w: int) -> subprocess.Popen:
+    """Start the harness in its own session (so its whole process group can be killed), in ``workdir``, with a
+    minimal environment and no inherited file descriptor but the status pipe's write end."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(status_w,),
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def _collect(proc, status_r: int, out: dict, deadline: float, max_output: int, max_output_total: int) -> str | None:
