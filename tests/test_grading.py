@@ -308,3 +308,21 @@ def test_check_modules_register_nothing_when_imported():
 
 def test_the_builders_stub_is_the_one_the_grader_reports():
     assert builder.STUB_MESSAGE == grading.STUB_MESSAGE
+
+
+def test_every_decorated_test_is_collected():
+    # A test is found through its module's namespace: a second function of the same name would hide the first.
+    import ast
+    import inspect
+
+    from grpo_lab.course import registry
+
+    for module in grading.check_modules():
+        tree = ast.parse(inspect.getsource(module))
+        decorated = [
+            f.name
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef)
+            and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "exercise_test" for d in f.decorator_list)
+        ]
+        assert [t.fn.__name__ for t in registry.tests_of(module)] == decorated, module.__name__
