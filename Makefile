@@ -65,14 +65,14 @@ lab: $(VENV)/.installed $(VENV)/.smollm
 	$(VENV)/bin/jupyter lab notebooks/
 
 exercises: $(VENV)/.installed
-	$(PY) -m grpo_lab.grading build
+	$(PY) tools/build_exercises.py
 
-# Full mode, two threads, one notebook at a time (grpo_lab/render sets the kernel's environment itself):
+# Full mode, two threads, one notebook at a time (tools/render sets the kernel's environment itself):
 # the outputs committed with the notebooks, and the measured time each one states in its first cell.
 render: $(VENV)/.installed $(VENV)/.smollm
 	@# Convert SmolLM2 from its GGUF once (cached), so the first notebook's time does not include it.
 	$(PY) -c "from grpo_lab.models import load_smollm2; load_smollm2(progress=False)"
-	$(PY) -m grpo_lab.render $(if $(NB),--only $(NB))
+	$(PY) -m tools.render $(if $(NB),--only $(NB))
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_backends.py

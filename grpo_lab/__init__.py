@@ -11,7 +11,10 @@ One module per concept, mirroring the notebooks:
 - ``ppo``: the PPO loop GRPO simplified (a critic, GAE); ``memory``: what training holds, counted and measured.
 - ``trl_backend``: the same runs on TRL's ``GRPOTrainer``.
 - ``ensemble``, ``distill``, ``hygiene``: voting and consensus, distillation, the synthetic ceiling.
-- ``widgets``: interactive explorers; ``grading``: ``check(...)`` for exercises; ``cli``: ``grpo-lab``.
+- ``cli``: ``grpo-lab``.
+- ``course``: the course machinery on top of the library: ``check(...)`` for the exercises and their checks,
+  the interactive widgets, the hostile-code gallery (``grpo_lab.grading`` and ``grpo_lab.widgets`` re-export
+  them for the notebooks' short imports).
 
 Submodules are imported lazily (``import grpo_lab.grpo``) so that ``import grpo_lab`` stays fast.
 """

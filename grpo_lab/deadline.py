@@ -1,7 +1,7 @@
 """One time limit for Python code that runs in *this* interpreter: ``with Deadline(seconds): ...``.
 
 Used by the verifier (``grpo_lab.rewards``: math-verify on a pathological LaTeX answer) and by the exercise
-grader (``grpo_lab.grading``: a student's infinite loop). Untrusted code never relies on it: that runs in a
+grader (``grpo_lab.course.grading``: a student's infinite loop). Untrusted code never relies on it: that runs in a
 separate process under ``grpo_lab.sandbox``, where the kernel enforces the limits.
 
 Contract

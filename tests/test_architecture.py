@@ -1,8 +1,13 @@
 """The library's floor plan holds: no import cycles, each module in its layer, small modules and functions.
 
 Imports are read from the source (``ast``), at every nesting level: a lazy ``from grpo_lab.x import y``
-inside a function is a dependency too, and a cycle through one is still a cycle a reader has to untangle.
-The layers are the ones drawn in ``grpo_lab/README.md``.
+inside a function is a dependency too, and so is ``importlib.import_module("grpo_lab.x")`` (or an f-string
+whose constant start names a module), and a cycle through one is still a cycle a reader has to untangle.
+Cycles are looked for between modules and between packages: package A's modules importing package B's while
+B's import A's is a cycle too, even when no single module closes the loop. The layers are the ones drawn in
+``grpo_lab/README.md``; ``pytest -s`` prints each top-level module's real depth (the longest import chain below
+it). ``course`` (the course machinery) sits on top; the repository tools (``tools/``) are outside the layers,
+and nothing in ``grpo_lab`` may import them.
 """
 
 from __future__ import annotations
@@ -38,13 +43,16 @@ LAYERS: dict[str, int] = {
     "plan": 3,
     "trl_equivalence": 3,
     "presets": 3,
-    "widgets": 4,
-    "grading": 4,
-    "exercise_checks": 4,
     "jobs": 4,
-    "render": 4,
     "cli": 5,
+    # The course machinery on top: it may import the whole library, and nothing below imports it.
+    "course": 6,
+    # Re-exports of course modules at the paths the notebooks import (grpo_lab.grading, grpo_lab.widgets.*).
+    "grading": 6,
+    "widgets": 6,
 }
+# Thin re-exports of course modules at the paths the stored notebooks import.
+COURSE_SHIMS = ("grading", "widgets")
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTION_REASON = "Why one function:"
@@ -71,6 +79,21 @@ def _resolve(name: str, known: dict[str, Path]) -> str | None:
     return None
 
 
+def _dynamic_import(call: ast.Call) -> str | None:
+    """The module that ``importlib.import_module("a.b")`` or ``__import__("a.b")`` names, as far as the source
+    shows it: for an f-string, its constant start up to the last dot (``f"a.b.{name}"`` -> ``a.b``)."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name not in ("import_module", "__import__") or not call.args:
+        return None
+    arg = call.args[0]
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        return str(arg.values[0].value).rpartition(".")[0] or None
+    return None
+
+
 def imports_of(mod: str, path: Path, known: dict[str, Path]) -> set[str]:
     """Every ``grpo_lab`` module that ``mod`` imports anywhere in its source, plus, for an import from outside a
     package, the package's ``__init__`` (Python runs it first)."""
@@ -79,7 +102,9 @@ def imports_of(mod: str, path: Path, known: dict[str, Path]) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         targets: list[str] = []
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and (named := _dynamic_import(node)):
+            targets = [named]
+        elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
@@ -147,11 +172,144 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The imports between siblings: an import from ``a.x.m`` of ``a.y.n`` is an edge ``a.x -> a.y`` between the
+    two children of their closest common package (``a``). A package's own ``__init__`` importing its submodules,
+    or a submodule importing its package, is no edge here (the module graph has those)."""
+    out: dict[str, set[str]] = {}
+    for m, deps in graph.items():
+        for d in deps:
+            a, b = m.split("."), d.split(".")
+            i = 0
+            while i < min(len(a), len(b)) and a[i] == b[i]:
+                i += 1
+            if i in (len(a), len(b)):
+                continue
+            out.setdefault(".".join(a[: i + 1]), set()).add(".".join(b[: i + 1]))
+    return out
+
+
+def package_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles between sibling packages or modules (``package_graph``), each sorted."""
+    return find_cycles(package_graph(graph))
+
+
+def depths(graph: dict[str, set[str]]) -> dict[str, int]:
+    """For each node, the length of the longest import chain below it (0: imports nothing). The graph must be
+    free of cycles (the cycle tests run first); a cycle would count once around."""
+    memo: dict[str, int] = {}
+
+    def depth(v: str, path: frozenset) -> int:
+        if v not in memo:
+            below = [depth(w, path | {v}) + 1 for w in graph.get(v, ()) if w not in path]
+            memo[v] = max(below, default=0)
+        return memo[v]
+
+    return {v: depth(v, frozenset()) for v in sorted(graph)}
+
+
+def top_level_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between the root package's children (``grpo_lab.trainer``, ``grpo_lab.course``...)."""
+    root = next(iter(graph)).split(".")[0]
+    top = {m.split(".")[1] for m in graph if "." in m}
+    out = {t: set() for t in top}
+    for t, deps in package_graph(graph).items():
+        if t.count(".") == 1:
+            out[t.split(".")[1]] |= {d.split(".")[1] for d in deps if d.startswith(root + ".")}
+    return out
+
+
 def test_no_import_cycles():
     cycles = find_cycles(import_graph(PKG))
     assert not cycles, "import cycles inside grpo_lab (function-level imports count): " + "; ".join(
         " <-> ".join(c) for c in cycles
     )
+
+
+def test_no_import_cycles_between_packages():
+    cycles = package_cycles(import_graph(PKG))
+    assert not cycles, "packages (or sibling modules) that import each other: " + "; ".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_package_cycle_finder_fails_on_a_package_cycle():
+    # grading -> checks (its helper, and the check modules by an importlib string), checks.ex01 -> grading: no
+    # module closes a loop, but the two packages depend on each other (the registry the course once had).
+    graph = {
+        "lab": set(),
+        "lab.grading": {"lab.checks", "lab.checks.own_work"},
+        "lab.checks": set(),
+        "lab.checks.own_work": set(),
+        "lab.checks.ex01": {"lab.grading"},
+        "lab.trainer": {"lab.grpo"},
+        "lab.grpo": set(),
+    }
+    assert find_cycles(graph) == []
+    assert package_cycles(graph) == [["lab.checks", "lab.grading"]]
+    with pytest.raises(AssertionError, match="lab.checks <-> lab.grading"):
+        cycles = package_cycles(graph)
+        assert not cycles, "; ".join(" <-> ".join(c) for c in cycles)
+    # Deeper down: two subpackages of one package, and a package's own submodules, are not confused.
+    graph = {"lab.a": set(), "lab.a.x": {"lab.a.y.m"}, "lab.a.y": set(), "lab.a.y.m": {"lab.a.x"}, "lab.b": set()}
+    assert package_cycles(graph) == [["lab.a.x", "lab.a.y"]]
+    assert package_cycles({"lab.p": {"lab.p.m"}, "lab.p.m": {"lab.p"}}) == []
+
+
+def test_import_reader_sees_importlib_strings(tmp_path):
+    pkg = tmp_path / "fakelab"
+    (pkg / "checks").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "checks" / "__init__.py").write_text("")
+    (pkg / "checks" / "ex01.py").write_text("from fakelab.grading import check\n")
+    (pkg / "grading.py").write_text(
+        "import importlib\ndef check():\n    for n in ('ex01',):\n"
+        "        importlib.import_module(f'fakelab.checks.{n}')\n    __import__('fakelab.other')\n"
+    )
+    (pkg / "other.py").write_text("")
+    graph = import_graph(pkg)
+    assert graph["fakelab.grading"] == {"fakelab.checks", "fakelab.other"}
+    assert package_cycles(graph) == [["fakelab.checks", "fakelab.grading"]]
+
+
+def test_depths_are_the_longest_chains():
+    graph = {"a": {"b", "c"}, "b": {"c"}, "c": {"d"}, "d": set()}
+    assert depths(graph) == {"a": 3, "b": 2, "c": 1, "d": 0}
+
+
+def test_print_the_real_depths():
+    """``pytest -s tests/test_architecture.py`` prints the floor plan as the imports draw it."""
+    top = top_level_graph(import_graph(PKG))
+    depth = depths(top)
+    rows = sorted(top, key=lambda t: (LAYERS.get(t, 99), depth[t], t))
+    print(f"\n{'module':<16} {'layer':>5} {'depth':>5}  imports (grpo_lab)")
+    for t in rows:
+        print(f"{t:<16} {LAYERS.get(t, '?')!s:>5} {depth[t]:>5}  {', '.join(sorted(top[t])) or '-'}")
+    assert depth and max(depth.values()) >= 1
+
+
+def test_the_library_never_imports_the_repository_tools():
+    # tools/ (render, the exercise builder, badges) is not in the wheel: an import of it would break there.
+    found = []
+    for p in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Call):
+                names = [_dynamic_import(node) or ""]
+            found += [f"{p.relative_to(PKG.parent)}:{node.lineno} {n}" for n in names if n.split(".")[0] == "tools"]
+    assert not found, f"grpo_lab imports the repository tools: {found}"
+
+
+def test_only_the_notebook_shims_import_the_course():
+    # The course machinery sits on top: below it, only the re-exports at the notebooks' short paths import it.
+    graph = import_graph(PKG)
+    users = sorted({m for m, deps in graph.items() for d in deps if d.startswith("grpo_lab.course")})
+    outside = [m for m in users if not m.startswith("grpo_lab.course") and m.split(".")[1] not in COURSE_SHIMS]
+    assert not outside, f"library modules that import grpo_lab.course: {outside}"
 
 
 def test_cycle_finder_sees_lazy_and_package_cycles(tmp_path):

@@ -13,7 +13,7 @@ notebooks 02, 04 and 07 in Chromium, runs all their cells from the page, and che
 - 07: moving a cost-calculator slider replaces both its table and its figure.
 
 It reads the page through the widgets' CSS classes (``grpo-lab-figure``, ``grpo-lab-values``, ...; see
-grpo_lab/widgets/). Screenshots before and after each interaction go to ``$GRPO_LAB_SCREENSHOT_DIR`` or
+grpo_lab/course/widgets/). Screenshots before and after each interaction go to ``$GRPO_LAB_SCREENSHOT_DIR`` or
 runs/browser-test/ (printed, and named in every failure message).
 
 Chromium comes from Debian (``/usr/bin/chromium``; Playwright never downloads a browser here). Without it the

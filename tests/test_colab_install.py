@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tools import colab_badges
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import colab_badges  # noqa: E402
 
 # A fresh virtual environment, a wheel build and pip installs: the integration tier.
 pytestmark = [pytest.mark.full, pytest.mark.timeout(1800)]
@@ -42,11 +42,11 @@ def _install_cell_of(path: Path) -> str:
 
 
 def test_every_notebook_has_the_generated_install_cell():
-    """notebooks/ and solutions/ come from scripts/colab_badges.py, exercises/ from solutions/."""
+    """notebooks/ and solutions/ come from tools/colab_badges.py, exercises/ from solutions/."""
     for folder in NOTEBOOK_FOLDERS:
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             assert _install_cell_of(path) == colab_badges.install_cell(path.name), (
-                f"{path}: install cell is out of date: run `python scripts/colab_badges.py` and `make exercises`"
+                f"{path}: install cell is out of date: run `python tools/colab_badges.py` and `make exercises`"
             )
 
 

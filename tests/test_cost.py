@@ -111,7 +111,7 @@ def test_heterogeneous_members():
 
 
 def test_calculator_state_and_region_map():
-    from grpo_lab.widgets.cost import calculator_state, region_map
+    from grpo_lab.course.widgets.cost import calculator_state, region_map
 
     st = calculator_state(7e9, 0.75, 0.5e9, 0.55, 5, 0.2, 20, 300, max_members=9)
     assert st["sizes"] == list(range(1, 10)) and len(st["acc_correlated"]) == 9
@@ -136,8 +136,8 @@ def test_cost_calculator_widget_builds_and_reacts():
     matplotlib.use("Agg")
     import re
 
-    from grpo_lab.widgets.cost import calculator_state, cost_calculator
-    from grpo_lab.widgets.render import shown_png
+    from grpo_lab.course.widgets.cost import calculator_state, cost_calculator
+    from grpo_lab.course.widgets.render import shown_png
 
     def cell(kind, option=None):
         html = box.verdict.value

@@ -1,10 +1,10 @@
-"""grpo_lab.widgets.dashboard: the training dashboard callback (printing fallback and widget mode)."""
+"""grpo_lab.course.widgets.dashboard: the training dashboard callback (printing fallback and widget mode)."""
 
 import math
 
 import pytest
 
-from grpo_lab.widgets.dashboard import TrainingDashboard, series
+from grpo_lab.course.widgets.dashboard import TrainingDashboard, series
 
 
 def recs(n):
@@ -44,7 +44,7 @@ def test_widget_mode_replaces_the_image_through_the_outputs_trait(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from grpo_lab.widgets.render import shown_png
+    from grpo_lab.course.widgets.render import shown_png
 
     d = TrainingDashboard(every=5, use_widgets=True)
     assert {"grpo-lab-dashboard", "grpo-lab-figure"} <= set(d.out._dom_classes)

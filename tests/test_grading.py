@@ -1,22 +1,23 @@
-"""The exercise pipeline: stubs from solutions, check() reports, time limits."""
+"""The exercise pipeline: stubs from solutions (tools/build_exercises.py), check() reports, time limits."""
 
 from pathlib import Path
 
 import pytest
 
-from grpo_lab import grading
+from grpo_lab.course import grading
+from tools import build_exercises as builder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exercises_are_up_to_date_with_solutions():
-    changed = grading.build_exercises(ROOT, check_only=True)
+    changed = builder.build_exercises(ROOT, check_only=True)
     assert changed == [], f"run `make exercises`: {changed}"
 
 
 def test_strip_solution_keeps_indentation_and_removes_code():
     src = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nprint(1)"
-    out = grading.strip_solution(src)
+    out = builder.strip_solution(src)
     assert "y = x + 1" not in out
     assert '    raise NotImplementedError("not implemented yet' in out
     assert out.endswith("print(1)")
@@ -31,15 +32,15 @@ def test_strip_solution_keeps_indentation_and_removes_code():
 )
 def test_strip_solution_rejects_unbalanced_markers(bad):
     with pytest.raises(ValueError):
-        grading.strip_solution(bad)
+        builder.strip_solution(bad)
 
 
 def test_solution_notebooks_contain_markers_and_exercises_do_not():
     for sol in sorted((ROOT / "solutions").glob("*.ipynb")):
         text = sol.read_text()
-        assert grading.BEGIN in text, f"{sol.name} has no solution region"
+        assert builder.BEGIN in text, f"{sol.name} has no solution region"
         ex = (ROOT / "exercises" / sol.name).read_text()
-        assert grading.BEGIN not in ex and "NotImplementedError" in ex
+        assert builder.BEGIN not in ex and "NotImplementedError" in ex
 
 
 def _parse_gold(solution):
@@ -167,7 +168,7 @@ def test_a_hand_written_solution_passes_and_allowed_helpers_stay_allowed():
 
     # The training-step exercise may call grpo_loss and completion_logps: only what an exercise reimplements
     # is forbidden there.
-    from grpo_lab.exercise_checks._own_work import library_use
+    from grpo_lab.course.own_work import library_use
     from grpo_lab.grpo import grpo_loss
 
     def step(model, optimizer, rollout, advantages, **kw):
@@ -286,3 +287,42 @@ def test_each_notebook_has_a_few_sharp_questions_shown_in_its_solution(exercise_
     text = "\n".join("".join(c["source"]) for c in cells)
     assert grading.questions_markdown(exercise_id) in text, f"{nb.name} does not show the questions of {exercise_id}"
     assert f'check("{exercise_id}", answers)' in text
+
+
+def test_the_notebooks_short_import_is_the_course_grader():
+    import grpo_lab.grading
+
+    assert grpo_lab.grading.check is grading.check and grpo_lab.grading.CheckReport is grading.CheckReport
+
+
+def test_check_modules_register_nothing_when_imported():
+    # A check module only marks its tests; the grader's exercises are those of the modules it lists.
+    from grpo_lab.course import registry
+    from grpo_lab.course.checks import nb02
+
+    tests = registry.tests_of(nb02)
+    assert tests and {t.exercise_id for t in tests} == {"02-group-advantages"}
+    assert set(registry.collect([nb02])) == {"02-group-advantages"}
+    assert nb02 in grading.check_modules()
+
+
+def test_the_builders_stub_is_the_one_the_grader_reports():
+    assert builder.STUB_MESSAGE == grading.STUB_MESSAGE
+
+
+def test_every_decorated_test_is_collected():
+    # A test is found through its module's namespace: a second function of the same name would hide the first.
+    import ast
+    import inspect
+
+    from grpo_lab.course import registry
+
+    for module in grading.check_modules():
+        tree = ast.parse(inspect.getsource(module))
+        decorated = [
+            f.name
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef)
+            and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "exercise_test" for d in f.decorator_list)
+        ]
+        assert [t.fn.__name__ for t in registry.tests_of(module)] == decorated, module.__name__

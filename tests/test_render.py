@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from grpo_lab import grading, render
-from grpo_lab.render.snapshot import NOTE_CONTROLS, NOTE_LIVE, STATE_MIME, VIEW_MIME
+from tools import render
+from tools.build_exercises import build_exercises
+from tools.render.snapshot import NOTE_CONTROLS, NOTE_LIVE, STATE_MIME, VIEW_MIME
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every notebook of notebooks/ and solutions/ is stored rendered (`make render`): one without a full-mode render
@@ -276,14 +277,14 @@ def test_exercises_drop_the_render_record_and_check_mode_ignores_outputs(tmp_pat
     ]
     sol = tmp_path / "solutions" / "00_x.ipynb"
     nbformat.write(nb, sol)
-    assert grading.build_exercises(tmp_path) == [str(tmp_path / "exercises" / "00_x.ipynb")]
+    assert build_exercises(tmp_path) == [str(tmp_path / "exercises" / "00_x.ipynb")]
     # The same solution, rendered: outputs, a count, timing metadata and a render record.
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
     nb.cells[1].execution_count = 1
     nb.cells[1].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00"}
     nb.metadata["grpo_lab"] = {"code_sha256": render.code_sha256(nb)}
     nbformat.write(nb, sol)
-    assert grading.build_exercises(tmp_path, check_only=True) == []
+    assert build_exercises(tmp_path, check_only=True) == []
     ex = json.loads((tmp_path / "exercises" / "00_x.ipynb").read_text())
     assert "grpo_lab" not in ex["metadata"] and ex["cells"][1]["outputs"] == []
     assert "NotImplementedError" in ex["cells"][1]["source"]

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from grpo_lab.course.gallery import GALLERY_SOLUTION, GALLERY_TESTS, HOSTILE_GALLERY
 from grpo_lab.rewards import code_reward, make_code_reward, run_tests
 from grpo_lab.sandbox import (
-    GALLERY_SOLUTION,
-    GALLERY_TESTS,
     HARNESS_PATH,
-    HOSTILE_GALLERY,
     MODES,
     available_modes,
     extract_code,
@@ -255,7 +253,8 @@ def test_extract_code_and_code_reward():
 
 _AS_USER = r"""
 import json, os, sys, concurrent.futures as cf
-from grpo_lab.sandbox import GALLERY_TESTS, HOSTILE_GALLERY, available_modes, run_tests
+from grpo_lab.course.gallery import GALLERY_TESTS, HOSTILE_GALLERY
+from grpo_lab.sandbox import available_modes, run_tests
 victim = sys.argv[1]
 attack = (
     "import os, shutil\n"
@@ -285,8 +284,9 @@ print(json.dumps(out))
 # under /root, mode 700, is the usual obstacle), then drop to that uid with setpriv or runuser.
 _AS_ROOT = r"""
 import ctypes, os, runpy, sys
-harness = runpy.run_path(sys.argv[1])  # defines functions only; its main() runs under __main__ alone
-harness["_expose_python"](ctypes.CDLL(None, use_errno=True))
+# The harness's containment steps, next to it: a file that defines functions only.
+containment = runpy.run_path(os.path.join(os.path.dirname(sys.argv[1]), "containment.py"))
+containment["_expose_python"](ctypes.CDLL(None, use_errno=True))
 os.execv(sys.argv[2], sys.argv[2:])
 """
 

@@ -11,11 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from grpo_lab.grpo import (
-    group_advantages,  # noqa: E402
-    grpo_loss_terms,  # noqa: E402
-)
-from grpo_lab.widgets.advantage import (  # noqa: E402
+from grpo_lab.course.widgets.advantage import (  # noqa: E402
     advantage_explorer,
     advantage_table,
     advantage_values_html,
@@ -28,7 +24,11 @@ from grpo_lab.widgets.advantage import (  # noqa: E402
     plot_clipped_objective,
     zero_variance_groups,
 )
-from grpo_lab.widgets.render import shown_png  # noqa: E402
+from grpo_lab.course.widgets.render import shown_png  # noqa: E402
+from grpo_lab.grpo import (
+    group_advantages,  # noqa: E402
+    grpo_loss_terms,  # noqa: E402
+)
 
 
 def test_advantage_table_documented_case():

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from grpo_lab.course.widgets.loss import loss_explorer, loss_point, loss_values_html, objective_gradient  # noqa: E402
+from grpo_lab.course.widgets.render import shown_png  # noqa: E402
 from grpo_lab.grpo import grpo_loss_terms  # noqa: E402
-from grpo_lab.widgets.loss import loss_explorer, loss_point, loss_values_html, objective_gradient  # noqa: E402
-from grpo_lab.widgets.render import shown_png  # noqa: E402
 
 POINTS = [(r, a) for r in (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.35, 1.5) for a in (-1.7, -0.4, 0.6, 2.0)]
 

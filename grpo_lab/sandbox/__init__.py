@@ -63,9 +63,10 @@ Python-level escapes that audit hooks were never designed to stop (PEP 578 says 
 bytecode reaching C-level memory bugs); kernel exploits; CPU/disk contention with other jobs for up to
 ``timeout_s``. For adversaries (not a policy being trained) use a VM or gVisor. Legitimate code that prints
 its own traceback (``traceback.print_exc()``) or forks fails here: the verifier does not need either.
+
+The gallery of hostile programs that notebook 01 runs against it is course material: ``grpo_lab.course.gallery``.
 """
 
-from grpo_lab.sandbox.gallery import GALLERY_SOLUTION, GALLERY_TESTS, HOSTILE_GALLERY
 from grpo_lab.sandbox.modes import MODES, available_modes, isolation_mode
 from grpo_lab.sandbox.runner import HARNESS_PATH, STATUSES, CodeResult, extract_code, run_tests
 
@@ -78,7 +79,4 @@ __all__ = [
     "available_modes",
     "MODES",
     "HARNESS_PATH",
-    "HOSTILE_GALLERY",
-    "GALLERY_TESTS",
-    "GALLERY_SOLUTION",
 ]

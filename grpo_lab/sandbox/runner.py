@@ -79,21 +79,19 @@ def run_tests(
         )
     workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
     limits = _limits(mode, timeout_s, memory_mb, file_mb, nproc)
-    env = _child_env(workdir)
+    uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
+    nonce = secrets.token_hex(16)
     cmd = command(mode, [sys.executable, "-I", "-S", "-B", HARNESS_PATH], workdir, limits["tmpfs_mb"])
     status_r, status_w = os.pipe()
-    # A fresh uid (for the namespaces+uid mode) and a nonce the harness must echo: output that merely
-    # prints a verdict cannot forge one.
-    nonce = secrets.token_hex(16)
-    uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
-    payload = dict(mode=mode, workdir=workdir, limits=limits, uid=uid, status_fd=status_w, nonce=nonce)
-    payload.update(code=code, tests=tests)
+    payload = dict(
+        mode=mode, workdir=workdir, limits=limits, uid=uid, status_fd=status_w, nonce=nonce, code=code, tests=tests
+    )
     proc = None
     out = {"stdout": bytearray(), "stderr": bytearray(), "status": bytearray()}
     killed_for = None
     try:
         try:
-            proc = _start(cmd, workdir, env, status_w)
+            proc = _start(cmd, workdir, status_w)
         except OSError as e:
             return CodeResult(False, "error", reason=f"could not start the sandbox: {e}", isolation=mode)
         finally:
@@ -110,9 +108,31 @@ def run_tests(
     return _verdict(res, out["status"], killed_for, nonce, timeout_s, max_output_total)
 
 
-def _start(cmd: list[str], workdir: str, env: dict, status_w: int) -> subprocess.Popen:
-    """The child in a session of its own (so the whole group can be killed), with only the status pipe
-    inherited and the three standard streams piped."""
+def _limits(mode: str, timeout_s: float, memory_mb: int, file_mb: int, nproc: int) -> dict:
+    """The child's resource limits (``run_tests`` explains the arguments); the harness applies them."""
+    return {
+        "cpu_s": int(math.ceil(timeout_s)) + 1,
+        "memory_bytes": int(memory_mb) << 20,
+        "file_bytes": int(file_mb) << 20,
+        "tmpfs_mb": max(int(file_mb) * 4, 16),
+        "nofile": 64,
+        "nproc": int(nproc) if mode == "namespaces+uid" else _user_process_count() + int(nproc),
+    }
+
+
+def _start(cmd: list[str], workdir: str, status_w: int) -> subprocess.Popen:
+    """Start the harness in its own session (so its whole process group can be killed), in ``workdir``, with a
+    minimal environment and no inherited file descriptor but the status pipe's write end."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
     return subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
@@ -124,34 +144,6 @@ def _start(cmd: list[str], workdir: str, env: dict, status_w: int) -> subprocess
         start_new_session=True,
         close_fds=True,
     )
-
-
-def _limits(mode: str, timeout_s: float, memory_mb: int, file_mb: int, nproc: int) -> dict:
-    """The child's resource limits: CPU seconds just above the wall-clock budget, address space, file size,
-    a tmpfs sized from it, 64 open files, and processes (counted per user outside the ``namespaces+uid`` mode,
-    so the user's current count is added)."""
-    return {
-        "cpu_s": int(math.ceil(timeout_s)) + 1,
-        "memory_bytes": int(memory_mb) << 20,
-        "file_bytes": int(file_mb) << 20,
-        "tmpfs_mb": max(int(file_mb) * 4, 16),
-        "nofile": 64,
-        "nproc": int(nproc) if mode == "namespaces+uid" else _user_process_count() + int(nproc),
-    }
-
-
-def _child_env(workdir: str) -> dict[str, str]:
-    """A minimal environment: nothing of the parent's (tokens, proxies) reaches untrusted code."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-    }
 
 
 def _collect(proc, status_r: int, out: dict, deadline: float, max_output: int, max_output_total: int) -> str | None:
