@@ -1,17 +1,14 @@
 """Batched sampling of groups of completions, with per-token log-probs and masks: the data GRPO needs.
 
-- ``generate`` is one decoding loop over the model's KV cache: prompt pass, then one token at a time. It
-  returns what GRPO needs and ``model.generate`` does not: the log-prob of each sampled token at the sampling
-  temperature (the "old" log-probs of the sampling policy), a mask that ends at the first EOS, truncation flags.
-- Prompts are left-padded, so every row's next token sits in the last column; position ids come from the
-  attention mask, so padding does not shift positions.
-- ``completion_logps`` is the training forward: ``log_softmax(logits / temperature)`` at the sampled tokens,
-  as TRL's ``_get_per_token_logps_and_entropies``.
-- Sampling draws from an explicit ``torch.Generator``, so a trainer can checkpoint and resume it exactly.
+``generate`` is a decoding loop over transformers' KV cache (a prompt pass, then one token at a time) that
+returns what ``model.generate`` does not: each sampled token's log-prob at the sampling temperature (the
+"old" log-probs of the sampling policy), a mask that ends at the first EOS, and truncation flags. Prompts
+are left-padded, so every row's next token sits in the last column, and position ids come from the
+attention mask. ``completion_logps`` is the training forward, as TRL computes it. Sampling draws from an
+explicit ``torch.Generator``, so a trainer can checkpoint and resume it exactly.
 
-Every public function takes ``fast=True`` (the default): the same computation in ``grpo_lab.rollout_fast``,
-with an in-place KV cache, one prompt pass per group, finished rows leaving the batch and a log-softmax
-that keeps less memory. ``fast=False`` runs the code below, which is the one to read.
+The public functions take ``fast=True`` (the default): the same computation with less work in
+``grpo_lab.rollout_fast`` (see there). ``fast=False`` runs the code below, the one to read.
 """
 
 from __future__ import annotations
@@ -26,21 +23,15 @@ from grpo_lab import rollout_fast
 
 @dataclass
 class Rollout:
-    """A batch of B completions (the G completions of each prompt are consecutive).
+    """A batch of B completions; the G completions of each prompt are consecutive rows."""
 
-    ``prompt_ids``/``prompt_mask``: [B, P] left-padded. ``completion_ids``: [B, T] (pad after EOS).
-    ``completion_mask``: [B, T], 1 up to and including the first EOS. ``logps``: [B, T] log-probs of the
-    sampled tokens under the sampling policy (0 where masked). ``truncated``: [B] bool, no EOS within
-    ``max_completion_length``. ``texts``: decoded completions without special tokens.
-    """
-
-    prompt_ids: torch.Tensor
-    prompt_mask: torch.Tensor
-    completion_ids: torch.Tensor
-    completion_mask: torch.Tensor
-    logps: torch.Tensor
-    truncated: torch.Tensor
-    texts: list[str]
+    prompt_ids: torch.Tensor  # [B, P], left-padded
+    prompt_mask: torch.Tensor  # [B, P]
+    completion_ids: torch.Tensor  # [B, T], padding after the first EOS
+    completion_mask: torch.Tensor  # [B, T], 1 up to and including the first EOS
+    logps: torch.Tensor  # [B, T], log-probs of the sampled tokens under the sampling policy, 0 where masked
+    truncated: torch.Tensor  # [B] bool: no EOS within max_completion_length
+    texts: list[str]  # the completions decoded, special tokens removed
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -49,20 +40,14 @@ class Rollout:
 
 def encode_prompts(tokenizer, prompts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded ``(input_ids, attention_mask)`` for a list of prompt strings (no special tokens added)."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
 def eos_token_ids(model, eos: int | list[int] | None = None) -> list[int]:
-    """Every id that ends a completion: ``eos`` (the tokenizer's ``eos_token_id``; one id or several) plus
-    ``model.generation_config.eos_token_id`` (an int or a list), in that order, without duplicates.
-    ``model.generate`` stops at the latter and TRL at both (its generation config carries the model's and
-    the tokenizer's EOS); Qwen2.5 and Llama chat models list several (end of turn, end of text)."""
+    """Every id that ends a completion, without duplicates: ``eos`` (the tokenizer's; one id or several), then
+    ``model.generation_config.eos_token_id``, where Qwen2.5 and Llama chat models list several (end of turn,
+    end of text). ``model.generate`` stops at the latter, TRL at both."""
     ids: list[int] = []
     cfg = getattr(model, "generation_config", None)
     for src in (eos, getattr(cfg, "eos_token_id", None)):
@@ -104,14 +89,11 @@ def generate(
     num_generations: int = 1,
     fast: bool = True,
 ):
-    """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache.
-
-    Returns ``(completion_ids, completion_mask, logps, truncated)`` as described in ``Rollout``. With
-    ``do_sample=False`` (or ``temperature == 0``) decoding is greedy and ``logps`` are at temperature 1.
-    ``num_generations = G > 1`` continues each of the N prompts G times (rows ``i*G .. i*G+G-1``: B = N*G).
-    A row ends at its first token in ``eos_token_ids(model, eos_token_id)``, the stopping rule of
-    ``model.generate``; from then on it draws nothing, so the generator's draws go to the live rows in order
-    (``rollout_fast.generate`` drops those rows from the batch and draws the same numbers).
+    """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache; returns
+    ``(completion_ids, completion_mask, logps, truncated)`` as in ``Rollout``. ``do_sample=False`` (or
+    ``temperature == 0``) is greedy, with ``logps`` at temperature 1. ``num_generations = G`` continues each of
+    the N prompts G times (rows ``i*G .. i*G+G-1``). A row ends at its first token in
+    ``eos_token_ids(model, eos_token_id)``, ``model.generate``'s rule, and then draws nothing more.
     """
     greedy = (not do_sample) or temperature == 0
     pick = functools.partial(
@@ -160,11 +142,8 @@ def sample_groups(
     generator: torch.Generator | None = None,
     fast: bool = True,
 ) -> Rollout:
-    """Sample ``num_generations`` (G) completions for each prompt: B = len(prompts) * G rows, grouped.
-
-    Rows are grouped consecutively (prompt 0 x G, prompt 1 x G, ...), the layout that
-    ``grpo.group_advantages`` expects (and TRL's ``RepeatSampler``). The model decodes in eval mode.
-    """
+    """Sample G = ``num_generations`` completions of each prompt, in eval mode: B = len(prompts) * G rows, the G
+    of a prompt consecutive (the layout of ``grpo.group_advantages`` and of TRL's ``RepeatSampler``)."""
     ids, am = encode_prompts(tokenizer, list(prompts), next(model.parameters()).device)
     eos, pad = eos_token_ids(model, tokenizer.eos_token_id), tokenizer.pad_token_id
     kw = dict(temperature=temperature, top_k=top_k, do_sample=do_sample, generator=generator, fast=fast)
@@ -195,27 +174,19 @@ def completion_logps(
     *,
     fast: bool = True,
 ):
-    """Per-token log-probs [B, T] of ``completion_ids`` under ``model`` (with gradients), at ``temperature``.
-
-    One forward over prompt + completion; the logits at position ``p`` predict token ``p + 1``, so only the
-    last ``T + 1`` positions are needed (``logits_to_keep``, as TRL) and the very last predicts nothing. With
-    ``z = logits / temperature`` in fp32 (whatever the autocast dtype) the log-prob of token ``y`` is
-    ``z_y - logsumexp(z)``: TRL 1.16's ``selective_log_softmax`` for fp32, inside its
-    ``_get_per_token_logps_and_entropies``. With ``with_entropy`` also returns the entropy [B, T] of each
-    tempered next-token distribution (TRL's ``entropy_from_logits``; no gradient: a diagnostic).
-
-    ``group_size = G > 1`` says rows ``i*G .. i*G+G-1`` share one prompt (the layout of ``sample_groups``);
-    the fast path then runs each prompt once (``rollout_fast.completion_logps``).
+    """Per-token log-probs [B, T] of ``completion_ids`` under ``model`` (with gradients), at ``temperature``,
+    as TRL 1.16's ``_get_per_token_logps_and_entropies``: one forward over prompt + completion, the logits of
+    the last ``T + 1`` positions only (``logits_to_keep``), ``z = logits / temperature`` in fp32 whatever the
+    autocast dtype, and ``z_y - logsumexp(z)`` at each completion token (its ``selective_log_softmax``).
+    ``with_entropy`` also returns the entropy [B, T] of each tempered next-token distribution (TRL's
+    ``entropy_from_logits``; no gradient: a diagnostic). ``group_size = G`` says rows ``i*G .. i*G+G-1`` share
+    one prompt (``sample_groups``' layout): the fast path then runs each prompt once.
     """
-    B, T = completion_ids.shape
-    if group_size > 1 and B % group_size:
-        raise ValueError(
-            f"group_size={group_size} must divide the batch ({B} rows): rows i*G .. i*G+G-1 are one group"
-        )
     if fast and rollout_fast.available():
         return rollout_fast.completion_logps(
             model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature, with_entropy, group_size
         )
+    T = completion_ids.shape[1]
     ids = torch.cat([prompt_ids, completion_ids], dim=1)  # [B, P + T]
     attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)  # [B, P + T]
     positions = (attn.cumsum(1) - 1).clamp(min=0)
@@ -231,10 +202,7 @@ def completion_logps(
         return lp, -(logp_all.exp() * logp_all).sum(-1)
 
 
-@torch.no_grad()
-def greedy_complete(
-    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 256, *, fast: bool = True
-) -> list[str]:
+def greedy_complete(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size=256, *, fast=True):
     """Greedy completions (text, special tokens removed) for many prompts, ``batch_size`` prompts at a time."""
     batches = (prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size))
     kw = dict(max_completion_length=max_new_tokens, do_sample=False, fast=fast)

@@ -183,7 +183,9 @@ def completion_logps(model, prompt_ids, prompt_mask, completion_ids, completion_
     checkpointing in train mode switches ``use_cache`` off) the full forward runs after it. The log-probs
     and entropies are ``selective_logps``'s.
     """
-    T = completion_ids.shape[1]
+    B, T = completion_ids.shape
+    if G > 1 and B % G:
+        raise ValueError(f"group_size={G} must divide the batch ({B} rows): rows i*G .. i*G+G-1 are one group")
     attn = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)  # [B, P + T]
     positions = (attn.cumsum(1) - 1).clamp(min=0)
     cache = None
