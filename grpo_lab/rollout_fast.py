@@ -155,6 +155,7 @@ def generate(model, prompt_ids, prompt_mask, max_completion_length, stop, pad_to
     mask = torch.zeros(B, T, dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     rows = torch.arange(B, device=device)  # [b]: the output row of each live batch row
+    cache_kw = cache_kwarg(model)
     for t in range(T):
         tok, lp = pick(logits)
         tokens[rows, t], logps[rows, t], mask[rows, t] = tok, lp, 1
@@ -168,7 +169,7 @@ def generate(model, prompt_ids, prompt_mask, max_completion_length, stop, pad_to
             rows, tok, attn, next_pos = rows[live], tok[live], attn[live], next_pos[live]
         attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
         kw = dict(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos, use_cache=True)
-        out = model(**kw, **{cache_kwarg(model): cache})
+        out = model(**kw, **{cache_kw: cache})
         cache, logits, next_pos = cache_of(out), out.logits[:, -1, :], next_pos + 1
     return tokens, mask, logps, ~finished
 
