@@ -115,7 +115,7 @@ def generate(
     mask = torch.zeros(B, T, dtype=torch.long, device=ids.device)  # [B, T]
     finished = torch.zeros(B, dtype=torch.bool, device=ids.device)  # [B]
     for t in range(T):
-        live = ~finished  # [B]: rows still going draw a token; finished ones keep their padding
+        live = ~finished  # [B]: only rows still going draw (the fast path, which drops the others, draws the same)
         tok, lp = pick(out.logits[live, -1, :])  # [b], [b]
         tokens[live, t], logps[live, t], mask[live, t] = tok, lp, 1
         finished[live] = torch.isin(tok, stop)
