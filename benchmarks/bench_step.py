@@ -1,14 +1,15 @@
 """Benchmark: one GRPO step on SmolLM2-135M-Instruct, from-scratch trainer vs TRL 1.16, same configuration.
 
-    .venv/bin/python benchmarks/bench_step.py [--steps 3] [--threads 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_step.py [--steps 3] [--threads 2] [--plain] [--json out.json]
 
 The configuration: 4 prompts x 8 completions (``num_generations=8``, ``per_device_train_batch_size=32``),
 ``max_completion_length=64``, temperature 1, ``beta=0``, ``loss_type="dapo"``, lr 1e-6, seed 0, fp32, the same
 four chat prompts for both backends. Completions are forced to the full 64 tokens: a forward hook on the
 LM head sets the logits of every end-of-sequence id to -1e4 (in place, without autograd, so it costs
 neither backend a copy of the logits), in both backends, so neither wins by sampling shorter answers. Both
-processes keep the memory they free (``grpo_lab.env.reuse_freed_memory``, as ``grpo-lab train`` does for
-either backend). The reward (digit share of the completion) varies inside every group, so every step runs
+processes keep the memory they free (``grpo_lab.env.reuse_freed_memory``, as ``grpo-lab``'s entry point does
+for either backend). ``--plain`` runs the from-scratch trainer's rollout and log-probs with ``fast=False``
+(``grpo_lab.rollout``'s reading path) instead of the default fast path (``grpo_lab.rollout_fast``). The reward (digit share of the completion) varies inside every group, so every step runs
 the loss and its backward.
 
 Each backend runs in its own process (a fresh model load; peak RSS is that process's ``ru_maxrss``): one
@@ -67,7 +68,7 @@ def load(threads: int):
     from grpo_lab.rollout import eos_token_ids
 
     torch.set_num_threads(threads)
-    reuse_freed_memory()  # what grpo-lab's entry points do for both backends (grpo_lab.env.set_threads)
+    reuse_freed_memory()  # this process is the benchmark's: what grpo-lab's command line does for both backends
     model, tok = load_smollm2(progress=False)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -103,11 +104,24 @@ def timed(owner, name: str, log: list):
     setattr(owner, name, wrapper)
 
 
-def run_grpo_lab(steps: int, threads: int) -> dict:
-    """Warm-up + ``steps`` steps of ``trainer.GRPOTrainer``; per-step times."""
+def plain_path(fn):
+    """``fn`` (``rollout.sample_groups`` or ``completion_logps``) always called with ``fast=False``."""
+
+    def wrapper(*a, **k):
+        return fn(*a, **{**k, "fast": False})
+
+    return wrapper
+
+
+def run_grpo_lab(steps: int, threads: int, plain: bool = False) -> dict:
+    """Warm-up + ``steps`` steps of ``trainer.GRPOTrainer``; per-step times. ``plain``: the rollout's plain path."""
     import grpo_lab.trainer as tr_mod
     from grpo_lab.tasks import Problem
 
+    if plain:
+        tr_mod.sample_groups, tr_mod.completion_logps = map(
+            plain_path, (tr_mod.sample_groups, tr_mod.completion_logps)
+        )
     model, tok, prompts = load(threads)
     problems = [Problem(p, q, "") for p, q in zip(prompts, QUESTIONS)]
     tr = tr_mod.GRPOTrainer(model, tok, [digit_share], problems, tr_mod.GRPOConfig(**KNOBS))
@@ -180,8 +194,8 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load": os.getloadavg()}
 
 
-def child(backend: str, steps: int, threads: int, out: str) -> None:
-    res = (run_grpo_lab if backend == "grpo_lab" else run_trl)(steps, threads)
+def child(backend: str, steps: int, threads: int, out: str, plain: bool) -> None:
+    res = run_grpo_lab(steps, threads, plain) if backend == "grpo_lab" else run_trl(steps, threads)
     res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     Path(out).write_text(json.dumps(res))
 
@@ -191,12 +205,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per backend (after one warm-up step)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backends", default="grpo_lab,trl")
+    ap.add_argument("--plain", action="store_true", help="grpo_lab: the rollout's plain path (fast=False)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        return child(a.child, a.steps, a.threads, a.out)
+        return child(a.child, a.steps, a.threads, a.out, a.plain)
     before = machine()
     rows = {}
     for backend in a.backends.split(","):
@@ -213,6 +228,7 @@ def main(argv=None) -> dict:
                     str(a.steps),
                     "--threads",
                     str(a.threads),
+                    *(["--plain"] if a.plain else []),
                 ],
                 check=True,
                 env={**os.environ, "OMP_NUM_THREADS": str(a.threads)},
@@ -228,7 +244,8 @@ def main(argv=None) -> dict:
     print(f"machine: {before['cpu']}, {before['cores']} cores, {a.threads} torch threads, torch {before['torch']}")
     print(f"load average (1/5/15 min): before {before['load']}, after {after['load']}")
     print(
-        f"config: 4 prompts x 8 completions x 64 tokens (EOS suppressed), fp32, {a.steps} timed steps after 1 warm-up"
+        f"config: 4 prompts x 8 completions x 64 tokens (EOS suppressed), fp32, {a.steps} timed steps after 1 warm-up, "
+        f"grpo_lab rollout: {'plain' if a.plain else 'fast'} path"
     )
     print(f"{'backend':10s} {'s/step':>8s} {'generation s':>13s} {'loss+backward s':>16s} {'peak RSS GB':>12s}")
     med = {}
@@ -240,7 +257,8 @@ def main(argv=None) -> dict:
         )
     if {"grpo_lab", "trl"} <= set(med):
         print(f"ratio grpo_lab / trl s/step: {med['grpo_lab']['step'] / med['trl']['step']:.2f}")
-    result = {"machine": before, "load_after": after["load"], "threads": a.threads, "rows": rows, "median": med}
+    result = {"machine": before, "load_after": after["load"], "threads": a.threads, "plain": a.plain}
+    result.update(rows=rows, median=med)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
     return result

@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    from grpo_lab.env import reuse_freed_memory
+
+    reuse_freed_memory()  # this process is ours: keep the memory it frees (grpo_lab.env; the library never does)
     debug = args.debug or os.environ.get("GRPO_LAB_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)

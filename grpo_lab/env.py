@@ -26,39 +26,48 @@ def set_threads(default: int = 2) -> int:
 
     Two threads suit the course's 2-core target; more only adds synchronisation on tiny matrices. When
     several processes share the cores (parallel tests), each must use one: OpenMP threads that outnumber
-    the cores spin-wait on each other and a 30-second notebook took 12 minutes that way. Also calls
-    ``reuse_freed_memory`` (a CPU training process should keep the memory it frees).
+    the cores spin-wait on each other. Leaves the memory allocator alone (``reuse_freed_memory`` is for
+    entry points).
     """
     import torch
 
     n = os.environ.get("GRPO_LAB_THREADS") or os.environ.get("OMP_NUM_THREADS") or min(default, os.cpu_count() or 1)
-    reuse_freed_memory()
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()
 
 
+# glibc malloc's policy for a CPU training process (``reuse_freed_memory``, ``malloc_env``).
+MMAP_THRESHOLD = 1 << 30  # blocks up to 1 GiB come from the heap, not from a fresh mmap
+TRIM_THRESHOLD = (1 << 31) - 1  # the largest value mallopt's int takes: freed memory stays with the process
 _HEAP_KEPT = False
+
+
+def _glibc() -> bool:
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def reuse_freed_memory() -> bool:
     """Let this process keep the memory it frees and reuse it, instead of returning it to the kernel.
 
-    glibc serves large blocks (above a threshold of 128 KiB to 32 MiB) with ``mmap`` and hands them back on
-    ``free``, so every new activation, logits or gradient tensor of a training step arrives as fresh pages
-    that the kernel must zero on first touch. On the course's 2-core machine that page-fault work made an
-    elementwise product of two 12 MB tensors cost 2.3 ms instead of 0.9 ms, and the exponential of a 100 MB
-    block 40 ms instead of 12 ms. ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` and ``mallopt(M_TRIM_THRESHOLD,
-    2 GiB)`` keep such blocks on the heap, where the next step finds them already mapped: the caching that
-    PyTorch's CUDA allocator does on a GPU. The cost is that the process holds on to its peak memory.
+    For entry points that own the process (``grpo-lab``'s ``main``, the benchmarks); the library never calls
+    it, so importing grpo-lab leaves a Jupyter kernel's allocator as it was. A launcher that starts a new
+    process sets the same policy with ``malloc_env()``.
 
-    Changes no arithmetic (tensors stay 64-byte aligned by PyTorch's allocator), so results are identical bit
-    for bit. Idempotent; returns True where it applied (Linux with glibc), False elsewhere (macOS, Windows,
-    musl), where it does nothing.
+    glibc serves blocks above its mmap threshold (128 KiB at first, then raised dynamically to at most
+    32 MiB) with ``mmap`` and unmaps them on ``free``, so every large activation, logits or gradient tensor
+    of a training step arrives as fresh pages that the kernel zeroes on first touch.
+    ``mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)`` and ``mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)`` keep them
+    on the heap, where the next step finds them already mapped: the caching PyTorch's CUDA allocator does on
+    a GPU. The cost is that the process holds on to its peak memory. Measurements: ``benchmarks/step_times.md``.
+
+    Changes no arithmetic (PyTorch aligns its tensors itself), so results are identical bit for bit.
+    Idempotent; returns True where both settings applied (Linux with glibc), False elsewhere (macOS, Windows,
+    musl, or a glibc that refuses the threshold: see ``malloc_env``), where it changes nothing.
     """
     global _HEAP_KEPT
     if _HEAP_KEPT:
         return True
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not _glibc():
         return False
     import ctypes
 
@@ -67,8 +76,26 @@ def reuse_freed_memory() -> bool:
     except OSError:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
-    _HEAP_KEPT = bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) & bool(libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
+    mmap_ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    _HEAP_KEPT = mmap_ok and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _HEAP_KEPT
+
+
+def malloc_env() -> dict[str, str]:
+    """The environment variables that give a process started with them ``reuse_freed_memory``'s policy from
+    its first allocation: ``{"MALLOC_MMAP_THRESHOLD_": ..., "MALLOC_TRIM_THRESHOLD_": ...}``, for launchers
+    (the Makefile, the notebook renderer) to export. Setting them in a running process does nothing to it.
+
+    Facts, from glibc's manual and ``mallopt(3)``: both variables are read once, at start-up, as aliases of the
+    ``glibc.malloc.mmap_threshold`` and ``glibc.malloc.trim_threshold`` tunables (``GLIBC_TUNABLES``), and
+    setting either switches off the dynamic threshold, as ``mallopt`` does. ``mallopt(3)`` documents an upper
+    limit for the mmap threshold, ``DEFAULT_MMAP_THRESHOLD_MAX`` (``4 * 1024 * 1024 * sizeof(long)``: 32 MiB
+    on 64-bit, 512 KiB on 32-bit systems). Older glibc releases enforce it: ``mallopt`` returns 0 and the
+    variable is ignored, both leaving the default. Recent ones (2.36, the course's machine) accept larger
+    values either way (``tests/test_env.py`` checks both routes). ``mallopt`` takes an ``int`` (at most 2**31 - 1) where the variables take a
+    ``size_t``; the values here fit both. Other C libraries (musl, macOS, Windows) ignore the variables.
+    """
+    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 
 def environment_report() -> dict[str, str]:

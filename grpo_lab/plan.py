@@ -23,7 +23,7 @@ What is counted: the state the from-scratch trainer (``grpo_lab.trainer``) holds
 - Update: saved activations (every layer's; with gradient checkpointing only layer inputs plus one layer
   recomputed) and the logits of the completion positions only (``logits_to_keep = T + 1``): the
   [B, T + 1, V] logits and their gradient in the compute dtype, plus the fp32 temporaries of the 8 rows
-  that ``rollout.selective_logps`` scores at a time (its backward is written by hand, so no fp32 copy of
+  that ``rollout_fast.selective_logps`` scores at a time (its backward is written by hand, so no fp32 copy of
   the whole logits is kept). Nothing of size [B, L, V] exists. Vocabularies dominate small models
   (Qwen2.5: 151,936 tokens), so this term sets how many completions fit.
 - The TRL backend (``backend="trl"``) holds the same resident state; on CUDA TRL 1.16 computes the

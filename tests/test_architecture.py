@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "sandbox": 1,
     "grpo": 1,
     "rollout": 1,
+    "rollout_fast": 1,
     "memory": 1,
     "evaluation": 2,
     "sft": 2,
