@@ -105,8 +105,10 @@ def generate(
         return rollout_fast.generate(model, prompt_ids, prompt_mask, T, stop, pad_token_id, pick, G)
     ids, attn = prompt_ids.repeat_interleave(G, dim=0), prompt_mask.repeat_interleave(G, dim=0)  # [B, P]
     positions = (attn.cumsum(1) - 1).clamp(min=0)  # [B, P]; 0 on the left padding
-    # The prompt pass fills transformers' DynamicCache with every layer's keys and values; `cache=` hands it
-    # back to the model at each step, which appends one position (transformers >= 5.24 names it `cache`).
+    # The prompt pass fills transformers' DynamicCache with every layer's keys and values; each step hands it
+    # back, and the model appends one position. The keyword is `cache` from transformers 5.24 on and
+    # `past_key_values` before (Colab's 5.15), so it is looked up rather than written.
+    cache_kw = rollout_fast.cache_kwarg(model)
     out = model(input_ids=ids, attention_mask=attn, position_ids=positions, use_cache=True, logits_to_keep=1)
     next_pos = positions[:, -1:] + 1  # [B, 1]
     B = ids.shape[0]
@@ -122,8 +124,9 @@ def generate(
         if bool(finished.all()) or t == T - 1:
             break
         attn = torch.cat([attn, attn.new_ones(B, 1)], dim=1)  # [B, P + t + 1]
+        cache = {cache_kw: rollout_fast.cache_of(out)}
         out = model(
-            input_ids=tokens[:, t : t + 1], attention_mask=attn, position_ids=next_pos, cache=out.cache, use_cache=True
+            input_ids=tokens[:, t : t + 1], attention_mask=attn, position_ids=next_pos, use_cache=True, **cache
         )
         next_pos = next_pos + 1
     return tokens, mask, logps, ~finished
