@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grpo_lab.env import malloc_env
 from tools.render.outputs import machine_paths, merge_streams, scrub_outputs, shrink_figures
 from tools.render.snapshot import replace_widget_views
 
@@ -96,11 +97,9 @@ def kernel_env(test_mode: bool) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         GRPO_LAB_STRICT_CHECKS="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
-        # glibc malloc: keep freed memory for reuse instead of returning it to the system after every step, so
-        # training inside a notebook keeps its speed. The library no longer sets this policy itself; once
-        # grpo_lab.env.malloc_env() exists (the entry points' malloc policy), use it here instead.
-        MALLOC_TRIM_THRESHOLD_="2147483648",
-        MALLOC_MMAP_THRESHOLD_="33554432",
+        # glibc malloc keeps freed memory for reuse, so training inside a notebook runs at the speed
+        # `grpo-lab train` does; importing the library never sets this policy, the launcher does.
+        **malloc_env(),
     )
     if test_mode:
         env["GRPO_LAB_TEST_MODE"] = "1"
