@@ -184,3 +184,34 @@ def test_a_dataset_without_prompt_is_refused():
             train_dataset=[{"q": 1}],
             processing_class=tok,
         )
+
+
+def test_ppo_resumes_exactly_with_its_critic(tmp_path):
+    """PPO's checkpoint also holds the critic (value_model.pt): a resumed run ends where an uninterrupted one does."""
+
+    def make(**over):
+        model, tok = build_tiny_model("nano", seed=0)
+        args = PPOConfig(
+            learning_rate=3e-3, per_device_train_batch_size=8, max_completion_length=3, max_steps=3, seed=2, **over
+        )
+        return ppo_mod.PPOTrainer(
+            model, [length], args=args, train_dataset=AdditionTask().train(32), processing_class=tok
+        )
+
+    full = make()
+    full.train(progress=False)
+    part = make(save_steps=2, output_dir=str(tmp_path))
+    for _ in range(2):
+        part.step()
+    assert (tmp_path / "checkpoint-2" / "value_model.pt").is_file()
+    resumed = make(output_dir=str(tmp_path))
+    resumed.train(resume_from_checkpoint=True, progress=False)
+    for a, b in zip(
+        [*full.model.parameters(), *full.value_model.parameters()],
+        [
+            *resumed.model.parameters(),
+            *resumed.value_model.parameters(),
+        ],
+    ):
+        assert torch.equal(a, b)
+    assert [r["reward"] for r in resumed.history] == [r["reward"] for r in full.history]
