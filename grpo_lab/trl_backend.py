@@ -58,6 +58,7 @@ GRPO_LAB_ONLY = {
     "eval_size": "HeldoutEvalCallback: number of held-out problems",
     "save_steps": "TRL save_strategy='steps' + save_steps (Trainer checkpoints in output_dir)",
     "output_dir": "TRL output_dir (out/checkpoints)",
+    "fast_rollout": "ignored: TRL generates with model.generate (the flag picks the from-scratch rollout's path)",
 }
 
 # TRL's logged names -> the from-scratch trainer's history names, where they differ.
