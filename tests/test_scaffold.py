@@ -215,3 +215,32 @@ def test_ppo_resumes_exactly_with_its_critic(tmp_path):
     ):
         assert torch.equal(a, b)
     assert [r["reward"] for r in resumed.history] == [r["reward"] for r in full.history]
+
+
+def test_a_save_killed_midway_leaves_no_checkpoint_and_is_cleaned(tmp_path, monkeypatch):
+    """Atomic checkpoints: files go to tmp-checkpoint-N; only a finished save is renamed to checkpoint-N."""
+    from grpo_lab import checkpoint
+
+    model, tok = build_tiny_model("nano", seed=0)
+    args = GRPOConfig(num_generations=4, per_device_train_batch_size=8, max_completion_length=2, max_steps=2)
+    tr = trainer_mod.GRPOTrainer(
+        model, [length], args=args, train_dataset=AdditionTask().train(8), processing_class=tok
+    )
+    tr.step()
+    real = torch.save
+
+    def dies_at_the_rng_file(obj, f, *a, **k):
+        if str(f).endswith("rng_state.pth"):
+            raise KeyboardInterrupt  # the process dies mid-save
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", dies_at_the_rng_file)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save_checkpoint(tmp_path)
+    assert (tmp_path / "tmp-checkpoint-1").is_dir() and not (tmp_path / "checkpoint-1").exists()
+    assert loop.latest_checkpoint(tmp_path) is None
+    monkeypatch.setattr(torch, "save", real)
+    done = tr.save_checkpoint(tmp_path)
+    assert done.name == "checkpoint-1" and loop.latest_checkpoint(tmp_path) == done
+    assert not list(tmp_path.glob("tmp-*"))
+    assert checkpoint.resolve(True, tmp_path) == done and checkpoint.resolve(tmp_path, None) == done
