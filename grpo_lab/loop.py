@@ -22,6 +22,7 @@ written once:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -244,8 +245,6 @@ class LoopTrainer:
 
     def autocast(self):
         """The context of one forward pass (a null one here; the GRPO trainer autocasts to ``compute_dtype``)."""
-        import contextlib
-
         return contextlib.nullcontext()
 
     # data and rewards ------------------------------------------------------------------------------
