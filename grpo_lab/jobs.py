@@ -120,7 +120,16 @@ def run_grpo(
     train = task.train(20000, seed=cfg.seed + 1)
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
     funcs = list(reward_funcs) if reward_funcs is not None else [task_reward(task)]
-    trainer = GRPOTrainer(model, tokenizer, funcs, train, cfg, task=task, eval_problems=evalp, callbacks=callbacks)
+    trainer = GRPOTrainer(
+        model,
+        funcs,
+        args=cfg,
+        train_dataset=train,
+        eval_dataset=evalp,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        task=task,
+    )
     res = trainer.train(progress=progress)
     if out is not None:
         save_model(model, tokenizer, Path(out) / "final")
