@@ -51,7 +51,8 @@ class GRPOConfig:
     > Parameters that control generation
 
     num_generations (G, completions per prompt), max_completion_length (8; TRL 512), temperature, top_k,
-    fast_rollout (grpo_lab only: the rollout's speed path, same numbers; off for the plain reading path).
+    fast_rollout (grpo_lab only: the rollout's speed path, ``rollout_fast``; False runs the plain reading path, whose
+        sampled tokens are the same and whose log-probs agree to about 1e-5).
 
     > Parameters that control the loss
 

@@ -144,6 +144,7 @@ class GRPOTrainer(LoopTrainer):
                 temperature=cfg.temperature,
                 top_k=cfg.top_k,
                 generator=self.gen,
+                fast=cfg.fast_rollout,
             )
         rows = [r for r in batch for _ in range(G)]  # [B]: each prompt's row, once per completion
         # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
@@ -177,7 +178,9 @@ class GRPOTrainer(LoopTrainer):
         self.model.train()
         for _ in range(cfg.num_iterations):
             with self.autocast():
-                logps, ent = completion_logps(self.model, pi, pm, ci, cm, cfg.temperature, True, cfg.num_generations)
+                logps, ent = completion_logps(
+                    self.model, pi, pm, ci, cm, cfg.temperature, True, cfg.num_generations, fast=cfg.fast_rollout
+                )
             if old is None:  # the policy before this rollout's first update (module docstring)
                 old = logps.detach()
             terms = grpo.grpo_loss_terms(
@@ -232,6 +235,7 @@ class GRPOTrainer(LoopTrainer):
                 completion_mask,
                 self.args.temperature,
                 group_size=self.args.num_generations,
+                fast=self.args.fast_rollout,
             )
 
     def advance_schedule(self, updated: bool) -> None:

@@ -257,3 +257,34 @@ def test_old_logps_come_from_a_policy_forward_not_from_decoding(monkeypatch):
     noisy.train(progress=False)
     for a, b in zip(plain.model.parameters(), noisy.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_plain_rollout_path_trains_like_the_fast_one(monkeypatch):
+    """``fast_rollout=False`` (the reading path of ``rollout``) samples the same completions and computes
+    the same loss to float rounding: the switch changes speed, not the run."""
+    cfg = dict(
+        learning_rate=3e-3,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=6,
+        max_steps=3,
+        temperature=1.0,
+        seed=0,
+        eval_steps=0,
+    )
+    from grpo_lab import rollout_fast
+
+    calls = []
+    for name in ("generate", "completion_logps"):
+        real = getattr(rollout_fast, name)
+        monkeypatch.setattr(rollout_fast, name, lambda *a, _f=real, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    runs, used = {}, {}
+    for fast in (True, False):
+        calls.clear()
+        tr = _trainer(GRPOConfig(**cfg, fast_rollout=fast), reward=length)
+        runs[fast] = [tr.step() for _ in range(3)]
+        used[fast] = set(calls)
+    assert used == {True: {"generate", "completion_logps"}, False: set()}, used
+    for a, b in zip(runs[True], runs[False]):
+        assert a["reward"] == b["reward"] and a["completion_length"] == b["completion_length"]
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4, abs_tol=1e-6), (a["loss"], b["loss"])
