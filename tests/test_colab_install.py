@@ -110,9 +110,7 @@ def _run_cell(python: Path, cell: str, tmp: Path, **env) -> subprocess.Completed
     )
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "COLAB_"))}
     full_env.update(env)
-    return subprocess.run(
-        [str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp
-    )
+    return subprocess.run([str(python), str(script)], capture_output=True, text=True, env=full_env, cwd=tmp)
 
 
 def _version(python: Path, dist: str) -> str:
