@@ -131,6 +131,7 @@ class GSM8KTask(Task):
     """
 
     name = "gsm8k"
+    answer_tokens = 256  # reasoning, then the answer
     has_strict_check = True
 
     def __init__(
