@@ -199,12 +199,14 @@ def _train_phase(model, tok, preset: Preset, task, out: Path, backend, progress,
     g = preset.grpo
     ckpt = checkpoint_to_resume(resume, out)
     start = int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
-    print_ = print if progress else (lambda *a, **kw: None)
-    print_(
-        f"[3/4] GRPO: {g['max_steps']} steps of {g['per_device_train_batch_size'] // g['num_generations']} prompts x "
-        f"{g['num_generations']} completions (<= {g['max_completion_length']} tokens), lr {g['learning_rate']}, "
-        f"seed {g['seed']}" + (f"; resuming from {ckpt} (step {start})" if ckpt is not None else "")
-    )
+    if progress:
+        print(
+            f"[3/4] GRPO: {g['max_steps']} steps of {g['per_device_train_batch_size'] // g['num_generations']} "
+            f"prompts x {g['num_generations']} completions (<= {g['max_completion_length']} tokens), "
+            f"lr {g['learning_rate']}, seed {g['seed']}"
+        )
+    if ckpt is not None:  # said even without progress: the run is not starting from scratch
+        print(f"      resuming from {ckpt} (step {start} of {g['max_steps']})")
     extra = [KeepLatestCheckpoints(out / "checkpoints", keep)] if keep and g.get("save_steps") else []
     bar = ProgressBar(g["max_steps"], show=progress, initial=start)
     try:
