@@ -110,7 +110,9 @@ def run_grpo_lab(steps: int, threads: int) -> dict:
 
     model, tok, prompts = load(threads)
     problems = [Problem(p, q, "") for p, q in zip(prompts, QUESTIONS)]
-    tr = tr_mod.GRPOTrainer(model, tok, [digit_share], problems, tr_mod.GRPOConfig(**KNOBS))
+    tr = tr_mod.GRPOTrainer(
+        model, [digit_share], args=tr_mod.GRPOConfig(**KNOBS), train_dataset=problems, processing_class=tok
+    )
     gen, upd, opt = [], [], []
     timed(tr_mod, "sample_groups", gen)
     timed(tr, "update", upd)

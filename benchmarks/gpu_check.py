@@ -127,7 +127,9 @@ def check_weights_move(compute_dtype: str, smoke: bool, device: torch.device) ->
         compute_dtype=compute_dtype,
         seed=0,
     )
-    trainer = GRPOTrainer(model, tok, [task_reward(task)], task.train(64, seed=1), cfg)
+    trainer = GRPOTrainer(
+        model, [task_reward(task)], args=cfg, train_dataset=task.train(64, seed=1), processing_class=tok
+    )
     pids, pmask = encode_prompts(tok, [p.prompt for p in task.heldout(2)], device)
     probe = torch.randint(5, 40, (2, 8), device=device)
     pm = torch.ones_like(probe)

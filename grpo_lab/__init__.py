@@ -7,6 +7,8 @@ One module per concept, mirroring the notebooks:
 - ``rewards``: answer extraction and equivalence, TRL-style reward functions, a code sandbox.
 - ``grpo``: group-relative advantages and the GRPO loss, numerically equal to TRL 1.16.
 - ``rollout``: batched sampling of groups with log-probs and masks.
+- ``config``: the trainers' settings (``GRPOConfig``, ``PPOConfig``; TRL's names); ``loop``: what every
+  from-scratch trainer shares (data, rewards, callbacks, ``train()``); ``checkpoint``: resumable checkpoints.
 - ``trainer``: a from-scratch GRPO loop; ``sft``: the supervised warm start.
 - ``ppo``: the PPO loop GRPO simplified (a critic, GAE); ``memory``: what training holds, counted and measured.
 - ``trl_backend``: the same runs on TRL's ``GRPOTrainer``.

@@ -34,3 +34,8 @@ class MissingDataError(GrpoLabError, FileNotFoundError):
 
 class MissingDependencyError(GrpoLabError, ImportError):
     """An optional package a feature needs is not installed; the message gives the ``pip install`` line."""
+
+
+class ConfigError(GrpoLabError, ValueError):
+    """A trainer configuration that cannot work (``GRPOConfig``, ``PPOConfig``, reward functions, data); the
+    message names the fix."""

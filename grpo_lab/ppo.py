@@ -35,86 +35,32 @@ Design notes:
 from __future__ import annotations
 
 import copy
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
-from transformers import get_scheduler
 
 from grpo_lab import grpo
+from grpo_lab.config import PPOConfig, validate_ppo_config
+from grpo_lab.errors import ConfigError
+from grpo_lab.loop import LoopTrainer, make_scheduler
 from grpo_lab.rollout import completion_logps, sample_groups
-from grpo_lab.tasks import Problem, Task
-from grpo_lab.trainer import ConfigError, TrainResult, check_reward_signature, train_loop
+from grpo_lab.tasks import Task
 
-
-@dataclass
-class PPOConfig:
-    """The knobs of the from-scratch PPO trainer, named and defaulted as in TRL's ``PPOConfig`` where it has them.
-
-    ``per_device_train_batch_size`` counts completions; a step draws ``per_device_train_batch_size //
-    num_generations`` prompts. TRL defaults kept: ``num_ppo_epochs`` 4, ``num_mini_batches`` 1, ``cliprange``
-    0.2, ``cliprange_value`` 0.2, ``vf_coef`` 0.1, ``gamma`` 1.0, ``lam`` 0.95, ``kl_coef`` 0.05,
-    ``kl_estimator`` "k1", ``whiten_rewards`` False. Changed for a tiny model: ``learning_rate``,
-    ``max_completion_length`` (TRL's ``response_length``, 53), ``temperature`` (TRL 0.7; 1.0 here, as for
-    GRPO). Extra: ``value_learning_rate`` (the critic's, default ``learning_rate``), ``eval_steps``/``eval_size``.
-    """
-
-    learning_rate: float = 1e-5
-    value_learning_rate: float | None = None
-    num_generations: int = 1
-    per_device_train_batch_size: int = 64
-    max_completion_length: int = 8
-    max_steps: int = 100
-    temperature: float = 1.0
-    num_ppo_epochs: int = 4
-    num_mini_batches: int = 1
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    gamma: float = 1.0
-    lam: float = 0.95
-    kl_coef: float = 0.05
-    kl_estimator: str = "k1"
-    whiten_rewards: bool = False
-    missing_eos_penalty: float | None = None
-    max_grad_norm: float = 1.0
-    lr_scheduler_type: str = "constant"
-    warmup_steps: int = 0
-    seed: int = 0
-    eval_steps: int = 0
-    eval_size: int = 200
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PPOConfig:
-        """Build from a dict, refusing unknown keys (a GRPO knob such as ``beta`` is named in the error)."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown PPO setting(s) {unknown}; known: {sorted(f.name for f in fields(cls))}")
-        return cls(**d)
-
-
-def validate_ppo_config(cfg: PPOConfig) -> None:
-    """Reject a configuration that cannot work, before any compute, with a message naming the fix."""
-    if cfg.per_device_train_batch_size % cfg.num_generations:
-        raise ConfigError(
-            f"per_device_train_batch_size={cfg.per_device_train_batch_size} must be a multiple of "
-            f"num_generations={cfg.num_generations}"
-        )
-    if cfg.per_device_train_batch_size % cfg.num_mini_batches:
-        raise ConfigError(
-            f"num_mini_batches={cfg.num_mini_batches} must divide the batch of {cfg.per_device_train_batch_size}"
-        )
-    if not (0 <= cfg.gamma <= 1 and 0 <= cfg.lam <= 1):
-        raise ConfigError(f"gamma={cfg.gamma}, lam={cfg.lam}: both must lie in [0, 1]")
-    if cfg.kl_estimator not in ("k1", "k3"):
-        raise ConfigError(f"kl_estimator={cfg.kl_estimator!r}: use 'k1' (TRL's default) or 'k3'")
-    if cfg.temperature <= 0 or cfg.num_ppo_epochs < 1:
-        raise ConfigError("temperature must be > 0 (PPO samples) and num_ppo_epochs >= 1")
-    if cfg.lr_scheduler_type not in ("constant", "linear", "cosine"):
-        raise ConfigError(f"lr_scheduler_type={cfg.lr_scheduler_type!r}: use 'constant', 'linear' or 'cosine'")
+__all__ = [  # PPOConfig, validate_ppo_config and ConfigError are re-exported: older code imports them from here
+    "ConfigError",
+    "PPOConfig",
+    "PPOTrainer",
+    "ValueModel",
+    "explained_variance",
+    "gae",
+    "masked_mean",
+    "masked_whiten",
+    "per_token_rewards",
+    "validate_ppo_config",
+    "value_loss",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,91 +223,76 @@ class ValueModel(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-class PPOTrainer:
+class PPOTrainer(LoopTrainer):
     """The from-scratch PPO trainer; ``train()`` runs ``max_steps`` of ``step()`` (see the module docstring).
 
-    ``reward_funcs``: TRL-signature functions (``trainer.task_reward(task)`` is the verifier), summed.
+    Same constructor shape as ``trainer.GRPOTrainer`` (TRL's): ``PPOTrainer(model, reward_funcs,
+    args=PPOConfig(...), train_dataset=..., eval_dataset=..., processing_class=tokenizer, callbacks=...)``.
+    ``reward_funcs``: TRL-signature functions (``loop.task_reward(task)`` is the verifier), summed.
     ``value_model``: a ``ValueModel`` (default ``ValueModel.from_policy(model)``). ``ref_model``: a frozen
     copy for the KL penalty, made from ``model`` when ``kl_coef > 0`` and none is given. History records
     use the GRPO trainer's keys where the quantity is the same (``reward``, ``kl``, ``entropy``, ``eval_accuracy``).
     """
 
+    desc = "PPO"
+
     def __init__(
         self,
         model,
-        tokenizer,
         reward_funcs: Callable | Sequence[Callable],
-        train_problems: list[Problem],
-        config: PPOConfig | None = None,
+        args: PPOConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        callbacks: Sequence | None = None,
         *,
         task: Task | None = None,
-        eval_problems: list[Problem] | None = None,
         value_model: ValueModel | None = None,
         ref_model=None,
-        callbacks: Sequence[Callable] = (),
     ):
-        self.cfg = cfg = config or PPOConfig()
-        validate_ppo_config(cfg)
-        self.reward_funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
-        for f in self.reward_funcs:
-            check_reward_signature(f)
-        if not train_problems:
-            raise ConfigError("train_problems is empty")
-        self.model, self.tokenizer, self.task = model, tokenizer, task
-        self.train_problems, self.eval_problems, self.callbacks = list(train_problems), eval_problems, list(callbacks)
+        args = args or PPOConfig()
+        validate_ppo_config(args, reward_funcs if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
+        super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, processing_class, callbacks, task)
         self.value_model = value_model or ValueModel.from_policy(model)
         self.ref_model = ref_model
-        if cfg.kl_coef > 0 and ref_model is None:
+        if args.kl_coef > 0 and ref_model is None:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(
             [
-                {"params": model.parameters(), "lr": cfg.learning_rate},
-                {"params": self.value_model.parameters(), "lr": cfg.value_learning_rate or cfg.learning_rate},
+                {"params": model.parameters(), "lr": args.learning_rate},
+                {"params": self.value_model.parameters(), "lr": args.value_learning_rate or args.learning_rate},
             ],
             weight_decay=0.0,
         )
-        name = {"constant": "constant_with_warmup"}.get(cfg.lr_scheduler_type, cfg.lr_scheduler_type)
-        self.sched = get_scheduler(name, self.opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
-        self.rng = random.Random(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.step_idx, self.history, self.eval_at_start = 0, [], None
+        self.sched = make_scheduler(self.opt, args)
 
-    def score(self, texts: list[str], problems: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(total, first)``: the summed score of every reward function for each completion [B], and the first
-        function's own scores [B] (the verifier's 0/1, logged as ``accuracy``). None counts as 0."""
-        total, first = torch.zeros(len(problems)), None
-        columns = {"problem": problems, "answer": [p.answer for p in problems]}
-        for f in self.reward_funcs:
-            vals = f(prompts=[p.prompt for p in problems], completions=texts, **columns)
-            vals = torch.tensor([0.0 if v is None else float(v) for v in vals])
-            first = vals if first is None else first
-            total += vals
-        return total, first
+    def extra_state(self) -> dict:
+        return {"value_model": self.value_model}
 
     @torch.no_grad()
     def _old(self, r, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Log-probs of the sampling policy, values of the critic, and the reference's log-probs, all [B, T]."""
         args = (r.prompt_ids, r.prompt_mask, r.completion_ids, mask)
-        logps = completion_logps(self.model, *args, self.cfg.temperature)
+        logps = completion_logps(self.model, *args, self.args.temperature)
         values = self.value_model.values(*args)
-        ref = completion_logps(self.ref_model, *args, self.cfg.temperature) if self.ref_model is not None else None
+        ref = completion_logps(self.ref_model, *args, self.args.temperature) if self.ref_model is not None else None
         return logps, values, ref
 
     def step(self) -> dict:
         """One PPO step: rollout -> scores -> per-token rewards -> GAE -> ``num_ppo_epochs`` of clipped updates."""
-        cfg, G, t0 = self.cfg, self.cfg.num_generations, time.perf_counter()
-        batch = [self.rng.choice(self.train_problems) for _ in range(cfg.per_device_train_batch_size // G)]
+        cfg, G, t0 = self.args, self.args.num_generations, time.perf_counter()
+        batch = self.draw(cfg.per_device_train_batch_size // G)
         r = sample_groups(
             self.model,
             self.tokenizer,
-            [p.prompt for p in batch],
+            self.prompts(batch),
             G,
             max_completion_length=cfg.max_completion_length,
             temperature=cfg.temperature,
             generator=self.gen,
         )
-        problems = [p for p in batch for _ in range(G)]
-        scores, first = self.score(r.texts, problems)  # [B]
+        scores, per_func = self.score([b for b in batch for _ in range(G)], r.texts)  # [B]
+        first = torch.tensor(next(iter(per_func.values())))  # the verifier's 0/1, logged as accuracy
         if cfg.missing_eos_penalty:
             scores = scores - cfg.missing_eos_penalty * r.truncated.float()
         mask = r.completion_mask.float()  # [B, T]
@@ -371,7 +302,7 @@ class PPOTrainer:
             rewards = masked_whiten(rewards, mask, shift_mean=False)
         adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
         adv = masked_whiten(adv, mask)
-        stats = self._update(r, mask, old_logps, old_values, adv, returns)
+        stats = self.update(r, mask, old_logps, old_values, adv, returns)
         self.sched.step()
         self.step_idx += 1
         rec = {
@@ -385,15 +316,17 @@ class PPOTrainer:
             "learning_rate": self.opt.param_groups[0]["lr"],
             **stats,
         }
-        return self._log(rec, t0)
+        return self.log_step(rec, t0)
 
-    def _update(self, r, mask, old_logps, old_values, adv, returns) -> dict:
-        """``num_ppo_epochs`` passes of ``num_mini_batches`` clipped policy + value updates; the last one's stats."""
-        cfg, B = self.cfg, mask.shape[0]
+    def update(self, r, mask, old_logps, old_values, adv, returns) -> dict:
+        """``num_ppo_epochs`` passes of ``num_mini_batches`` clipped policy + value updates; the last one's stats.
+
+        The minibatch order comes from the sampling generator, on its device (``loop.make_generator``)."""
+        cfg, B = self.args, mask.shape[0]
         self.model.train()
         self.value_model.train()
         for _ in range(cfg.num_ppo_epochs):
-            for idx in torch.randperm(B, generator=self.gen).chunk(cfg.num_mini_batches):
+            for idx in torch.randperm(B, generator=self.gen, device=self.gen.device).chunk(cfg.num_mini_batches):
                 args = (r.prompt_ids[idx], r.prompt_mask[idx], r.completion_ids[idx], mask[idx])
                 logps, ent = completion_logps(self.model, *args, cfg.temperature, with_entropy=True)
                 ent = ent.detach()  # logged only: drop its graph now rather than hold it through the next pass
@@ -422,30 +355,5 @@ class PPOTrainer:
             "entropy": float(masked_mean(ent, mask[idx])),
         }
 
-    def _log(self, rec: dict, t0: float) -> dict:
-        if (
-            self.cfg.eval_steps
-            and self.eval_problems
-            and (self.step_idx % self.cfg.eval_steps == 0 or self.step_idx == self.cfg.max_steps)
-        ):
-            rec["eval_accuracy"] = self.evaluate()
-        rec["step_time"] = time.perf_counter() - t0
-        self.history.append(rec)
-        for cb in self.callbacks:
-            cb(rec)
-        return rec
-
-    def evaluate(self, problems: list[Problem] | None = None) -> float:
-        """Greedy held-out accuracy by the task's checker (``evaluation.evaluate``)."""
-        from grpo_lab.evaluation import evaluate
-
-        problems = problems or self.eval_problems
-        if self.task is None or not problems:
-            raise ConfigError("evaluation needs task=... and eval_problems=...")
-        return evaluate(self.model, self.tokenizer, self.task, problems[: self.cfg.eval_size]).accuracy
-
-    def train(self, progress: bool = True) -> TrainResult:
-        """Run until ``max_steps`` with a progress bar; held-out accuracy first when ``eval_steps`` is set."""
-        return train_loop(
-            self, "PPO", lambda r: {"reward": f"{r['reward']:.2f}", "ev": f"{r['explained_variance']:.2f}"}, progress
-        )
+    def postfix(self, rec: dict) -> dict:
+        return {"reward": f"{rec['reward']:.2f}", "ev": f"{rec['explained_variance']:.2f}"}

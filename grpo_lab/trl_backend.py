@@ -12,8 +12,8 @@ Design notes:
   ``dynamic_sampling=True`` has no counterpart in TRL 1.16 (DAPO's "drop zero-std groups" is not in its
   ``GRPOConfig``), so it is refused instead of silently running a different algorithm.
 - Data: TRL's ``Dataset`` rows cannot hold ``Problem`` objects, so each row carries the problem's fields
-  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` rebuilds the ``Problem``
-  and calls ``trainer.task_reward(task)``, the from-scratch trainer's own function. The pool of prompts is
+  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` is ``loop.task_reward(task)``,
+  the from-scratch trainers' own function, which rebuilds the ``Problem`` from those columns. The pool of prompts is
   the same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset
   (its ``RepeatSampler``), the from-scratch trainer draws with replacement.
 - Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length``
@@ -46,9 +46,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from grpo_lab.errors import MissingDependencyError
+from grpo_lab.config import GRPOConfig, validate_grpo_config
+from grpo_lab.errors import ConfigError, MissingDependencyError
+from grpo_lab.loop import model_device, scheduler_name, task_reward
 from grpo_lab.tasks import Problem, Task, get_task
-from grpo_lab.trainer import ConfigError, GRPOConfig, task_reward
 
 # grpo_lab knobs that TRL's GRPOConfig does not have, and what happens to each.
 GRPO_LAB_ONLY = {
@@ -57,6 +58,7 @@ GRPO_LAB_ONLY = {
     "eval_size": "HeldoutEvalCallback: number of held-out problems",
     "save_steps": "TRL save_strategy='steps' + save_steps (Trainer checkpoints in output_dir)",
     "output_dir": "TRL output_dir (out/checkpoints)",
+    "fast_rollout": "ignored: TRL generates with model.generate (the flag picks the from-scratch rollout's path)",
 }
 
 # TRL's logged names -> the from-scratch trainer's history names, where they differ.
@@ -96,32 +98,16 @@ def problems_to_dataset(problems: Sequence[Problem]):
 
 
 def trl_reward(task: Task) -> Callable:
-    """``trainer.task_reward(task)`` adapted to the columns of ``problems_to_dataset``.
+    """``loop.task_reward(task)``, the from-scratch trainers' own reward, which reads these columns.
 
     Contract: called as TRL 1.16 calls reward functions, ``f(prompts=..., completions=..., answer=...,
     question=..., meta=..., **kwargs)`` with one value per completion; returns one float per completion
-    (1.0 if ``task.check`` accepts the stripped completion). The ``Problem`` is rebuilt from the columns so
-    that the check is literally the from-scratch trainer's; ``question``/``meta`` are optional, so a dataset
-    with only ``prompt`` and ``answer`` works for tasks whose check needs only the answer (addition).
+    (1.0 if ``task.check`` accepts the stripped completion). The ``Problem`` is rebuilt from the columns
+    (``loop.problems_from_columns``); ``question``/``meta`` are optional, so a dataset with only ``prompt``
+    and ``answer`` works for tasks whose check needs only the answer (addition). Its name is
+    ``<task>_correct``, which TRL logs as ``rewards/<name>/mean``: the from-scratch history's name.
     """
-    inner = task_reward(task)
-
-    def reward(prompts, completions, answer, question=None, meta=None, **kwargs) -> list[float]:
-        n = len(completions)
-        question = question if question is not None else [""] * n
-        meta = meta if meta is not None else ["{}"] * n
-        problems = [
-            Problem(p, q, a, json.loads(m) if isinstance(m, str) else dict(m or {}))
-            for p, q, a, m in zip(prompts, question, answer, meta)
-        ]
-        return inner(prompts=prompts, completions=completions, problem=problems)
-
-    reward.__name__ = inner.__name__  # TRL logs it as rewards/<name>/mean: same name as the from-scratch history
-    return reward
-
-
-def _model_device(model) -> torch.device:
-    return next(model.parameters()).device
+    return task_reward(task)
 
 
 def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device) -> GRPOConfig:
@@ -129,13 +115,11 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
     included: the setting is ``compute_dtype``), ``num_generations < 2``, a batch not divisible by
     ``num_generations``, an unknown loss type, a ``compute_dtype`` the device cannot run (bf16 on a GPU
     without native support), a reward function with the wrong signature, ``dynamic_sampling``. Raises
-    ``ConfigError`` naming the fix; returns the parsed config. Same rules as ``trainer.validate_config``
+    ``ConfigError`` naming the fix; returns the parsed config. Same rules as ``config.validate_grpo_config``
     (TRL raises most of these too, but later and with messages about its own internals).
     """
-    from grpo_lab.trainer import validate_config
-
     cfg = GRPOConfig.from_dict(dict(knobs))
-    validate_config(cfg, list(reward_funcs), device)
+    validate_grpo_config(cfg, list(reward_funcs), device)
     if cfg.dynamic_sampling:
         raise ConfigError(
             "dynamic_sampling=True has no TRL 1.16 equivalent: use backend 'grpo_lab' or set "
@@ -162,6 +146,36 @@ def vllm_kwargs(use_vllm: bool) -> dict:
     return {"use_vllm": True, "vllm_mode": "colocate"}
 
 
+def _optimisation(cfg: GRPOConfig) -> dict:
+    """The optimisation and GRPO knobs of ``trl.GRPOConfig``: TRL's names are ours, one to one."""
+    return dict(
+        learning_rate=cfg.learning_rate,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=scheduler_name(cfg.lr_scheduler_type),
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        optim="adamw_torch",
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_iterations=cfg.num_iterations,
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        importance_sampling_level=cfg.importance_sampling_level,
+        mask_truncated_completions=cfg.mask_truncated_completions,
+        reward_weights=cfg.reward_weights,
+    )
+
+
 def trl_args(
     knobs: dict,
     output_dir: str | Path,
@@ -172,11 +186,10 @@ def trl_args(
 ):
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
-    ``lr_scheduler_type="constant"`` with warmup becomes ``constant_with_warmup`` (HF's plain constant
-    schedule ignores warmup). Logging every step (``logging_steps=1``) so the history has one record per
-    step; checkpoints only when ``save_steps`` is set. Contract: the returned config describes the same
-    optimisation as ``trainer.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
-    same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
+    ``lr_scheduler_type`` goes through ``loop.scheduler_name`` (HF's plain "constant" ignores warmup, so it
+    becomes ``constant_with_warmup``, as in the from-scratch trainers). Logging every step
+    (``logging_steps=1``) so the history has one record per step; checkpoints only when ``save_steps`` is
+    set. Contract: the returned config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay, same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
     (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
     ``learning_rate`` (1e-6), ``max_completion_length`` (512). ``compute_dtype`` becomes ``bf16``/``fp16``
     (both False for fp32); ``use_vllm`` adds ``vllm_kwargs``.
@@ -185,39 +198,11 @@ def trl_args(
 
     cfg = GRPOConfig.from_dict(dict(knobs))
     device = torch.device(device)
-    sched = cfg.lr_scheduler_type
-    if sched == "constant" and cfg.warmup_steps:
-        sched = "constant_with_warmup"
     with warnings.catch_warnings():  # TrainingArguments deprecation notices are noise here
         warnings.simplefilter("ignore")
         return TRLConfig(
             output_dir=str(output_dir),
-            # the optimisation, TRL names = our names
-            learning_rate=cfg.learning_rate,
-            max_steps=cfg.max_steps,
-            lr_scheduler_type=sched,
-            warmup_steps=cfg.warmup_steps,
-            weight_decay=cfg.weight_decay,
-            adam_beta1=cfg.adam_beta1,
-            adam_beta2=cfg.adam_beta2,
-            max_grad_norm=cfg.max_grad_norm,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            optim="adamw_torch",
-            # GRPO
-            num_generations=cfg.num_generations,
-            per_device_train_batch_size=cfg.per_device_train_batch_size,
-            gradient_accumulation_steps=1,
-            steps_per_generation=1,
-            num_iterations=cfg.num_iterations,
-            beta=cfg.beta,
-            epsilon=cfg.epsilon,
-            epsilon_high=cfg.epsilon_high,
-            loss_type=cfg.loss_type,
-            scale_rewards=cfg.scale_rewards,
-            importance_sampling_level=cfg.importance_sampling_level,
-            mask_truncated_completions=cfg.mask_truncated_completions,
-            reward_weights=cfg.reward_weights,
+            **_optimisation(cfg),
             # generation: plain tempered sampling, as rollout.sample_groups
             max_completion_length=cfg.max_completion_length,
             temperature=cfg.temperature,
@@ -315,8 +300,9 @@ class HistoryCallback(TrainerCallback):
             cb(rec)
 
 
-def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progress: bool):
-    """Build ``trl.GRPOTrainer`` and train; returns ``(trainer, seconds)``.
+def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progress: bool, resume=None):
+    """Build ``trl.GRPOTrainer`` and train (``resume``: TRL's own ``resume_from_checkpoint``); returns
+    ``(trainer, seconds)``.
 
     With ``beta > 0`` TRL 1.16 reloads the reference model from ``model.config._name_or_path``: the current
     weights are saved to a temporary folder and the name pointed at it for the run, then restored.
@@ -347,12 +333,23 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer.train()
+            trainer.train(resume_from_checkpoint=resume)
         return trainer, time.perf_counter() - t0
     finally:
         model.config._name_or_path = old_name
         if ref_dir:
             shutil.rmtree(ref_dir, ignore_errors=True)
+
+
+def _callbacks(callbacks: Sequence, tokenizer, task: Task, cfg: GRPOConfig, funcs) -> tuple[HistoryCallback, list]:
+    """The history recorder (with held-out problems ``task.heldout(eval_size, seed + 2)`` when ``eval_steps``)
+    first, given plain callables as its listeners, then the caller's ``TrainerCallback`` objects."""
+    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
+    plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
+    hist = HistoryCallback(
+        tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps, getattr(funcs[0], "__name__", None), on_record=plain
+    )
+    return hist, [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
 
 
 def train_with_trl(
@@ -365,6 +362,7 @@ def train_with_trl(
     *,
     reward_funcs: Callable | Sequence[Callable] | None = None,
     task: Task | None = None,
+    resume_from_checkpoint: str | Path | bool | None = None,
 ) -> tuple[dict, list[dict]]:
     """GRPO with ``trl.GRPOTrainer`` on ``preset``: the TRL twin of ``jobs.run_grpo``. Returns ``(summary,
     history)``; ``summary`` has ``seconds`` and ``steps``; ``history`` one record per step with the
@@ -379,6 +377,9 @@ def train_with_trl(
     ``answer``, ``question``, ``meta``) may be passed instead. ``callbacks``: plain callables get each
     history record (as with the from-scratch trainer); ``transformers.TrainerCallback`` objects go to TRL
     unchanged. Bad configurations raise ``ConfigError`` before TRL builds anything.
+    ``resume_from_checkpoint`` goes to TRL's ``trainer.train`` unchanged: a ``checkpoint-N`` folder, or True
+    for the latest in ``out/checkpoints`` (weights, optimizer, scheduler, RNG and step counter restored);
+    the history then holds the steps run after the checkpoint.
     """
     out = Path(out)
     task = task or get_task(preset.task)
@@ -387,7 +388,7 @@ def train_with_trl(
         if reward_funcs is None
         else (list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
     )
-    device = _model_device(model)
+    device = model_device(model)
     rt = getattr(preset, "runtime", {}) or {}
     knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
     cfg = validate(knobs, funcs, device)
@@ -399,13 +400,10 @@ def train_with_trl(
     except ValueError as e:
         raise ConfigError(f"TRL rejected the configuration: {e}") from None
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
-    evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
-    plain = [c for c in callbacks if not isinstance(c, TrainerCallback)]
-    hist = HistoryCallback(
-        tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps, getattr(funcs[0], "__name__", None), on_record=plain
+    hist, trl_cbs = _callbacks(callbacks, tokenizer, task, cfg, funcs)
+    trainer, seconds = _fit(
+        model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=progress, resume=resume_from_checkpoint
     )
-    trl_cbs = [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
-    trainer, seconds = _fit(model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=progress)
     model.eval()
     (out / "final").mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "final")

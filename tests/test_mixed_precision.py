@@ -34,7 +34,9 @@ def _trainer(compute_dtype, steps=3, lr=3e-2, seed=0):
         seed=seed,
         compute_dtype=compute_dtype,
     )
-    return GRPOTrainer(model, tok, [length], AdditionTask().train(64, seed=seed), cfg)
+    return GRPOTrainer(
+        model, [length], args=cfg, train_dataset=AdditionTask().train(64, seed=seed), processing_class=tok
+    )
 
 
 def check_updates_reach_every_forward(tr, forward_ctx, run, monkeypatch) -> None:
@@ -118,9 +120,10 @@ def test_fp16_trains_on_cpu_with_a_grad_scaler(tmp_path):
     assert sum(r["amp_skipped_steps"] for r in hist) < len(hist)  # at least one update went through ...
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))  # ... and moved the weights
     # the scaler's state travels with a checkpoint (exact resume)
-    tr.save_checkpoint(tmp_path / "ck")
+    ck = tr.save_checkpoint(tmp_path)
+    assert ck.name == "checkpoint-4" and (ck / "scaler.pt").is_file()
     again = _trainer("fp16", steps=4, lr=1e-2)
-    again.load_checkpoint(tmp_path / "ck")
+    again.load_checkpoint(ck)
     assert again.scaler.get_scale() == tr.scaler.get_scale()
 
 
@@ -136,7 +139,7 @@ def test_precision_settings_are_checked(knobs, match):
     with pytest.raises(ConfigError, match=match):
         cfg = GRPOConfig.from_dict({"num_generations": 4, "per_device_train_batch_size": 8, **knobs})
         model, tok = build_tiny_model("nano")
-        GRPOTrainer(model, tok, [length], AdditionTask().train(8), cfg)
+        GRPOTrainer(model, [length], args=cfg, train_dataset=AdditionTask().train(8), processing_class=tok)
 
 
 def test_bf16_needs_compute_capability_8_on_cuda(monkeypatch):
@@ -161,7 +164,7 @@ def test_run_grpo_passes_the_presets_compute_dtype(monkeypatch):
     class Stop(Exception):
         pass
 
-    def fake_train(self, progress=True):
+    def fake_train(self, resume_from_checkpoint=None, progress=True):
         seen["dtype"], seen["autocast"] = self.cfg.compute_dtype, torch.is_autocast_enabled("cpu")
         raise Stop
 

@@ -159,7 +159,15 @@ def test_ppo_raises_heldout_accuracy_from_a_warm_start(warm_start):
     )
     value = ValueModel.from_policy(model)
     head = value.v_head.weight.detach().clone()
-    tr = PPOTrainer(model, tok, [task_reward(task)], task.train(2000, seed=1), cfg, task=task, value_model=value)
+    tr = PPOTrainer(
+        model,
+        [task_reward(task)],
+        args=cfg,
+        train_dataset=task.train(2000, seed=1),
+        processing_class=tok,
+        task=task,
+        value_model=value,
+    )
     tr.train(progress=False)
     after = evaluate(model, tok, task, heldout).accuracy
     assert after > before + 0.03, (before, after)

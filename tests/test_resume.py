@@ -162,8 +162,23 @@ def test_resume_names_a_folder_without_checkpoints(tmp_path):
         checkpoint_to_resume(tmp_path, None)
     assert checkpoint_to_resume(True, tmp_path) is None  # nothing yet: start from the beginning
     (tmp_path / "checkpoints" / "checkpoint-3").mkdir(parents=True)
-    (tmp_path / "checkpoints" / "checkpoint-3" / "trainer_state.pt").write_bytes(b"")
-    (tmp_path / "checkpoints" / "checkpoint-5.tmp").mkdir()  # a torn write never counts
+    (tmp_path / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoints" / "tmp-checkpoint-5").mkdir()  # a torn write never counts
+    (tmp_path / "checkpoints" / "checkpoint-4").mkdir()  # nor a folder without its trainer state
     found = tmp_path / "checkpoints" / "checkpoint-3"
     assert checkpoint_to_resume(True, tmp_path) == found == checkpoint_to_resume(tmp_path, None)
     assert checkpoint_to_resume(found, None) == found
+
+
+@pytest.mark.slow
+def test_trl_resume_continues_the_step_counter(tmp_path):
+    from grpo_lab import jobs, presets
+
+    p = presets.get_preset("cpu-addition").replace(
+        model="tiny:nano", grpo={"max_steps": 2, "save_steps": 1, "per_device_train_batch_size": 16, "eval_steps": 0}
+    )
+    first = jobs.run_train("trl", p, out=tmp_path, eval_size=8, progress=False)
+    assert first["steps"] == 2 and (tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
+    again = jobs.run_train("trl", p, steps=4, resume=tmp_path, eval_size=8, progress=False)
+    assert again["steps"] == 4 and again["resumed_from"].endswith("checkpoint-2")
+    assert [r["step"] for r in again["history"] if "reward" in r] == [3, 4]  # TRL's log resumes at step 3

@@ -1,5 +1,6 @@
 """The from-scratch GRPO trainer: it learns, it refuses bad configs, and it resumes exactly."""
 
+import json
 import math
 import warnings
 
@@ -33,7 +34,13 @@ def _trainer(cfg, seed=0, reward=sevens):
     model, tok = build_tiny_model("nano", seed=seed)
     task = AdditionTask()
     return GRPOTrainer(
-        model, tok, [reward], task.train(200, seed=seed), cfg, task=task, eval_problems=task.heldout(20)
+        model,
+        [reward],
+        args=cfg,
+        train_dataset=task.train(200, seed=seed),
+        eval_dataset=task.heldout(20),
+        processing_class=tok,
+        task=task,
     )
 
 
@@ -192,14 +199,34 @@ def test_interrupted_run_resumes_to_identical_parameters(tmp_path):
         part.step()
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.name == "checkpoint-3"
+    # Hugging Face's layout: a from_pretrained folder plus the trainer's files
+    for name in ("config.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        assert (ckpt / name).is_file(), name
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and [r["step"] for r in state["log_history"]] == [1, 2, 3]
+    (tmp_path / "tmp-checkpoint-9").mkdir()  # what a process killed mid-save leaves: ignored, then cleaned
 
     resumed = _trainer(GRPOConfig(**base, save_steps=3, output_dir=str(tmp_path)))
-    resumed.load_checkpoint(ckpt)
-    resumed.train(progress=False)
-    assert resumed.step_idx == full.step_idx == 6
+    resumed.train(resume_from_checkpoint=True, progress=False)
+    assert resumed.step_idx == full.step_idx == 6 and resumed.state.global_step == 6
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
     assert [r["reward"] for r in resumed.history] == [r["reward"] for r in full.history]
+    assert resumed.history is resumed.state.log_history
+    assert latest_checkpoint(tmp_path).name == "checkpoint-6" and not (tmp_path / "tmp-checkpoint-9").exists()
+
+    again = _trainer(GRPOConfig(**base))  # an explicit checkpoint folder resumes the same way
+    again.train(resume_from_checkpoint=str(ckpt), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), again.model.parameters()))
+    loaded = type(full.model).from_pretrained(tmp_path / "checkpoint-6")  # the weights load with from_pretrained
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), loaded.parameters()))
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path):
+    tr = _trainer(GRPOConfig(num_generations=4, per_device_train_batch_size=8, max_steps=1, output_dir=str(tmp_path)))
+    (tmp_path / "tmp-checkpoint-1").mkdir()  # an incomplete save is not a checkpoint
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
+        tr.train(resume_from_checkpoint=True, progress=False)
 
 
 def test_old_logps_come_from_a_policy_forward_not_from_decoding(monkeypatch):

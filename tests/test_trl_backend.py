@@ -7,10 +7,12 @@ import torch
 
 pytest.importorskip("trl")
 
+from transformers import TrainerCallback  # noqa: E402
+
+from grpo_lab.errors import ConfigError  # noqa: E402
 from grpo_lab.models import build_tiny_model, load_pretrained_dir  # noqa: E402
 from grpo_lab.presets import get_preset  # noqa: E402
 from grpo_lab.tasks import get_task  # noqa: E402
-from grpo_lab.trainer import ConfigError  # noqa: E402
 from grpo_lab.trl_backend import problems_to_dataset, train_with_trl, trl_args, trl_reward  # noqa: E402
 
 HISTORY_KEYS = {
@@ -199,3 +201,37 @@ def test_vllm_is_requested_in_colocate_mode_or_named_when_missing(tmp_path, monk
     assert trl_backend.vllm_kwargs(False) == {}
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
     assert trl_backend.vllm_kwargs(True) == {"use_vllm": True, "vllm_mode": "colocate"}
+
+
+class _OptimizerAtStart(TrainerCallback):
+    """Records the step counter and the first AdamW moment when TRL starts training (after a resume loaded them)."""
+
+    def on_train_begin(self, args, state, control, optimizer=None, **kw):
+        self.step = state.global_step
+        first = next(iter(optimizer.state_dict()["state"].values()), None)
+        self.exp_avg = None if first is None else first["exp_avg"].detach().clone()
+
+
+def test_trl_resume_restores_step_counter_and_optimizer_state(tmp_path):
+    torch.manual_seed(0)
+    model, tok = build_tiny_model("nano", seed=0)
+    p = small_preset(max_steps=2, eval_steps=0, save_steps=2)
+    train_with_trl(model, tok, p, tmp_path, progress=False, reward_funcs=[digits])
+    ckpt = tmp_path / "checkpoints" / "checkpoint-2"
+    assert (ckpt / "optimizer.pt").is_file() and (ckpt / "trainer_state.json").is_file()
+    saved = torch.load(ckpt / "optimizer.pt", weights_only=True)["state"][0]["exp_avg"]
+
+    fresh, tok2 = build_tiny_model("nano", seed=1)  # other weights: the checkpoint must overwrite them
+    seen = _OptimizerAtStart()
+    summary, history = train_with_trl(
+        fresh,
+        tok2,
+        small_preset(max_steps=3, eval_steps=0, save_steps=2),
+        tmp_path,
+        progress=False,
+        callbacks=[seen],
+        reward_funcs=[digits],
+        resume_from_checkpoint=True,
+    )
+    assert seen.step == 2 and seen.exp_avg is not None and torch.equal(seen.exp_avg, saved)
+    assert summary["steps"] == 3 and [r["step"] for r in history] == [3]

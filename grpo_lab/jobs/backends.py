@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from grpo_lab.checkpoint import latest_checkpoint
 from grpo_lab.errors import GrpoLabError, MissingDataError
 from grpo_lab.presets import Preset
 from grpo_lab.tasks import Task, get_task
@@ -34,9 +35,10 @@ def save_model(model, tokenizer, folder: Path) -> None:
 
 
 def checkpoint_to_resume(resume, out: Path | None) -> Path | None:
-    """The checkpoint folder ``resume`` names: None/False -> None; True -> the latest ``checkpoint-N`` in
-    ``out/checkpoints`` (None when there is none yet: the run starts from the beginning); a path -> that
-    checkpoint, or the latest one inside it (a previous ``--out`` or its ``checkpoints`` folder)."""
+    """The checkpoint folder ``resume`` names: None/False -> None; True -> the latest complete ``checkpoint-N``
+    in ``out/checkpoints`` (None when there is none yet: the run starts from the beginning); a path -> that
+    checkpoint, or the latest one inside it (a previous ``--out`` or its ``checkpoints`` folder). Both backends
+    write HF-layout checkpoints (``trainer_state.json``); a torn ``tmp-checkpoint-N`` never counts."""
     if resume is None or resume is False:
         return None
     if resume is True:
@@ -46,24 +48,12 @@ def checkpoint_to_resume(resume, out: Path | None) -> Path | None:
         found = latest_checkpoint(where) if where.is_dir() else None
         if found is not None:
             return found
-    if path.name.startswith("checkpoint-") and path.is_dir():
+    if (path / "trainer_state.json").is_file():
         return path
     raise MissingDataError(
         f"no checkpoint to resume in {path}: pass a previous --out folder (with checkpoints/checkpoint-N) or a "
         "checkpoint-N folder; checkpoints are written every --save-steps steps"
     )
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The ``checkpoint-N`` folder with the largest N in ``folder`` that holds a trainer state (the from-scratch
-    trainer's or TRL's ``trainer_state.json``), or None."""
-    markers = ("trainer_state.json", "trainer_state.pt")
-    found = [
-        p
-        for p in Path(folder).glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and any((p / m).exists() for m in markers)
-    ]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 class KeepLatestCheckpoints:
@@ -105,7 +95,8 @@ def run_grpo(
     Saves ``out/final`` (and checkpoints in ``out/checkpoints`` every ``grpo["save_steps"]``) unless ``out`` is
     None. ``resume_from_checkpoint``: see the module docstring.
     """
-    from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
+    from grpo_lab.config import GRPOConfig
+    from grpo_lab.trainer import GRPOTrainer, task_reward
 
     task = task or get_task(preset.task)
     cfg = GRPOConfig.from_dict(
@@ -118,11 +109,18 @@ def run_grpo(
     train = task.train(20000, seed=cfg.seed + 1 if data_seed is None else data_seed)
     evalp = task.heldout(cfg.eval_size, seed=cfg.seed + 2) if cfg.eval_steps else None
     funcs = list(reward_funcs) if reward_funcs is not None else [task_reward(task)]
-    trainer = GRPOTrainer(model, tokenizer, funcs, train, cfg, task=task, eval_problems=evalp, callbacks=callbacks)
+    trainer = GRPOTrainer(
+        model,
+        funcs,
+        args=cfg,
+        train_dataset=train,
+        eval_dataset=evalp,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        task=task,
+    )
     ckpt = checkpoint_to_resume(resume_from_checkpoint, out)
-    if ckpt is not None:
-        trainer.load_checkpoint(ckpt)
-    res = trainer.train(progress=progress)
+    res = trainer.train(resume_from_checkpoint=ckpt, progress=progress)
     if out is not None:
         save_model(model, tokenizer, Path(out) / "final")
     summary = {"seconds": res.seconds, "steps": res.steps, "eval_at_start": trainer.eval_at_start}

@@ -71,8 +71,8 @@ def _before_after(before: EvalResult, after: EvalResult, n: int, baseline: EvalR
 def _check_compute_dtype(model, preset: Preset) -> None:
     """Refuse a ``compute_dtype`` the model's device cannot train in, before any evaluation: the trainer's own
     ``ConfigError`` with its one-line fix (``models.compute_dtype_problem``)."""
+    from grpo_lab.errors import ConfigError
     from grpo_lab.models import compute_dtype_problem
-    from grpo_lab.trainer import ConfigError
 
     problem = compute_dtype_problem(next(model.parameters()).device, preset.runtime.get("compute_dtype") or "fp32")
     if problem:

@@ -187,7 +187,7 @@ def check_grpo_names(knobs: Mapping) -> None:
     """Refuse a GRPO knob the from-scratch ``GRPOConfig`` does not have, listing the valid ones."""
     from dataclasses import fields as _fields
 
-    from grpo_lab.trainer import GRPOConfig
+    from grpo_lab.config import GRPOConfig
 
     valid = sorted(f.name for f in _fields(GRPOConfig))
     unknown = sorted(set(knobs) - set(valid))
