@@ -182,3 +182,12 @@ def test_trl_resume_continues_the_step_counter(tmp_path):
     again = jobs.run_train("trl", p, steps=4, resume=tmp_path, eval_size=8, progress=False)
     assert again["steps"] == 4 and again["resumed_from"].endswith("checkpoint-2")
     assert [r["step"] for r in again["history"] if "reward" in r] == [3, 4]  # TRL's log resumes at step 3
+
+
+def test_keep_latest_checkpoints_leaves_the_newest_and_torn_writes_alone(tmp_path):
+    from grpo_lab.jobs import KeepLatestCheckpoints
+
+    for name in ("checkpoint-2", "checkpoint-10", "checkpoint-4", "tmp-checkpoint-12"):
+        (tmp_path / name).mkdir()
+    KeepLatestCheckpoints(tmp_path, keep=1)({"step": 11})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "tmp-checkpoint-12"]
