@@ -126,26 +126,27 @@ def cmd_train(args) -> int:
     if args.list_presets:
         print("\n".join(PRESETS))
         return 0
+    from grpo_lab.jobs import previous_run, run_train
+
     grpo, runtime = parse_settings(args.set)
-    preset = get_preset(args.preset or choose_preset()).replace(grpo=grpo, runtime=runtime)
+    prev = previous_run(args.resume) if args.preset is None else {}  # --resume DIR alone repeats DIR's run
+    preset = (prev.get("preset") or get_preset(args.preset or choose_preset())).replace(grpo=grpo, runtime=runtime)
     if args.dry_run:
         from grpo_lab.plan import describe_plan
 
         print(describe_plan(preset, steps=args.steps))
         return 0
-    from grpo_lab.jobs import run_train
-
     save_steps, keep = _cpu_save_steps(preset, args)
     run_train(
-        args.backend,
+        args.backend or prev.get("backend"),
         preset,
-        init=args.init,
+        init=args.init or prev.get("init"),
         steps=args.steps,
         out=args.out,
         progress=not args.no_progress,
         seed=args.seed,
         compute_dtype=args.compute_dtype,
-        eval_size=args.eval_size,
+        eval_size=args.eval_size or prev.get("eval_size"),
         save_steps=save_steps,
         keep_checkpoints=keep,
         resume=args.resume,

@@ -125,6 +125,14 @@ def uninterrupted(tmp_path_factory, warm_start):
     return out
 
 
+def resume_args(out: Path, warm: Path, mode: str) -> list[str]:
+    """ "pause": ``grpo-lab train --resume DIR`` alone (preset, knobs, init model, held-out size and backend come
+    from DIR/report.json); "torn": the original command line plus ``--resume DIR``."""
+    if mode == "pause":
+        return ["train", "--resume", str(out), "--no-progress"]
+    return [*ARGS, "--init", str(warm), "--resume", str(out)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pause", "torn"])
 def test_a_killed_run_resumes_to_the_same_weights_and_report(tmp_path, uninterrupted, warm_start, mode):
@@ -142,7 +150,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_report(tmp_path, uninterru
     assert not (out / "final").exists() and json.loads((out / "report.json").read_text())["status"] != "done"
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "grpo_lab.cli", *ARGS, "--init", str(warm_start), "--resume", str(out)],
+        [sys.executable, "-m", "grpo_lab.cli", *resume_args(out, warm_start, mode)],
         env=_env(),
         capture_output=True,
         text=True,

@@ -26,7 +26,7 @@ from grpo_lab.jobs.report import (
     write_atomic,
     write_json,
 )
-from grpo_lab.jobs.train import TASK_FILE, run_train, task_spec
+from grpo_lab.jobs.train import TASK_FILE, previous_run, run_train, task_spec
 
 __all__ = [
     "HELDOUT_SEED",
@@ -34,6 +34,7 @@ __all__ = [
     "BACKENDS",
     "run_demo",
     "run_train",
+    "previous_run",
     "run_grpo",
     "train_preset",
     "save_model",

@@ -87,17 +87,38 @@ def prepare(preset, steps=None, seed=None, compute_dtype=None, save_steps=None) 
     return preset.replace(grpo=grpo, runtime={} if compute_dtype is None else {"compute_dtype": compute_dtype})
 
 
+def _folder_of(resume: str | Path) -> Path:
+    """The run folder a ``resume`` path belongs to: a previous ``--out`` itself, or the folder above
+    ``checkpoints/checkpoint-N``."""
+    path = Path(resume)
+    path = path.parent if path.name.startswith("checkpoint-") else path
+    return path.parent if path.name == "checkpoints" else path
+
+
 def run_folder(resume, out, default: str) -> Path:
-    """The run's folder (created): ``out``; else the one a ``resume`` path belongs to (a previous ``--out``
-    itself, or the folder above ``checkpoints/checkpoint-N``); else ``default``."""
-    if out is not None or resume in (None, True, False):
-        path = Path(out if out is not None else default)
-    else:
-        path = Path(resume)
-        path = path.parent if path.name.startswith("checkpoint-") else path
-        path = path.parent if path.name == "checkpoints" else path
+    """The run's folder (created): ``out``; else the one a ``resume`` path belongs to; else ``default``."""
+    resumed = resume not in (None, True, False)
+    path = Path(out) if out is not None else _folder_of(resume) if resumed else Path(default)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def previous_run(resume) -> dict:
+    """What resuming the run at ``resume`` (a path) must repeat, from its ``report.json``: ``preset`` (the
+    registered preset with the run's GRPO knobs and machine settings), ``backend``, ``init`` (when the run
+    started from another model) and ``eval_size``; ``{}`` without a path or a report."""
+    from grpo_lab.errors import UsageError
+    from grpo_lab.presets import PRESETS, get_preset
+
+    f = _folder_of(resume) / "report.json" if resume not in (None, True, False) else None
+    if f is None or not f.is_file():
+        return {}
+    rep = json.loads(f.read_text())
+    if rep.get("preset") not in PRESETS:
+        raise UsageError(f"{f} was written by preset {rep.get('preset')!r}, which is not registered: pass --preset")
+    preset = get_preset(rep["preset"]).replace(grpo=rep.get("grpo_config") or {}, runtime=rep.get("runtime") or {})
+    init = rep.get("model") if rep.get("model") != preset.model else None
+    return {"preset": preset, "backend": rep.get("backend"), "init": init, "eval_size": rep.get("n_heldout")}
 
 
 def _evaluate_before(model, tok, preset: Preset, task: Task, heldout, k, report: Report, say, cache: bool):
