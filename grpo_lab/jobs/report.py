@@ -58,9 +58,10 @@ class Report(Mapping):
     (``seconds_sft``, ``sft_steps``), every held-out problem (``accuracy_after_all_heldout``) and
     ``seconds_total``; ``grpo-lab train`` adds the backend, the honest baseline (``before`` at a generous budget,
     ``before_at_cap``; ``after``, ``after_generous``: ``EvalResult.summary()``), mean lengths, ``samples``
-    and ``resumed_from`` when it continued a checkpoint. A field that does not apply is None and is left out of
-    the JSON. It reads like the dict it is written as (``report["accuracy_after"]``, ``"after_generous" in
-    report``, ``dict(report)``).
+    and ``resumed_from`` when it continued a checkpoint (then ``seconds_train`` counts the resumed part only; the
+    own backend's ``history`` is the whole run's, TRL's starts after the checkpoint). A field that does not apply
+    is None and is left out of the JSON. It reads like the dict it is written as (``report["accuracy_after"]``,
+    ``"after_generous" in report``, ``dict(report)``).
     """
 
     preset: str | None = None
