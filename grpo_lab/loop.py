@@ -271,7 +271,10 @@ class LoopTrainer:
                 fn = getattr(cb, event, None)
                 if fn is not None:
                     extra = {"logs": logs} if logs is not None else {}
-                    fn(self.args, self.state, self.control, model=self.model, processing_class=self.tokenizer, **extra)
+                    kw = dict(
+                        model=self.model, processing_class=self.tokenizer, optimizer=self.opt, lr_scheduler=self.sched
+                    )
+                    fn(self.args, self.state, self.control, **kw, **extra)
             elif event == "on_log":
                 cb(logs)
 
