@@ -34,7 +34,7 @@ COLUMNS = [
     ("accuracy_after", "GRPO n=500", "{:>10.3f}"),
     ("accuracy_after_all_heldout", "GRPO all", "{:>8.3f}"),
     ("seconds_sft", "SFT s", "{:>7.1f}"),
-    ("seconds_grpo", "GRPO s", "{:>7.1f}"),
+    ("seconds_train", "GRPO s", "{:>7.1f}"),
     ("seconds_total", "total s", "{:>8.1f}"),
 ]
 
@@ -51,13 +51,11 @@ def processor_name() -> str:
 
 
 def run_one(seed: int, out: Path, preset: str, sft: dict, grpo: dict) -> dict:
-    """In this process: apply the overrides to the preset, run the demo for ``seed``, return its report."""
+    """In this process: run the demo for ``seed`` on a copy of the preset with the overrides; return its report."""
     from grpo_lab import presets
     from grpo_lab.jobs import run_demo
 
-    presets.PRESETS[preset].sft.update(sft)
-    presets.PRESETS[preset].grpo.update(grpo)
-    return run_demo(out, preset, progress=False, seed=seed)
+    return dict(run_demo(out, presets.get_preset(preset).replace(sft=sft, grpo=grpo), progress=False, seed=seed))
 
 
 def launch(seed: int, args, root: Path) -> dict:

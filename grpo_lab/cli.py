@@ -3,9 +3,13 @@
 - ``grpo-lab demo``: the main job (SFT warm start then GRPO on 2-digit addition, on a CPU).
 - ``grpo-lab eval --model {DIR | smollm2} --task {TASK | PRESET} --n 500 --seed 0 [--max-new-tokens K]``:
   held-out greedy accuracy on different problems, in the training prompt format (chat models get their template).
-- ``grpo-lab train --preset NAME [--backend {grpo_lab,trl}] [--seed S] [--compute-dtype {fp32,bf16,fp16}]
-  [--init DIR] [--steps N] [--eval-size N] [--out DIR]``: one job for every preset: evaluate, train,
-  evaluate, ``report.json`` and ``final/`` (``jobs.run_train``).
+- ``grpo-lab train [--preset NAME] [--backend {grpo_lab,trl}] [--seed S] [--compute-dtype {fp32,bf16,fp16}]
+  [--init DIR] [--steps N] [--eval-size N] [--out DIR] [--save-steps N] [--resume [DIR]] [--set KEY=VALUE ...]``:
+  one job for every preset: evaluate, train, evaluate, ``report.json`` and ``final/`` (``jobs.run_train``).
+  No ``--preset``: the one for this machine (``presets.choose_preset``). ``--set`` sets any ``GRPOConfig``
+  field (``--set learning_rate=1e-5``) or machine setting (``--set runtime.eval_k=0``), checked by name.
+  ``--resume DIR`` continues a run from its latest checkpoint (DIR: its ``--out`` or a ``checkpoint-N``
+  folder; plain ``--resume``: the latest in ``--out``); checkpoints are written every ``--save-steps``.
 
 Expected failures (a missing folder, an unknown task, a hub model while offline, a bad config: the errors
 grpo-lab raises on purpose, ``grpo_lab.errors.GrpoLabError``) print one line that names the fix and exit with
@@ -21,13 +25,18 @@ import sys
 
 from grpo_lab.errors import GrpoLabError, UsageError
 
+# The libraries whose warnings (deprecations, "loading weights" notes) bury the lines a student needs to read.
+# Filtered by the module that warns, so grpo-lab's own warnings (a GSPO setting with a token-summing loss, ...)
+# still show.
+QUIETED = ("transformers", "trl", "accelerate", "datasets", "torch", "huggingface_hub", "tokenizers", "peft")
+
 
 def _quiet_libraries() -> None:
-    # Library warnings (deprecations, "loading weights" bars) bury the lines a student needs to read.
     import logging
     import warnings
 
-    warnings.filterwarnings("ignore")
+    for name in QUIETED:
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in ("transformers", "trl", "accelerate", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -74,34 +83,118 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def parse_settings(pairs) -> tuple[dict, dict]:
+    """``--set KEY=VALUE`` pairs as ``(grpo, runtime)`` dicts: ``KEY`` a ``GRPOConfig`` field or
+    ``runtime.FIELD``; ``VALUE`` a Python literal (``1e-5``, ``True``, ``None``) or else a string. An unknown
+    name raises ``UnknownNameError`` listing the valid ones."""
+    import ast
+
+    from grpo_lab.presets import Runtime, check_grpo_names
+
+    grpo, runtime = {}, {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r}: write KEY=VALUE, e.g. --set learning_rate=1e-5")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        if key.startswith("runtime."):
+            runtime[key.removeprefix("runtime.")] = value
+        else:
+            grpo[key] = value
+    check_grpo_names(grpo)
+    Runtime.check_names(runtime)
+    return grpo, runtime
+
+
+def _cpu_save_steps(preset, args) -> tuple[int | None, int | None]:
+    """``(save_steps, keep)``: ``--save-steps`` if given; else the preset's own (the GPU presets save every 50
+    steps); else, for a CPU preset, a checkpoint every fifth of the run, keeping only the newest (a SmolLM2
+    checkpoint with its Adam moments is 1.6 GB)."""
+    if args.save_steps is not None:
+        return args.save_steps, None
+    if preset.grpo.get("save_steps") or preset.hardware != "cpu":
+        return None, None
+    return max(1, preset.grpo["max_steps"] // 5), 1
+
+
 def cmd_train(args) -> int:
-    from grpo_lab.presets import PRESETS, get_preset
+    from grpo_lab.presets import PRESETS, choose_preset, get_preset
 
     if args.list_presets:
         print("\n".join(PRESETS))
         return 0
-    if not args.preset:
-        raise UsageError("grpo-lab train needs --preset NAME (see grpo-lab train --list-presets)")
-    preset = get_preset(args.preset)
+    from grpo_lab.jobs import previous_run, run_train
+
+    grpo, runtime = parse_settings(args.set)
+    prev = previous_run(args.resume) if args.preset is None else {}  # --resume DIR alone repeats DIR's run
+    preset = (prev.get("preset") or get_preset(args.preset or choose_preset())).replace(grpo=grpo, runtime=runtime)
     if args.dry_run:
         from grpo_lab.plan import describe_plan
 
         print(describe_plan(preset, steps=args.steps))
         return 0
-    from grpo_lab.jobs import run_train
-
+    save_steps, keep = _cpu_save_steps(preset, args)
     run_train(
-        args.backend,
-        args.preset,
-        init=args.init,
+        args.backend or prev.get("backend"),
+        preset,
+        init=args.init or prev.get("init"),
         steps=args.steps,
         out=args.out,
         progress=not args.no_progress,
         seed=args.seed,
         compute_dtype=args.compute_dtype,
-        eval_size=args.eval_size,
+        eval_size=args.eval_size or prev.get("eval_size"),
+        save_steps=save_steps,
+        keep_checkpoints=keep,
+        resume=args.resume,
     )
     return 0
+
+
+def _add_train_parser(sub) -> None:
+    t = sub.add_parser("train", help="GRPO on a preset with either backend")
+    t.add_argument("--backend", choices=["grpo_lab", "trl"], default=None, help="default: the preset's")
+    t.add_argument("--preset", help="default: the preset for this machine (presets.choose_preset)")
+    t.add_argument("--init", default=None, help="starting model folder (default: the preset's model)")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's)")
+    t.add_argument(
+        "--compute-dtype",
+        choices=["fp32", "bf16", "fp16"],
+        default=None,
+        help="autocast dtype of the forward passes (default: the preset's); weights stay fp32",
+    )
+    t.add_argument("--eval-size", type=int, default=None, help="held-out problems (default: the preset's)")
+    t.add_argument("--out", default=None)
+    t.add_argument(
+        "--save-steps",
+        type=int,
+        default=None,
+        help="a checkpoint every N steps in OUT/checkpoints (default: the preset's; CPU presets: every fifth of the run)",
+    )
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="DIR",
+        help="continue from the latest checkpoint of DIR (a previous --out or a checkpoint-N folder); "
+        "without DIR: of --out",
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any GRPOConfig field (--set learning_rate=1e-5) or runtime.FIELD (--set runtime.eval_k=0); repeatable",
+    )
+    t.add_argument("--list-presets", action="store_true", help="print preset names, one a line")
+    t.add_argument("--dry-run", action="store_true", help="print the plan and estimates; build and download nothing")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,24 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.set_defaults(func=cmd_eval)
 
-    t = sub.add_parser("train", help="GRPO on a preset with either backend")
-    t.add_argument("--backend", choices=["grpo_lab", "trl"], default=None, help="default: the preset's")
-    t.add_argument("--preset")
-    t.add_argument("--init", default=None, help="starting model folder (default: the preset's model)")
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--seed", type=int, default=None, help="training seed (default: the preset's)")
-    t.add_argument(
-        "--compute-dtype",
-        choices=["fp32", "bf16", "fp16"],
-        default=None,
-        help="autocast dtype of the forward passes (default: the preset's); weights stay fp32",
-    )
-    t.add_argument("--eval-size", type=int, default=None, help="held-out problems (default: the preset's)")
-    t.add_argument("--out", default=None)
-    t.add_argument("--list-presets", action="store_true", help="print preset names, one a line")
-    t.add_argument("--dry-run", action="store_true", help="print the plan and estimates; build and download nothing")
-    t.add_argument("--no-progress", action="store_true")
-    t.set_defaults(func=cmd_train)
+    _add_train_parser(sub)
     return ap
 
 

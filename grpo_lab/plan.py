@@ -42,6 +42,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grpo_lab.errors import UnknownNameError
+
 GiB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2}
 
@@ -138,14 +140,15 @@ DEVICES: dict[str, Device] = {
 def architecture(model: str) -> dict:
     """The architecture dict of a model name (``tiny:<size>``, ``smollm2``, a ``KNOWN_ARCHS`` hub id).
 
-    Raises ``KeyError`` naming the known models for anything else (a plan never downloads a config).
+    Raises ``UnknownNameError`` (a ``KeyError``) naming the known models for anything else (a plan never
+    downloads a config).
     """
     if model.startswith("tiny:"):
         from grpo_lab.models import DEFAULT_CHARS, SPECIAL_TOKENS, TINY_SIZES
 
         size = model.split(":", 1)[1]
         if size not in TINY_SIZES:
-            raise KeyError(f"unknown tiny size {size!r}; choose one of {sorted(TINY_SIZES)}")
+            raise UnknownNameError(f"unknown tiny size {size!r}; choose one of {sorted(TINY_SIZES)}")
         c = TINY_SIZES[size]
         vocab = len(SPECIAL_TOKENS) + len(dict.fromkeys(DEFAULT_CHARS))  # build_char_tokenizer's vocabulary
         return dict(
@@ -162,7 +165,7 @@ def architecture(model: str) -> dict:
         )
     name = _ALIASES.get(model.lower(), model)
     if name not in KNOWN_ARCHS:
-        raise KeyError(
+        raise UnknownNameError(
             f"no architecture on file for {model!r} (a dry run downloads nothing); known: "
             f"tiny:<size>, smollm2, {', '.join(KNOWN_ARCHS)}"
         )

@@ -95,11 +95,11 @@ def test_train_maps_seed_and_compute_dtype_for_every_preset(monkeypatch):
 
 
 def test_train_refuses_a_compute_dtype_the_device_cannot_run_in_one_line(monkeypatch, capsys):
-    from grpo_lab import jobs
+    from grpo_lab.jobs import train
     from grpo_lab.models import build_tiny_model
 
     model, tok = build_tiny_model("nano")
-    monkeypatch.setattr(jobs, "load_for_preset", lambda preset, name=None: (model.to("meta"), tok))
+    monkeypatch.setattr(train, "load_for_preset", lambda preset, name=None: (model.to("meta"), tok))
     assert (
         cli.main(["train", "--preset", "cpu-addition", "--compute-dtype", "bf16", "--out", "/tmp/unused-grpo-lab"])
         == 2
@@ -135,3 +135,49 @@ def test_eval_uses_a_presets_task_and_reports_the_prompt_format(tmp_path):
         and "max_new_tokens: 4" in head
     )
     assert last.startswith("accuracy: ") and "/6 different held-out problems" in last
+
+
+def test_set_reaches_the_preset_and_a_misspelt_key_is_one_line(monkeypatch, capsys):
+    from grpo_lab import jobs
+
+    seen = {}
+    monkeypatch.setattr(jobs, "run_train", lambda *a, **kw: seen.update(kw, args=a))
+    args = ["train", "--preset", "cpu-smollm2", "--set", "learning_rate=3e-5", "--set", "runtime.eval_k=2"]
+    assert cli.main([*args, "--set", "loss_type=grpo"]) == 0
+    preset = seen["args"][1]
+    assert preset.grpo["learning_rate"] == 3e-5 and preset.grpo["loss_type"] == "grpo" and preset.runtime.eval_k == 2
+    # A CPU preset checkpoints every fifth of its run by default, keeping the newest; --save-steps wins.
+    assert (seen["save_steps"], seen["keep_checkpoints"]) == (6, 1)
+    assert cli.main(["train", "--preset", "cpu-smollm2", "--save-steps", "3"]) == 0 and seen["save_steps"] == 3
+    assert cli.main(["train", "--preset", "cpu-smollm2", "--set", "learning_rat=1"]) == 2
+    assert "unknown GRPO setting(s) ['learning_rat']" in capsys.readouterr().err
+
+
+def test_train_without_a_preset_chooses_one_for_the_machine(monkeypatch):
+    from grpo_lab import jobs, presets
+
+    seen = {}
+    monkeypatch.setattr(jobs, "run_train", lambda *a, **kw: seen.update(kw, args=a))
+    monkeypatch.setattr(presets, "choose_preset", lambda: "cpu-tiny-gsm8k")
+    assert cli.main(["train", "--steps", "1"]) == 0 and seen["args"][1].name == "cpu-tiny-gsm8k"
+
+
+def test_quieting_libraries_keeps_grpo_labs_own_warnings():
+    code = (
+        "import warnings; from grpo_lab import cli; cli._quiet_libraries()\n"
+        "from grpo_lab.grpo import validate_grpo_config\n"
+        "validate_grpo_config(importance_sampling_level='sequence', loss_type='dapo')\n"
+        "warnings.warn_explicit('noise', DeprecationWarning, 'x.py', 1, module='transformers.foo')\n"
+    )
+    r = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "GSPO's setup is loss_type='grpo'" in r.stderr and "noise" not in r.stderr
+
+
+def test_a_dry_run_for_a_model_with_no_architecture_on_file_is_one_line(monkeypatch, capsys):
+    from grpo_lab import plan
+    from grpo_lab.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="known"):
+        plan.architecture("someone/unknown-model")
+    assert cli.main(["train", "--preset", "cpu-addition", "--dry-run", "--set", "max_steps=2"]) == 0

@@ -167,7 +167,7 @@ def test_locked_install_runs_notebook_00_and_the_cell_stops_on_a_cpu_torch_under
     )
     env = dict(os.environ, GRPO_LAB_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1")
     code = (
-        "import json, grpo_lab; from grpo_lab.env import environment_report; print(json.dumps(environment_report()))"
+        "import json, grpo_lab; from grpo_lab.jobs import environment_report; print(json.dumps(environment_report()))"
     )
     rep = json.loads(
         subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tmp)

@@ -16,7 +16,6 @@ from grpo_lab.distill import (
     forward_kl,
     generalized_jsd,
     gold_dataset,
-    grpo_seeds,
     kd_eval_loss,
     kd_loss,
     mix_teachers,
@@ -26,6 +25,7 @@ from grpo_lab.distill import (
     train_student,
     voted_dataset,
 )
+from grpo_lab.jobs.teachers import grpo_seeds
 from grpo_lab.tasks import AdditionTask
 
 D = torch.float64
@@ -317,3 +317,4 @@ def test_package_exports_every_submodule_name():
         for name in mod.__all__:
             assert getattr(dl, name) is getattr(mod, name), (mod.__name__, name)
     assert not hasattr(dl, "sample_answers")  # the teachers' answers are teacher_answers
+    assert not hasattr(dl, "grpo_seeds")  # GRPO teachers are a training job: grpo_lab.jobs.teachers

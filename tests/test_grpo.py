@@ -14,8 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grpo_lab.grpo import (
+    PAPER_VARIANTS,
     PRESET_SOURCES,
     PRESETS,
+    TRL_ONLY,
+    VARIANT_SOURCES,
     aggregate,
     frac_zero_std,
     group_advantages,
@@ -26,6 +29,7 @@ from grpo_lab.grpo import (
     preset,
     step0_loss,
     validate_grpo_config,
+    variant,
 )
 
 D = torch.float64
@@ -354,23 +358,34 @@ def test_integer_and_bool_masks_work():
 # --------------------------------------------------------------------------------------------------
 
 
-def test_presets_match_the_papers():
-    assert preset("grpo") == PRESETS["grpo"] and preset("grpo")["beta"] == 0.04
-    assert preset("dapo")["epsilon_high"] == 0.28 and preset("dapo")["beta"] == 0.0
-    assert preset("dapo")["dynamic_sampling"] is True
-    assert preset("dr_grpo")["scale_rewards"] == "none" and preset("dr_grpo")["loss_type"] == "dr_grpo"
-    assert preset("gspo")["importance_sampling_level"] == "sequence" and preset("gspo")["epsilon"] < 1e-3
-    assert preset("Dr-GRPO") == preset("dr_grpo")
-    assert set(PRESET_SOURCES) == set(PRESETS) and all("arXiv" in s for s in PRESET_SOURCES.values())
+def test_paper_variants_match_the_papers():
+    assert variant("grpo") == PAPER_VARIANTS["grpo"] and variant("grpo")["beta"] == 0.04
+    assert variant("dapo")["epsilon_high"] == 0.28 and variant("dapo")["beta"] == 0.0
+    assert variant("dapo")["dynamic_sampling"] is True
+    assert variant("dr_grpo")["scale_rewards"] == "none" and variant("dr_grpo")["loss_type"] == "dr_grpo"
+    assert variant("gspo")["importance_sampling_level"] == "sequence" and variant("gspo")["epsilon"] < 1e-3
+    assert variant("Dr-GRPO") == variant("dr_grpo")
+    assert set(VARIANT_SOURCES) == set(PAPER_VARIANTS) and all("arXiv" in s for s in VARIANT_SOURCES.values())
+    # The old names (notebook 03) are the same objects.
+    assert PRESETS is PAPER_VARIANTS and PRESET_SOURCES is VARIANT_SOURCES and preset is variant
 
 
-def test_preset_overrides_return_copies():
-    p = preset("dapo", beta=0.01)
-    assert p["beta"] == 0.01 and PRESETS["dapo"]["beta"] == 0.0
+def test_every_variant_is_a_config_the_from_scratch_trainer_accepts():
+    from grpo_lab.trainer import GRPOConfig
+
+    for name in PAPER_VARIANTS:
+        knobs = {k: v for k, v in variant(name).items() if k != "dynamic_sampling"}
+        GRPOConfig.from_dict({**knobs, "max_completion_length": 8})
+    assert set(TRL_ONLY) <= set(PAPER_VARIANTS) and "steps_per_generation" not in variant("gspo")
+
+
+def test_variant_overrides_return_copies():
+    p = variant("dapo", beta=0.01)
+    assert p["beta"] == 0.01 and PAPER_VARIANTS["dapo"]["beta"] == 0.0
     p["epsilon"] = 9
-    assert PRESETS["dapo"]["epsilon"] == 0.2
+    assert PAPER_VARIANTS["dapo"]["epsilon"] == 0.2
     with pytest.raises(KeyError, match="known"):
-        preset("ppo")
+        variant("ppo")
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

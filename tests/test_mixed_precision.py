@@ -164,7 +164,7 @@ def test_run_grpo_passes_the_presets_compute_dtype(monkeypatch):
     class Stop(Exception):
         pass
 
-    def fake_train(self, progress=True):
+    def fake_train(self, resume_from_checkpoint=None, progress=True):
         seen["dtype"], seen["autocast"] = self.cfg.compute_dtype, torch.is_autocast_enabled("cpu")
         raise Stop
 

@@ -4,7 +4,8 @@
   2306.13649, in TRL 1.16's ``beta`` convention), teacher mixtures and the shared-vocabulary check.
 - ``data``: sequence-level KD data (Kim & Rush, arXiv 1606.07947): the teachers' answers, voted and verified,
   and TinyLLM-style rationales with one prompt prefix per teacher (Tian et al., arXiv 2402.04616).
-- ``student``: the student trainer for both families, and the GRPO-trained tiny teachers of the notebooks.
+- ``student``: the student trainer for both families. The GRPO-trained tiny teachers of the notebooks are a
+  training job: ``grpo_lab.jobs.teachers``.
 
 Both families run on the course's tiny char models, which all share one vocabulary.
 """
@@ -32,10 +33,8 @@ from grpo_lab.distill.kd import (
 from grpo_lab.distill.student import (
     StudentResult,
     distill_batch,
-    grpo_seeds,
     kd_eval_loss,
     train_student,
-    train_teachers,
 )
 
 __all__ = [
@@ -56,7 +55,5 @@ __all__ = [
     "StudentResult",
     "train_student",
     "kd_eval_loss",
-    "train_teachers",
-    "grpo_seeds",
     "gold_dataset",
 ]

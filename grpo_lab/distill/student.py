@@ -22,7 +22,7 @@ from grpo_lab.distill.kd import check_same_vocabulary, kd_loss, mix_teachers
 from grpo_lab.sft import sft_batch
 from grpo_lab.tasks import Problem, Task
 
-__all__ = ["distill_batch", "StudentResult", "train_student", "kd_eval_loss", "train_teachers", "grpo_seeds"]
+__all__ = ["distill_batch", "StudentResult", "train_student", "kd_eval_loss"]
 
 
 def distill_batch(tokenizer, examples: Sequence[DistillExample], device=None, cache: dict | None = None):
@@ -185,93 +185,3 @@ def kd_eval_loss(
         [t(input_ids=ids, attention_mask=att).logits[:, :-1] for t in teachers], teacher_weights, temperature
     )
     return float(kd_loss(s, teacher_logprobs=target, beta=beta, temperature=temperature, mask=cm))
-
-
-def train_teachers(
-    task: Task,
-    n_teachers: int = 3,
-    *,
-    size: str = "micro",
-    sft: dict | None = None,
-    grpo: dict | None = None,
-    seed: int = 0,
-    progress: bool = True,
-):
-    """GRPO-trained tiny teachers for the distillation notebooks: one SFT warm start, then one GRPO run per seed.
-
-    The warm start is ``sft.sft_train`` on a fresh ``tiny:<size>`` model (keyword arguments in ``sft``; pass
-    ``target_accuracy`` for a deliberately partial model). The teachers are ``grpo_seeds(base, ...)``: each is
-    a copy of it trained by the from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``;
-    ``grpo`` holds ``GRPOConfig`` fields (TRL names) on top of a small-model recipe (lr 1e-4, 8 per group,
-    64 completions), and teacher k uses ``seed + k`` for its prompt order and sampling, so the teachers differ
-    the way seeds of one recipe differ. Sharing the warm start saves the most expensive phase on a CPU; it also
-    makes the teachers' mistakes correlated, which limits what voting can gain (notebook 07). Returns
-    ``(teachers, base, tokenizer, info)`` with ``info`` a list of dicts (``stage`` ``"sft"`` then
-    ``"grpo-1"``..., ``steps``, ``seconds``; the SFT one also ``val_accuracy``).
-    """
-    from grpo_lab.models import build_tiny_model
-    from grpo_lab.sft import sft_train
-
-    base, tok = build_tiny_model(size, seed=seed)
-    t0 = time.perf_counter()
-    res = sft_train(base, tok, task, seed=seed, progress=progress, **(sft or {}))
-    info = [
-        {"stage": "sft", "steps": res.steps, "seconds": time.perf_counter() - t0, "val_accuracy": res.val_accuracy}
-    ]
-    teachers, grpo_info = grpo_seeds(base, tok, task, n_teachers, grpo=grpo, seed=seed, progress=progress)
-    return teachers, base.eval(), tok, info + grpo_info
-
-
-def grpo_seeds(
-    model,
-    tokenizer,
-    task: Task,
-    n: int,
-    *,
-    grpo: dict | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    label: str = "grpo",
-):
-    """``n`` GRPO-trained copies of ``model`` (left unchanged), one per seed: the teachers of one round.
-
-    Each copy is trained by the from-scratch ``trainer.GRPOTrainer`` with ``trainer.task_reward(task)``;
-    ``grpo`` holds ``GRPOConfig`` fields (TRL names) on top of a small-model recipe (lr 1e-4, 8 per group,
-    64 completions, 100 steps), and copy k uses ``seed + k`` for its prompt order and sampling. Returns
-    ``(models, info)``: the trained copies in eval mode and one dict per run (``stage`` = ``f"{label}-{k+1}"``,
-    ``steps``, ``seconds``). Used for the teachers (``train_teachers``) and to GRPO a student again.
-    """
-    import copy as _copy
-
-    from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
-
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    # A small learning rate: larger ones collapse an early-stopped warm start (notebook 04 measures this).
-    knobs = dict(
-        learning_rate=1e-4,
-        num_generations=8,
-        per_device_train_batch_size=64,
-        max_completion_length=5,
-        max_steps=100,
-        temperature=0.7,
-        beta=0.0,
-        epsilon=0.2,
-        epsilon_high=0.28,
-        loss_type="dapo",
-        scale_rewards="group",
-        max_grad_norm=1.0,
-        eval_steps=0,
-    )
-    knobs.update(grpo or {})
-    models, info = [], []
-    for k in range(n):
-        copy = _copy.deepcopy(model)
-        cfg = GRPOConfig.from_dict({**knobs, "seed": seed + k})
-        t0 = time.perf_counter()
-        train = task.train(20000, seed=seed + 100 + k)
-        tr = GRPOTrainer(copy, task_reward(task), args=cfg, train_dataset=train, processing_class=tokenizer, task=task)
-        tr.train(progress=progress)
-        info.append({"stage": f"{label}-{k + 1}", "steps": cfg.max_steps, "seconds": time.perf_counter() - t0})
-        models.append(copy.eval())
-    return models, info

@@ -7,8 +7,8 @@ surrogate on importance ratios, optionally with a KL penalty to a reference mode
 - ``advantages``: ``group_advantages`` (notebook 02) and ``frac_zero_std``.
 - ``loss``: ``grpo_loss`` / ``grpo_loss_terms``, the importance ratio (token or sequence level), the k3 KL
   and the four aggregations ``loss_type`` chooses between (notebook 03).
-- ``variants``: the knobs' allowed values, the papers' settings (``PRESETS``: DeepSeekMath, DAPO, Dr. GRPO,
-  GSPO) and ``validate_grpo_config``, which rejects a configuration before any compute is spent.
+- ``variants``: the knobs' allowed values, the papers' settings (``PAPER_VARIANTS``: DeepSeekMath, DAPO, Dr.
+  GRPO, GSPO; ``PRESETS``/``PRESET_SOURCES``/``preset`` are their old names, kept for notebook 03) and ``validate_grpo_config``, which rejects a configuration before any compute is spent.
 
 Every name is importable from ``grpo_lab.grpo`` directly; each is numerically equal to ``trl==1.16.0`` for
 one process and no gradient accumulation (``tests/test_grpo_trl.py``).
@@ -28,12 +28,18 @@ from grpo_lab.grpo.loss import (
 from grpo_lab.grpo.variants import (
     IMPORTANCE_SAMPLING_LEVELS,
     LOSS_TYPES,
-    PRESET_SOURCES,
-    PRESETS,
+    PAPER_VARIANTS,
     SCALE_REWARDS,
-    preset,
+    TRL_ONLY,
+    VARIANT_SOURCES,
     validate_grpo_config,
+    variant,
 )
+
+# The old names of the paper variants (notebook 03 imports them); training recipes are grpo_lab.presets.
+PRESETS = PAPER_VARIANTS
+PRESET_SOURCES = VARIANT_SOURCES
+preset = variant
 
 __all__ = [
     "group_advantages",
@@ -45,6 +51,10 @@ __all__ = [
     "grpo_loss_terms",
     "GRPOLossTerms",
     "step0_loss",
+    "PAPER_VARIANTS",
+    "VARIANT_SOURCES",
+    "TRL_ONLY",
+    "variant",
     "PRESETS",
     "PRESET_SOURCES",
     "preset",

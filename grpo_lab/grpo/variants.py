@@ -1,7 +1,7 @@
 """GRPO's knobs, TRL-named: the values each may take, the paper variants as settings, and the checks.
 
 The four published variants of the course differ only in a handful of ``GRPOConfig`` settings, so they live
-here as plain dicts (``PRESETS``), next to the rules that reject a setting before any compute is spent
+here as plain dicts (``PAPER_VARIANTS``; training recipes are ``grpo_lab.presets``), next to the rules that reject a setting before any compute is spent
 (``validate_grpo_config``); ``advantages`` and ``loss`` beside it hold the formulas. Design notes:
 
 - Only settings, no tensors: importing this module costs nothing, and a config can be checked on a laptop
@@ -25,9 +25,10 @@ __all__ = [
     "SCALE_REWARDS",
     "LOSS_TYPES",
     "IMPORTANCE_SAMPLING_LEVELS",
-    "PRESETS",
-    "PRESET_SOURCES",
-    "preset",
+    "PAPER_VARIANTS",
+    "VARIANT_SOURCES",
+    "TRL_ONLY",
+    "variant",
     "validate_grpo_config",
     "normalize_scale_rewards",
     "check_num_generations",
@@ -85,9 +86,10 @@ def check_dr_grpo_length(loss_type: str, max_completion_length) -> None:
 # The papers' settings, and validation
 # --------------------------------------------------------------------------------------------------
 
-# Plain dicts of TRL ``GRPOConfig`` names, so ``GRPOConfig(**preset("dapo"), ...)`` works after dropping the
-# grpo_lab-only key ``dynamic_sampling`` (TRL has no dynamic sampling; grpo_lab's trainer does).
-PRESETS: dict[str, dict] = {
+# Plain dicts of GRPOConfig names that both trainers accept, so ``GRPOConfig(**variant("dapo"), ...)`` works
+# (for TRL after dropping the grpo_lab-only key ``dynamic_sampling``: TRL has no dynamic sampling; grpo_lab's
+# trainer does). Settings only TRL has are in ``TRL_ONLY``.
+PAPER_VARIANTS: dict[str, dict] = {
     # DeepSeekMath (arXiv 2402.03300): std-normalized group advantages, per-sequence mean of token losses,
     # k3 KL to the reference with beta 0.04, PPO clip 0.2. (The paper samples 64 completions per prompt.)
     "grpo": {
@@ -122,7 +124,8 @@ PRESETS: dict[str, dict] = {
     },
     # GSPO (arXiv 2507.18071): one length-normalized ratio per sequence, with the tiny clip range of the paper
     # (v2, section 5.1) that TRL's paper index recommends, no KL, per-sequence aggregation. The ratio only
-    # differs from 1 off-policy: with one update per rollout it behaves like plain GRPO.
+    # differs from 1 off-policy: with one update per rollout it behaves like plain GRPO (TRL_ONLY["gspo"] makes
+    # it off-policy in TRL).
     "gspo": {
         "loss_type": "grpo",
         "beta": 0.0,
@@ -130,11 +133,14 @@ PRESETS: dict[str, dict] = {
         "epsilon": 3e-4,
         "epsilon_high": 4e-4,
         "importance_sampling_level": "sequence",
-        "steps_per_generation": 4,
     },
 }
 
-PRESET_SOURCES: dict[str, str] = {
+# Settings of a variant that only TRL's GRPOConfig has (grpo_lab's GRPOConfig refuses them): GSPO's paper takes
+# 4 gradient steps per generation batch, TRL's steps_per_generation.
+TRL_ONLY: dict[str, dict] = {"gspo": {"steps_per_generation": 4}}
+
+VARIANT_SOURCES: dict[str, str] = {
     "grpo": "Shao et al., DeepSeekMath, arXiv 2402.03300",
     "dapo": "Yu et al., DAPO, arXiv 2503.14476",
     "dr_grpo": "Liu et al., Understanding R1-Zero-Like Training (Dr. GRPO), arXiv 2503.20783",
@@ -142,15 +148,15 @@ PRESET_SOURCES: dict[str, str] = {
 }
 
 
-def preset(name: str, **overrides) -> dict:
-    """A fresh copy of ``PRESETS[name]`` with ``overrides`` applied, e.g. ``preset("dapo", beta=0.01)``.
+def variant(name: str, **overrides) -> dict:
+    """A fresh copy of ``PAPER_VARIANTS[name]`` with ``overrides`` applied, e.g. ``variant("dapo", beta=0.01)``.
 
-    Names: ``grpo`` (DeepSeekMath), ``dapo``, ``dr_grpo``, ``gspo``; see ``PRESET_SOURCES`` for the papers.
+    Names: ``grpo`` (DeepSeekMath), ``dapo``, ``dr_grpo``, ``gspo``; see ``VARIANT_SOURCES`` for the papers.
     """
     key = name.lower().replace("-", "_").replace(" ", "_").replace(".", "")
-    if key not in PRESETS:
-        raise KeyError(f"unknown GRPO preset {name!r}; known: {', '.join(PRESETS)}")
-    return {**PRESETS[key], **overrides}
+    if key not in PAPER_VARIANTS:
+        raise KeyError(f"unknown GRPO variant {name!r}; known: {', '.join(PAPER_VARIANTS)}")
+    return {**PAPER_VARIANTS[key], **overrides}
 
 
 def validate_grpo_config(

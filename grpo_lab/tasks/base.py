@@ -61,6 +61,9 @@ class Task:
     tokenizer = None  # set by get_task: a chat tokenizer makes every prompt a rendered chat (module docstring)
     system: str | None = ANSWER_ONLY_SYSTEM  # the system prompt of chat-rendered prompts
     heldout_buckets: int = 1  # how many of the 5 hash buckets are held out (``is_heldout_key``)
+    # Default completion budget (``evaluation.max_answer_tokens``): the longest answer plus EOS with a little
+    # slack for the char tasks; a task that reasons first (GSM8K) needs far more.
+    answer_tokens: int = 16
 
     @property
     def chat(self) -> bool:

@@ -100,7 +100,7 @@ def load_gsm8k(split: str = "train", path: str | Path | None = None, limit: int 
 
         ds = load_dataset(*GSM8K_HUB, split=split)
     except Exception as err:
-        raise DatasetFormatError(
+        raise MissingDataError(
             f"cannot load GSM8K {split!r} from the hub ({type(err).__name__}); pass path=<jsonl with question/answer> "
             "or set GRPO_LAB_GSM8K"
         ) from err
@@ -131,6 +131,7 @@ class GSM8KTask(Task):
     """
 
     name = "gsm8k"
+    answer_tokens = 256  # reasoning, then the answer
     has_strict_check = True
 
     def __init__(

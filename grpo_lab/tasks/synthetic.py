@@ -24,6 +24,7 @@ class AdditionTask(Task):
     """``a+b=`` with ``a, b`` in ``[lo, hi]`` (2-digit by default). Answer: the decimal sum."""
 
     name = "addition"
+    answer_tokens = 5
 
     def __init__(self, lo: int = 10, hi: int = 99):
         self.lo, self.hi = lo, hi
@@ -72,6 +73,7 @@ class MixedArithmeticTask(Task):
     """
 
     name = "arithmetic"
+    answer_tokens = 8
     quiet_defaults = {"negative": True}  # reports name the option only when it is off
 
     def __init__(self, max_terms: int = 3, hi: int = 20, heldout_buckets: int = 1, negative: bool = True):
@@ -107,6 +109,7 @@ class CountdownTask(Task):
     """
 
     name = "countdown"
+    answer_tokens = 24
 
     def __init__(self, n_numbers: int = 3, hi: int = 20):
         self.n_numbers, self.hi = n_numbers, hi

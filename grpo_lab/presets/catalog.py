@@ -1,57 +1,10 @@
-"""Every named training preset, as plain data: a model, a task, the SFT warm start, the GRPO knobs (TRL
-names) and the machine settings, in one place.
-
-A preset is data so that both backends (``trainer`` and ``trl_backend``) read the same knobs, and so that
-``grpo-lab train --preset NAME --dry-run`` (``plan.describe_plan``) can print the plan without building
-anything. ``runtime`` holds what is not a GRPO knob: ``preset.grpo`` keeps only the keys both backends accept
-under TRL 1.16's names, because the from-scratch ``GRPOConfig`` refuses keys it does not know.
-"""
+"""The named presets, as data: the char-level CPU recipes, SmolLM2 on a CPU, Qwen2.5-0.5B on a T4 or an A100,
+and the GRPO teachers of the distillation notebooks."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-
-from grpo_lab.errors import UnknownNameError
+from grpo_lab.presets.schema import Preset
 from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM
-
-
-@dataclass
-class Preset:
-    """One training recipe.
-
-    ``model``: a ``models.load_model`` name (``"tiny:<size>"``, ``"smollm2"``, a hub id); ``task``: a
-    ``tasks.get_task`` name, built with ``task_args`` (its settings and ``system``, the chat system prompt);
-    ``backend``: the trainer ``grpo-lab train`` uses unless told (``grpo_lab`` or ``trl``); ``grpo``: ``trainer.GRPOConfig`` fields (TRL names); ``sft``: ``sft_train``
-    keyword arguments (empty = no warm start); ``eval_size``: held-out problems scored before and after.
-    ``runtime`` (empty for the char-level presets): ``dtype`` (trainable weights: fp32 master weights under
-    mixed precision), ``compute_dtype`` (autocast: fp16 on a T4, which has no bf16; bf16 on Ampere+),
-    ``gradient_checkpointing``, ``use_peft`` with ``lora_r``/``lora_alpha`` (needs ``pip install peft``),
-    ``prompt_length`` (tokens, for estimates), ``eval_k`` (samples per problem for pass@k / majority@k),
-    ``eval_max_new_tokens`` (the evaluation budget, the training cap on the CPU presets),
-    ``baseline_max_new_tokens`` (a generous budget for the untrained model's honest baseline), ``use_vllm``
-    (TRL backend only: generation with vLLM, ``pip install "grpo-lab[vllm]"``).
-    """
-
-    name: str
-    description: str
-    model: str
-    task: str
-    grpo: dict
-    sft: dict = field(default_factory=dict)
-    eval_size: int = 500
-    hardware: str = "cpu"
-    notes: str = ""
-    runtime: dict = field(default_factory=dict)
-    task_args: dict = field(default_factory=dict)
-    backend: str = "grpo_lab"
-
-    def copy(self, **grpo_overrides) -> Preset:
-        """A deep copy with ``grpo`` keys overridden (None values are ignored)."""
-        p = copy.deepcopy(self)
-        p.grpo.update({k: v for k, v in grpo_overrides.items() if v is not None})
-        return p
-
 
 # Knobs shared by the chat-model presets (TRL 1.16 names). eval_steps=0: the trainers' built-in evaluation is
 # for char-level tasks; run_train evaluates before and after instead.
@@ -231,6 +184,7 @@ PRESETS: dict[str, Preset] = {
                 per_device_train_batch_size=32,
                 max_completion_length=192,
                 max_steps=250,
+                save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -268,6 +222,7 @@ PRESETS: dict[str, Preset] = {
                 per_device_train_batch_size=32,
                 max_completion_length=320,
                 max_steps=250,
+                save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -301,6 +256,7 @@ PRESETS: dict[str, Preset] = {
                 per_device_train_batch_size=64,
                 max_completion_length=512,
                 max_steps=300,
+                save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -334,6 +290,7 @@ PRESETS: dict[str, Preset] = {
                 per_device_train_batch_size=128,
                 max_completion_length=384,
                 max_steps=300,
+                save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -354,60 +311,31 @@ PRESETS: dict[str, Preset] = {
 
 TEST_PRESET = "cpu-tiny-gsm8k"  # what notebook 06 runs in test mode
 
-
-def register(p: Preset) -> Preset:
-    """Add a preset at run time (tests and benchmarks build toy variants); returns it."""
-    PRESETS[p.name] = p
-    return p
-
-
-def get_preset(name: str) -> Preset:
-    """A copy of a registered preset; an unknown name lists the known ones."""
-    if name not in PRESETS:
-        raise UnknownNameError(f"unknown preset {name!r}; known: {', '.join(PRESETS)} (grpo-lab train --list-presets)")
-    return copy.deepcopy(PRESETS[name])
-
-
-def choose_preset(
-    device_properties=None,
-    *,
-    test: bool | None = None,
-    peft_available: bool | None = None,
-    smollm2_available: bool | None = None,
-) -> str:
-    """The name of the preset for this machine.
-
-    - test mode (``GRPO_LAB_TEST_MODE``): ``cpu-tiny-gsm8k``;
-    - no CUDA: ``cpu-smollm2-gsm8k`` if SmolLM2 loads offline, else ``cpu-tiny-gsm8k``;
-    - a GPU with >= 35 GiB: ``a100-qwen2.5-0.5b-gsm8k``;
-    - >= 14 GiB (a T4 reports ~14.7 GiB): ``t4-qwen2.5-0.5b-gsm8k``;
-    - smaller GPUs: the LoRA preset if peft is installed, else the CPU choice.
-
-    ``device_properties``: an object with ``total_memory`` (bytes), as ``torch.cuda.get_device_properties(0)``
-    returns (tests pass a stand-in); None reads the real device.
-    """
-    import importlib.util
-
-    from grpo_lab import test_mode
-
-    if test if test is not None else test_mode():
-        return TEST_PRESET
-    if smollm2_available is None:
-        from grpo_lab.models import smollm2_available as _avail
-
-        smollm2_available = _avail()
-    cpu_choice = "cpu-smollm2-gsm8k" if smollm2_available else TEST_PRESET
-    if device_properties is None:
-        import torch
-
-        if not torch.cuda.is_available():
-            return cpu_choice
-        device_properties = torch.cuda.get_device_properties(0)
-    gib = device_properties.total_memory / 1024**3
-    if gib >= 35:
-        return "a100-qwen2.5-0.5b-gsm8k"
-    if gib >= 14:
-        return "t4-qwen2.5-0.5b-gsm8k"
-    if peft_available if peft_available is not None else importlib.util.find_spec("peft") is not None:
-        return "t4-qwen2.5-0.5b-gsm8k-lora"
-    return cpu_choice
+# The GRPO teachers of the distillation notebooks (08, 10; ``jobs.teachers``): a small learning rate (larger ones
+# collapse an early-stopped warm start, notebook 04 measures this), 8 per group, 64 completions, 100 steps. Not
+# in ``PRESETS``: it starts from an SFT warm start that ``jobs.teachers.train_teachers`` makes, which
+# ``grpo-lab train`` does not. Teacher k trains with seed ``grpo["seed"] + k`` on prompts drawn with seed
+# ``grpo["seed"] + 100 + k`` (the rule the notebooks' numbers were made with).
+TEACHER_PRESET = Preset(
+    name="tiny-teachers",
+    description="GRPO teachers for distillation: copies of one SFT warm start on 2-digit addition, one per seed.",
+    model="tiny:micro",
+    task="addition",
+    eval_size=0,
+    grpo=dict(
+        learning_rate=1e-4,
+        num_generations=8,
+        per_device_train_batch_size=64,
+        max_completion_length=5,
+        max_steps=100,
+        temperature=0.7,
+        beta=0.0,
+        epsilon=0.2,
+        epsilon_high=0.28,
+        loss_type="dapo",
+        scale_rewards="group",
+        max_grad_norm=1.0,
+        eval_steps=0,
+        seed=0,
+    ),
+)
