@@ -79,9 +79,12 @@ def _adamw(params, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **kwargs)
 
 
-def _optimizer_and_schedule(model, learning_rate, weight_decay, warmup_steps, max_steps):
-    """AdamW (betas 0.9, 0.98) with transformers' linear warmup from 0 then cosine decay to 10% of the peak."""
-    opt = _adamw(model.parameters(), lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
+def adamw_cosine(params, learning_rate, warmup_steps, max_steps, *, weight_decay=0.0, fused=True):
+    """AdamW (betas 0.9, 0.98) with transformers' ``cosine_with_min_lr`` schedule: linear warmup from 0 over
+    ``warmup_steps``, then cosine decay to 10% of ``learning_rate`` at ``max_steps``. ``fused`` uses torch's fused
+    kernel where the build has one (same update rule, not the same bits as the loop over parameters)."""
+    opt_kwargs = dict(lr=learning_rate, weight_decay=weight_decay, betas=(0.9, 0.98))
+    opt = _adamw(params, **opt_kwargs) if fused else torch.optim.AdamW(params, **opt_kwargs)
     sched = get_scheduler(
         "cosine_with_min_lr",
         opt,
@@ -92,15 +95,13 @@ def _optimizer_and_schedule(model, learning_rate, weight_decay, warmup_steps, ma
     return opt, sched
 
 
-def _update(model, opt, sched, ids, att, lab) -> float:
-    """One teacher-forced step: cross-entropy on the answer tokens, gradients clipped at norm 1."""
-    loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+def clipped_step(model, opt, sched, loss: torch.Tensor) -> None:
+    """Backward ``loss``, clip the gradient norm at 1, one optimizer and one schedule step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     sched.step()
-    return loss.item()
 
 
 def sft_train(
@@ -135,20 +136,20 @@ def sft_train(
     torch.manual_seed(seed)
     pool = task.train(20000, seed=seed)
     val = task.train(val_size, seed=seed + 10_000)
-    opt, sched = _optimizer_and_schedule(model, learning_rate, weight_decay, warmup_steps, max_steps)
+    opt, sched = adamw_cosine(model.parameters(), learning_rate, warmup_steps, max_steps, weight_decay=weight_decay)
     history: list[dict] = []
     encodings: dict[str, list[int]] = {}
     t0 = time.perf_counter()
     bar = tqdm(total=max_steps, desc="SFT", disable=not progress, leave=True)
-    val_acc = None
-    step = 0
+    val_acc, step = None, 0
     for step in range(1, max_steps + 1):
         model.train()
         batch = rng.sample(pool, batch_size)
         answers = [task.sloppy_answer(p, rng, teacher_drop) for p in batch] if teacher_drop > 0 else None
         ids, att, lab = sft_batch(tokenizer, batch, device, answers, cache=encodings)
-        loss = _update(model, opt, sched, ids, att, lab)
-        rec = {"step": step, "loss": loss, "lr": sched.get_last_lr()[0]}
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        clipped_step(model, opt, sched, loss)
+        rec = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]}
         if eval_every and (step % eval_every == 0 or step == max_steps):
             model.eval()
             val_acc = evaluate(model, tokenizer, task, val).accuracy

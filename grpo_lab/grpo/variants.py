@@ -159,6 +159,36 @@ def variant(name: str, **overrides) -> dict:
     return {**PAPER_VARIANTS[key], **overrides}
 
 
+def _check_loss_type(loss_type: str) -> None:
+    if loss_type not in LOSS_TYPES:
+        hint = (
+            " (TRL also has cispo, sapo, luspo, vespo; grpo_lab implements the four of the course)"
+            if loss_type in ("cispo", "sapo", "luspo", "vespo")
+            else ""
+        )
+        raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}{hint}")
+
+
+def _check_ranges(max_completion_length, epsilon, epsilon_high, beta) -> float:
+    """The numeric knobs inside their ranges; returns ``epsilon_high`` resolved (None means ``epsilon``)."""
+    if max_completion_length is not None and (not isinstance(max_completion_length, int) or max_completion_length < 1):
+        raise ValueError(f"max_completion_length must be a positive int, got {max_completion_length!r}")
+    if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError(
+            f"epsilon={epsilon!r}: the clip range must be a positive number (0.2 in PPO/GRPO, 3e-4 in GSPO)"
+        )
+    if epsilon_high is None:
+        epsilon_high = epsilon
+    if epsilon_high < epsilon:
+        raise ValueError(
+            f"epsilon_high={epsilon_high} < epsilon={epsilon}: clip-higher (DAPO) raises only the upper bound; "
+            f"set epsilon_high >= epsilon (DAPO uses 0.28 with 0.2) or leave it None"
+        )
+    if beta < 0:
+        raise ValueError(f"beta={beta}: the KL coefficient must be >= 0 (0 disables the reference model)")
+    return epsilon_high
+
+
 def validate_grpo_config(
     *,
     num_generations: int | None = None,
@@ -188,34 +218,14 @@ def validate_grpo_config(
         raise ValueError(f"batch_size must be a positive number of completions, got {batch_size!r}")
     if batch_size is not None and num_generations is None:
         raise ValueError("batch_size given without num_generations: pass num_generations to check the grouping")
-    if loss_type not in LOSS_TYPES:
-        hint = (
-            " (TRL also has cispo, sapo, luspo, vespo; grpo_lab implements the four of the course)"
-            if loss_type in ("cispo", "sapo", "luspo", "vespo")
-            else ""
-        )
-        raise ValueError(f"loss_type={loss_type!r} is not supported: use one of {LOSS_TYPES}{hint}")
+    _check_loss_type(loss_type)
     scale_rewards = normalize_scale_rewards(scale_rewards)
     if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
         raise ValueError(
             f"importance_sampling_level={importance_sampling_level!r}: use 'token' (PPO/GRPO) or 'sequence' (GSPO)"
         )
     check_dr_grpo_length(loss_type, max_completion_length)
-    if max_completion_length is not None and (not isinstance(max_completion_length, int) or max_completion_length < 1):
-        raise ValueError(f"max_completion_length must be a positive int, got {max_completion_length!r}")
-    if not (isinstance(epsilon, (int, float)) and epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError(
-            f"epsilon={epsilon!r}: the clip range must be a positive number (0.2 in PPO/GRPO, 3e-4 in GSPO)"
-        )
-    if epsilon_high is None:
-        epsilon_high = epsilon
-    if epsilon_high < epsilon:
-        raise ValueError(
-            f"epsilon_high={epsilon_high} < epsilon={epsilon}: clip-higher (DAPO) raises only the upper bound; "
-            f"set epsilon_high >= epsilon (DAPO uses 0.28 with 0.2) or leave it None"
-        )
-    if beta < 0:
-        raise ValueError(f"beta={beta}: the KL coefficient must be >= 0 (0 disables the reference model)")
+    epsilon_high = _check_ranges(max_completion_length, epsilon, epsilon_high, beta)
     if importance_sampling_level == "sequence" and loss_type != "grpo":
         warnings.warn(
             f"importance_sampling_level='sequence' with loss_type={loss_type!r} sums token terms, which weights "
