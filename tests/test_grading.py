@@ -97,8 +97,8 @@ def test_check_times_out_outside_the_main_thread():
         )
     )
     t.start()
-    t.join(30)
-    assert not t.is_alive() and result["r"].outcomes[0].status == "timeout"
+    t.join()  # pytest-timeout stops a grader that never returns
+    assert result["r"].outcomes[0].status == "timeout"
 
 
 def test_strict_mode_raises_on_wrong_answers(monkeypatch):

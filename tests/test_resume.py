@@ -120,7 +120,7 @@ def _same_run(a: Path, b: Path, warm: Path) -> None:
 def uninterrupted(tmp_path_factory, warm_start):
     out = tmp_path_factory.mktemp("resume") / "whole"
     proc = _train(out, "none", warm_start)
-    log, _ = proc.communicate(timeout=600)
+    log, _ = proc.communicate()
     assert proc.returncode == 0, log
     return out
 
@@ -139,8 +139,7 @@ def test_a_killed_run_resumes_to_the_same_weights_and_report(tmp_path, uninterru
     out = tmp_path / "run"
     proc = _train(out, mode, warm_start)
     marker = tmp_path / "run.marker"
-    deadline = time.monotonic() + 600
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not marker.exists() and proc.poll() is None:
         time.sleep(0.05)
     assert marker.exists(), proc.communicate()[0]
     if mode == "pause":
@@ -154,7 +153,6 @@ def test_a_killed_run_resumes_to_the_same_weights_and_report(tmp_path, uninterru
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from" in resumed.stdout and "checkpoint-2" in resumed.stdout

@@ -220,8 +220,8 @@ def test_pathological_input_is_rejected_without_hanging_in_main_and_worker_threa
     results = []
     th = threading.Thread(target=lambda: results.extend(is_correct(b, "5") for b in bad))
     th.start()
-    th.join(300)  # a hang guard, not a speed requirement
-    assert not th.is_alive() and results == [False] * len(bad)
+    th.join()  # pytest-timeout stops a hang; no speed requirement here
+    assert results == [False] * len(bad)
 
 
 def test_a_time_budget_rejects_a_slow_symbolic_check_in_a_worker_thread(monkeypatch):
@@ -240,8 +240,8 @@ def test_a_time_budget_rejects_a_slow_symbolic_check_in_a_worker_thread(monkeypa
     out = []
     th = threading.Thread(target=lambda: out.append(answers_match(r"\sqrt{7}", r"\pi", timeout_s=0.2)))
     th.start()
-    th.join(300)
-    assert not th.is_alive() and out == [False]
+    th.join()
+    assert out == [False]
 
 
 def test_answers_match_in_a_worker_thread_uses_math_verify():
@@ -256,7 +256,7 @@ def test_answers_match_in_a_worker_thread_uses_math_verify():
     for t in ths:
         t.start()
     for t in ths:
-        t.join(30)
+        t.join()
     assert sorted((p[2], r) for p, r in out) == sorted((p[2], p[2]) for p in pairs)
 
 

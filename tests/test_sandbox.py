@@ -156,7 +156,7 @@ def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
     import subprocess
 
     hack = "import sys\nsys.exit(0)\n"
-    naive = subprocess.run([sys.executable, "-c", hack + GALLERY_TESTS], capture_output=True, timeout=30)
+    naive = subprocess.run([sys.executable, "-c", hack + GALLERY_TESTS], capture_output=True)
     assert naive.returncode == 0  # the naive verifier would reward this
     assert run_tests(hack, GALLERY_TESTS, SLOW_OK).status == "failed"
 
@@ -345,7 +345,7 @@ def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
             str(script),
             str(victim),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(home))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(home))
         assert proc.returncode == 0, proc.stderr[-3000:]
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert out["uid"] == uid
