@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -184,15 +183,9 @@ def machine() -> dict:
     """CPU model, core count, torch version and the load average."""
     import torch
 
-    cpu = platform.processor()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    from grpo_lab.jobs.report import machine_info
+
+    cpu = machine_info()["cpu"]
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load": os.getloadavg()}
 
 

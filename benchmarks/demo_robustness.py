@@ -40,14 +40,10 @@ COLUMNS = [
 
 
 def processor_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU model as every grpo-lab report names it (``jobs.report.machine_info``)."""
+    from grpo_lab.jobs.report import machine_info
+
+    return machine_info()["cpu"]
 
 
 def run_one(seed: int, out: Path, preset: str, sft: dict, grpo: dict) -> dict:
