@@ -22,7 +22,9 @@ from grpo_lab.models.devices import compute_dtype_problem
 SCHEDULES = ("constant", "linear", "cosine")
 
 
-def _from_dict(cls, d: dict, what: str):
+def check_names(cls, d, what: str) -> None:
+    """Refuse keys of ``d`` that are not fields of the config class ``cls``, naming the known ones; TRL's
+    ``bf16``/``fp16`` flags get the one setting that replaces them."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if {"bf16", "fp16"} & set(unknown):
@@ -31,7 +33,11 @@ def _from_dict(cls, d: dict, what: str):
             "'fp16' or 'fp32' (a preset's runtime['compute_dtype'])"
         )
     if unknown:
-        raise ConfigError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"unknown {what} setting(s) {unknown}; known: {', '.join(sorted(known))}")
+
+
+def _from_dict(cls, d: dict, what: str):
+    check_names(cls, d, what)
     return cls(**d)
 
 

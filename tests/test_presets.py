@@ -4,7 +4,7 @@ edits needed to run a variant."""
 import pytest
 
 from grpo_lab import presets
-from grpo_lab.errors import UnknownNameError
+from grpo_lab.errors import GrpoLabError, UnknownNameError
 from grpo_lab.presets import Preset, Runtime
 
 
@@ -31,6 +31,7 @@ def test_replace_covers_every_field_and_leaves_the_original_alone():
     [
         (lambda p: p.replace(lr=1), "valid: name"),
         (lambda p: p.replace(grpo={"lr": 1}), "learning_rate"),
+        (lambda p: p.copy(bf16=True), "compute_dtype='bf16'"),
         (lambda p: p.replace(runtime={"gradient_checkpoint": True}), "gradient_checkpointing"),
         (lambda p: Runtime(lora_rank=8), "lora_r"),
         (lambda p: setattr(p.runtime, "lora_rank", 8), "lora_r"),
@@ -38,7 +39,7 @@ def test_replace_covers_every_field_and_leaves_the_original_alone():
     ],
 )
 def test_a_misspelt_setting_names_the_valid_ones(make, needle):
-    with pytest.raises(UnknownNameError, match=needle):
+    with pytest.raises(GrpoLabError, match=needle):
         make(presets.get_preset("cpu-smollm2"))
 
 

@@ -184,12 +184,8 @@ class Preset:
 
 
 def check_grpo_names(knobs: Mapping) -> None:
-    """Refuse a GRPO knob the from-scratch ``GRPOConfig`` does not have, listing the valid ones."""
-    from dataclasses import fields as _fields
+    """Refuse a GRPO knob the from-scratch ``GRPOConfig`` does not have (a ``ConfigError`` listing the valid ones,
+    the same check and message as ``GRPOConfig.from_dict``)."""
+    from grpo_lab.config import GRPOConfig, check_names
 
-    from grpo_lab.config import GRPOConfig
-
-    valid = sorted(f.name for f in _fields(GRPOConfig))
-    unknown = sorted(set(knobs) - set(valid))
-    if unknown:
-        raise UnknownNameError(f"unknown GRPO setting(s) {unknown}; valid: {', '.join(valid)}")
+    check_names(GRPOConfig, knobs, "GRPO")
