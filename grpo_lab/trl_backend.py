@@ -300,6 +300,21 @@ class HistoryCallback(TrainerCallback):
             cb(rec)
 
 
+def _restore_forward(model) -> None:
+    """Undo accelerate's mixed-precision wrapper. ``Accelerator.prepare`` sets ``model.forward`` on the instance to
+    an autocast wrapper that also casts the outputs to fp32 (``functools.wraps`` chains, ``__wrapped__`` leading
+    back to the class's forward), and nothing removes it after training. Left in place, an evaluation after
+    training would run under autocast while the one before it did not, and a before/after difference would
+    include the change of precision. Only a chain of such wrappers around the class's own forward is removed."""
+    model.__dict__.pop("_original_forward", None)
+    fwd = model.__dict__.get("forward")
+    fn = getattr(fwd, "__func__", fwd)
+    while fn is not None and fn is not type(model).forward and hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    if fwd is not None and fn is type(model).forward:
+        del model.__dict__["forward"]
+
+
 def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progress: bool, resume=None):
     """Build ``trl.GRPOTrainer`` and train (``resume``: TRL's own ``resume_from_checkpoint``); returns
     ``(trainer, seconds)``.
@@ -331,9 +346,12 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
 
             trainer.remove_callback(PrinterCallback)
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.train(resume_from_checkpoint=resume)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trainer.train(resume_from_checkpoint=resume)
+        finally:
+            _restore_forward(model)
         return trainer, time.perf_counter() - t0
     finally:
         model.config._name_or_path = old_name

@@ -235,3 +235,19 @@ def test_trl_resume_restores_step_counter_and_optimizer_state(tmp_path):
     )
     assert seen.step == 2 and seen.exp_avg is not None and torch.equal(seen.exp_avg, saved)
     assert summary["steps"] == 3 and [r["step"] for r in history] == [3]
+
+
+def test_mixed_precision_run_leaves_the_models_own_forward(tmp_path):
+    """accelerate's ``prepare`` wraps ``model.forward`` in autocast (outputs cast to fp32) and never undoes it;
+    after ``train_with_trl`` the model must be back to its own forward, so an evaluation after training runs
+    in the precision the one before training ran in."""
+    torch.manual_seed(0)
+    model, tok = build_tiny_model("nano", seed=0)
+    p = small_preset(max_steps=1, eval_steps=0)
+    p.runtime = {**p.runtime, "compute_dtype": "bf16"}
+    train_with_trl(model, tok, p, tmp_path, progress=False, reward_funcs=[digits])
+    assert "_original_forward" not in model.__dict__ and "forward" not in model.__dict__, "accelerate's wrapper"
+    ids = tok("1+2=", return_tensors="pt").input_ids
+    assert model(input_ids=ids).logits.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(input_ids=ids).logits.dtype == torch.bfloat16, "no fp32 cast of the outputs left behind"
