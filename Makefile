@@ -16,7 +16,7 @@ PYTEST_WORKERS ?= 2
 
 help:
 	@echo "make demo       run the main job: SFT warm start then GRPO on 2-digit addition (CPU, ~3 min)"
-	@echo "make test       the fast tier (~5 min): unit tests, TRL equality, a few notebooks in test mode"
+	@echo "make test       the fast tier (~3 min): unit tests, TRL equality, CLI, resume, three notebooks in test mode"
 	@echo "make test-all   every test: all notebooks, the browser, the Colab simulation, DDP, the GPU-check smoke test"
 	@echo "make lint       ruff check and ruff format --check (TRL's settings: line length 119)"
 	@echo "make lab        open JupyterLab on the notebooks"
