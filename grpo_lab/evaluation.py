@@ -173,11 +173,14 @@ def evaluate(
     max_new_tokens = max_new_tokens or max_answer_tokens(task)
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
-    comps = rollout.greedy_complete(model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size)
+    stop = task.stop_after(tokenizer) if tokenizer is not None else None
+    comps = rollout.greedy_complete(
+        model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, stop_after=stop
+    )
     lengths = (
         [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
     )
-    correct = [task.check(p, c.strip()) for p, c in zip(problems, comps)]
+    correct = task.check_many(problems, [c.strip() for c in comps])
     rows = [
         {"question": p.question, "gold": p.answer, "completion": c, "correct": ok}
         for p, c, ok in zip(problems, comps, correct)
@@ -246,3 +249,102 @@ def vote_curve(task: Task, problems: Sequence[Problem], result: EvalResult, ks: 
         maj, pas = [s["majority"] for s in scored], [s["pass"] for s in scored]
         curve[k] = {"majority": maj, "pass": pas, "majority_at_k": _share(maj), "pass_at_k": _share(pas)}
     return curve
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from ``n`` samples of which ``c`` passed (Chen et al., "Evaluating Large
+    Language Models Trained on Code", arXiv 2107.03374, eq. 1): ``1 - C(n - c, k) / C(n, k)``, the chance that
+    k of the n samples drawn without replacement hold at least one pass; computed as a product, which stays
+    exact where the binomials overflow. Needs ``0 <= c <= n`` and ``1 <= k <= n``."""
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
+
+
+@dataclass
+class PassAtK:
+    """``sampled_pass_at_k``'s result: ``n`` samples per problem, ``correct[i]`` of them passed problem i;
+    ``pass_at[k]`` the mean unbiased pass@k over the problems and ``stderr[k]`` its standard error over
+    problems; ``samples[i]`` the completions (kept for inspection)."""
+
+    n: int
+    correct: list[int]
+    pass_at: dict[int, float]
+    stderr: dict[int, float]
+    samples: list[list[str]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        return {"n": self.n, "pass_at": self.pass_at, "stderr": self.stderr}
+
+
+def sampled_pass_at_k(
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    n: int = 8,
+    ks: Sequence[int] | None = None,
+    *,
+    max_new_tokens: int | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> PassAtK:
+    """pass@k for each ``k`` in ``ks`` (default: 1, 2, 4, ... up to ``n``) from ``n`` samples a problem at
+    ``temperature``, with the unbiased estimator ``pass_at_k``; samples are drawn with the task's stop rule
+    and checked with ``task.check_many``. Reproducible for a seed on a device: each chunk of problems draws
+    from its own generator (``rollout.make_generator``: on the model's device on CUDA, where a CPU seed would not
+    reach the sampler)."""
+    problems = list(problems)
+    ks = sorted(set(ks or [2**i for i in range(n.bit_length()) if 2**i <= n]))
+    max_new_tokens = max_new_tokens or max_answer_tokens(task)
+    per = max(1, batch_size // n)
+    device = next(model.parameters()).device
+    stop = task.stop_after(tokenizer)
+    correct: list[int] = []
+    samples: list[list[str]] = []
+    for i in range(0, len(problems), per):
+        chunk = problems[i : i + per]
+        r = rollout.sample_groups(
+            model,
+            tokenizer,
+            [p.prompt for p in chunk],
+            n,
+            max_completion_length=max_new_tokens,
+            temperature=temperature,
+            generator=rollout.make_generator(device, seed + i),
+            stop_after=stop,
+        )
+        rows = [p for p in chunk for _ in range(n)]
+        ok = task.check_many(rows, [t.strip() for t in r.texts])
+        for j in range(len(chunk)):
+            correct.append(int(sum(ok[j * n : (j + 1) * n])))
+            samples.append(r.texts[j * n : (j + 1) * n])
+    pass_at, stderr = {}, {}
+    for k in ks:
+        vals = [pass_at_k(n, c, k) for c in correct]
+        m = sum(vals) / max(1, len(vals))
+        pass_at[k] = m
+        var = sum((v - m) ** 2 for v in vals) / max(1, len(vals) - 1)
+        stderr[k] = (var / max(1, len(vals))) ** 0.5
+    return PassAtK(n, correct, pass_at, stderr, samples)
+
+
+def accuracy_by(problems: Sequence[Problem], correct: Sequence[bool], key: str = "level") -> dict:
+    """Accuracy per value of ``problem.meta[key]`` (the code task's difficulty ``level``, or its ``family``):
+    ``{value: {"n": ..., "accuracy": ..., "stderr": ...}}``, sorted by value; problems without the key are
+    grouped under None."""
+    groups: dict = {}
+    for p, ok in zip(problems, correct):
+        groups.setdefault(p.meta.get(key), []).append(bool(ok))
+    out = {}
+    for v in sorted(groups, key=lambda x: (x is None, str(x))):
+        flags = groups[v]
+        acc = _share(flags)
+        out[v] = {"n": len(flags), "accuracy": acc, "stderr": (acc * (1 - acc) / max(1, len(flags))) ** 0.5}
+    return out

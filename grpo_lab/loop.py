@@ -35,6 +35,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, get_sche
 
 from grpo_lab import checkpoint as ckpt
 from grpo_lab.errors import ConfigError
+from grpo_lab.rollout import make_generator  # noqa: F401  (the trainers' rule, kept importable from here)
 from grpo_lab.tasks import Problem, Task
 
 latest_checkpoint = ckpt.latest_checkpoint
@@ -111,7 +112,9 @@ def as_problems(rows: list, processing_class=None) -> list[Problem]:
 
 
 def task_reward(task: Task) -> Callable:
-    """A TRL-style correctness reward for a task: 1.0 if ``task.check`` accepts the stripped completion.
+    """A TRL-style correctness reward for a task: 1.0 if ``task.check`` accepts the stripped completion
+    (computed for the whole batch by ``task.check_many``, which the code task runs in parallel; what the last
+    batch's checks counted, ``task.batch_metrics()``, is left in the function's ``last_metrics``).
 
     Reads the ``problem`` column (one ``Problem`` per completion) when the trainer passes one; otherwise it
     rebuilds the problems from the ``answer`` (and optional ``question``/``meta``) columns of a dataset, as
@@ -123,20 +126,31 @@ def task_reward(task: Task) -> Callable:
             if answer is None:
                 raise ConfigError(f"{task.name}_correct needs a 'problem' or an 'answer' column")
             problem = problems_from_columns(prompts, answer, question, meta)
-        return [float(task.check(p, c.strip())) for p, c in zip(problem, completions)]
+        scores = [float(ok) for ok in task.check_many(list(problem), [c.strip() for c in completions])]
+        correctness.last_metrics = task.batch_metrics()
+        return scores
 
     correctness.__name__ = f"{task.name}_correct"
     return correctness
 
 
 def score(
-    reward_funcs: Sequence[Callable], weights: torch.Tensor, prompts: list, completions: list[str], columns: dict
+    reward_funcs: Sequence[Callable],
+    weights: torch.Tensor,
+    prompts: list,
+    completions: list[str],
+    columns: dict,
+    metrics: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, list[float]]]:
     """Weighted sum of the reward functions for each completion [B], and each function's raw scores by name.
 
     Each function is called as TRL calls it, ``f(prompts=..., completions=..., **columns)``; a None score
     counts as 0. The names are the functions' ``__name__`` (made unique), logged as ``rewards/<name>``.
+    ``metrics`` (a dict, filled when given): ``reward_seconds``, the wall time spent in the functions, and
+    each function's ``last_metrics`` (a dict it may set during the call, e.g. the code reward's counts of
+    programs stopped for a forbidden operation) under ``<name>/<key>``.
     """
+    t0 = time.perf_counter()
     per_func: dict[str, list[float]] = {}
     total = torch.zeros(len(completions))
     for w, f in zip(weights, reward_funcs):
@@ -151,6 +165,11 @@ def score(
             name += "_"
         per_func[name] = vals.tolist()
         total += w * vals
+        if metrics is not None:
+            for k, v in (getattr(f, "last_metrics", None) or {}).items():
+                metrics[f"{name}/{k}"] = v
+    if metrics is not None:
+        metrics["reward_seconds"] = time.perf_counter() - t0
     return total, per_func
 
 
@@ -161,14 +180,6 @@ def score(
 
 def model_device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def make_generator(device: torch.device | str, seed: int) -> torch.Generator:
-    """The sampling generator: on the model's device for CUDA and MPS, where ``torch.multinomial`` and
-    ``torch.randperm`` need a generator of the tensors' device; on the CPU otherwise. Seeded with ``seed``."""
-    device = torch.device(device)
-    gen = torch.Generator(device=device) if device.type in ("cuda", "mps") else torch.Generator()
-    return gen.manual_seed(seed)
 
 
 def scheduler_name(lr_scheduler_type: str) -> str:
@@ -256,11 +267,19 @@ class LoopTrainer:
         return [prompt_text(r, self.processing_class) for r in rows]
 
     def score(self, rows: list, completions: list[str], weights: torch.Tensor | None = None):
-        """``loop.score`` on these rows' prompts and columns; ``weights`` default to 1 per function."""
+        """``loop.score`` on these rows' prompts and columns; ``weights`` default to 1 per function. The
+        step's reward metrics (seconds in the reward functions, and what they report) go to ``reward_metrics``."""
         if weights is None:
             weights = torch.ones(len(self.reward_funcs))
         prompts = [r.prompt if isinstance(r, Problem) else r["prompt"] for r in rows]
-        return score(self.reward_funcs, weights, prompts, completions, reward_columns(rows))
+        self.reward_metrics = {}
+        return score(self.reward_funcs, weights, prompts, completions, reward_columns(rows), self.reward_metrics)
+
+    def stop_rule(self):
+        """The task's extra stop rule for sampling (``Task.stop_after``: the code task's closing fence), or None."""
+        if self.task is None:
+            return None
+        return self.task.stop_after(self.tokenizer)
 
     # logging, evaluation, callbacks ----------------------------------------------------------------
     def fire(self, event: str, logs: dict | None = None) -> None:

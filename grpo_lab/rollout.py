@@ -38,6 +38,33 @@ class Rollout:
         return self.completion_mask.sum(1)
 
 
+@dataclass(frozen=True)
+class StopAfter:
+    """A stop rule besides EOS: a row ends at the token that brings its count of ``token_ids`` to ``count``.
+
+    The code task uses it with every vocabulary token that contains a Markdown fence and ``count=2``: a row
+    ends where its first fenced block closes, the only part its reward reads (a stop string, as vLLM's
+    ``stop`` and transformers' ``stop_strings`` offer, counted in tokens). The stopping token is kept and
+    scored, as an EOS is; the row is not truncated.
+    """
+
+    token_ids: tuple[int, ...]
+    count: int = 1
+
+    @classmethod
+    def containing(cls, tokenizer, text: str, count: int = 1) -> StopAfter:
+        """The rule for every token of ``tokenizer`` whose decoded text contains ``text``."""
+        vocab = tokenizer.get_vocab()
+        ids = tuple(sorted(i for i in vocab.values() if text in tokenizer.decode([i])))
+        if not ids:
+            raise ValueError(f"no token of this tokenizer contains {text!r}")
+        return cls(ids, count)
+
+    def counter(self, device) -> tuple[torch.Tensor, int]:
+        """``(token ids as a tensor on device, count)`` for the decoding loops."""
+        return torch.tensor(self.token_ids, device=device), int(self.count)
+
+
 def encode_prompts(tokenizer, prompts: list[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded ``(input_ids, attention_mask)`` for a list of prompt strings (no special tokens added)."""
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
@@ -55,6 +82,14 @@ def eos_token_ids(model, eos: int | list[int] | None = None) -> list[int]:
             if i is not None and int(i) not in ids:
                 ids.append(int(i))
     return ids
+
+
+def make_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """The sampling generator: on the model's device for CUDA and MPS, where ``torch.multinomial`` and
+    ``torch.randperm`` need a generator of the tensors' device; on the CPU otherwise. Seeded with ``seed``."""
+    device = torch.device(device)
+    gen = torch.Generator(device=device) if device.type in ("cuda", "mps") else torch.Generator()
+    return gen.manual_seed(seed)
 
 
 def next_token(logits, *, temperature=1.0, greedy=False, top_k=None, generator=None):
@@ -88,12 +123,14 @@ def generate(
     generator: torch.Generator | None = None,
     num_generations: int = 1,
     fast: bool = True,
+    stop_after: StopAfter | None = None,
 ):
     """Decode up to ``max_completion_length`` tokens for each row, reusing the KV cache; returns
     ``(completion_ids, completion_mask, logps, truncated)`` as in ``Rollout``. ``do_sample=False`` (or
     ``temperature == 0``) is greedy, with ``logps`` at temperature 1. ``num_generations = G`` continues each of
     the N prompts G times (rows ``i*G .. i*G+G-1``). A row ends at its first token in
-    ``eos_token_ids(model, eos_token_id)``, ``model.generate``'s rule, and then draws nothing more.
+    ``eos_token_ids(model, eos_token_id)``, ``model.generate``'s rule, and then draws nothing more; with
+    ``stop_after`` (a ``StopAfter``) also at the token that completes that rule's count.
     """
     greedy = (not do_sample) or temperature == 0
     pick = functools.partial(
@@ -101,8 +138,9 @@ def generate(
     )
     stop = torch.tensor(eos_token_ids(model, eos_token_id), device=prompt_ids.device)
     T, G = max_completion_length, num_generations
+    counted = stop_after.counter(prompt_ids.device) if stop_after is not None else None
     if fast and rollout_fast.available():
-        return rollout_fast.generate(model, prompt_ids, prompt_mask, T, stop, pad_token_id, pick, G)
+        return rollout_fast.generate(model, prompt_ids, prompt_mask, T, stop, pad_token_id, pick, G, counted)
     ids, attn = prompt_ids.repeat_interleave(G, dim=0), prompt_mask.repeat_interleave(G, dim=0)  # [B, P]
     positions = (attn.cumsum(1) - 1).clamp(min=0)  # [B, P]; 0 on the left padding
     # The prompt pass fills transformers' DynamicCache with every layer's keys and values; each step hands it
@@ -116,11 +154,12 @@ def generate(
     logps = torch.zeros(B, T, device=ids.device)  # [B, T]
     mask = torch.zeros(B, T, dtype=torch.long, device=ids.device)  # [B, T]
     finished = torch.zeros(B, dtype=torch.bool, device=ids.device)  # [B]
+    seen = torch.zeros(B, dtype=torch.long, device=ids.device)  # [B]: tokens of the stop_after rule so far
     for t in range(T):
         live = ~finished  # [B]: only rows still going draw (the fast path, which drops the others, draws the same)
         tok, lp = pick(out.logits[live, -1, :])  # [b], [b]
         tokens[live, t], logps[live, t], mask[live, t] = tok, lp, 1
-        finished[live] = torch.isin(tok, stop)
+        finished[live] = rollout_fast.ends(tok, stop, counted, seen, live)
         if bool(finished.all()) or t == T - 1:
             break
         attn = torch.cat([attn, attn.new_ones(B, 1)], dim=1)  # [B, P + t + 1]
@@ -144,13 +183,15 @@ def sample_groups(
     do_sample: bool = True,
     generator: torch.Generator | None = None,
     fast: bool = True,
+    stop_after: StopAfter | None = None,
 ) -> Rollout:
     """Sample G = ``num_generations`` completions of each prompt, in eval mode: B = len(prompts) * G rows, the G
-    of a prompt consecutive (the layout of ``grpo.group_advantages`` and of TRL's ``RepeatSampler``)."""
+    of a prompt consecutive (the layout of ``grpo.group_advantages`` and of TRL's ``RepeatSampler``).
+    ``stop_after``: an extra stop rule (``StopAfter``), e.g. the code task's closing fence."""
     ids, am = encode_prompts(tokenizer, list(prompts), next(model.parameters()).device)
     eos, pad = eos_token_ids(model, tokenizer.eos_token_id), tokenizer.pad_token_id
     kw = dict(temperature=temperature, top_k=top_k, do_sample=do_sample, generator=generator, fast=fast)
-    kw.update(num_generations=num_generations, max_completion_length=max_completion_length)
+    kw.update(stop_after=stop_after, num_generations=num_generations, max_completion_length=max_completion_length)
     was_training = model.training
     model.eval()
     try:
@@ -205,8 +246,11 @@ def completion_logps(
         return lp, -(logp_all.exp() * logp_all).sum(-1)
 
 
-def greedy_complete(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size=256, *, fast=True):
-    """Greedy completions (text, special tokens removed) for many prompts, ``batch_size`` prompts at a time."""
+def greedy_complete(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size=256, *, fast=True, stop_after=None
+):
+    """Greedy completions (text, special tokens removed) for many prompts, ``batch_size`` prompts at a time;
+    ``stop_after``: an extra stop rule (``StopAfter``)."""
     batches = (prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size))
-    kw = dict(max_completion_length=max_new_tokens, do_sample=False, fast=fast)
+    kw = dict(max_completion_length=max_new_tokens, do_sample=False, fast=fast, stop_after=stop_after)
     return [text for batch in batches for text in sample_groups(model, tokenizer, batch, 1, **kw).texts]

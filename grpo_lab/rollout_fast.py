@@ -135,10 +135,23 @@ def reserve_cache(cache, extra: int) -> None:
 
 
 @torch.no_grad()
-def generate(model, prompt_ids, prompt_mask, max_completion_length, stop, pad_token_id, pick, num_generations):
+def ends(tok, stop, counted, seen, rows):
+    """Which of the drawn tokens ``tok`` [b] end their row: an EOS in ``stop``, or (``counted`` = ``(ids, n)``
+    of a ``rollout.StopAfter``) the n-th token of ``ids`` in that row; ``seen[rows]`` [b] keeps the counts."""
+    done = torch.isin(tok, stop)
+    if counted is not None:
+        seen[rows] += torch.isin(tok, counted[0]).long()
+        done |= seen[rows] >= counted[1]
+    return done
+
+
+def generate(
+    model, prompt_ids, prompt_mask, max_completion_length, stop, pad_token_id, pick, num_generations, counted=None
+):
     """``rollout.generate``'s loop, with the prompt run once per group, the in-place cache and finished rows
     dropped from the batch. ``pick(logits [b, V]) -> (tokens [b], logps [b])`` is ``rollout.next_token``,
-    called on the live rows only, in row order, as the plain loop does: the same generator draws."""
+    called on the live rows only, in row order, as the plain loop does: the same generator draws.
+    ``counted``: ``(token ids, n)`` of a ``rollout.StopAfter`` rule, or None."""
     T, G = max_completion_length, num_generations
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # [N, P]
     kw = dict(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True)
@@ -155,11 +168,12 @@ def generate(model, prompt_ids, prompt_mask, max_completion_length, stop, pad_to
     mask = torch.zeros(B, T, dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     rows = torch.arange(B, device=device)  # [b]: the output row of each live batch row
+    seen = torch.zeros(B, dtype=torch.long, device=device)  # [B]: tokens of the stop rule so far
     cache_kw = cache_kwarg(model)
     for t in range(T):
         tok, lp = pick(logits)
         tokens[rows, t], logps[rows, t], mask[rows, t] = tok, lp, 1
-        done = torch.isin(tok, stop)
+        done = ends(tok, stop, counted, seen, rows)
         finished[rows[done]] = True
         if bool(finished.all()) or t == T - 1:
             break

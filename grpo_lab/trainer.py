@@ -145,6 +145,7 @@ class GRPOTrainer(LoopTrainer):
                 top_k=cfg.top_k,
                 generator=self.gen,
                 fast=cfg.fast_rollout,
+                stop_after=self.stop_rule(),
             )
         rows = [r for r in batch for _ in range(G)]  # [B]: each prompt's row, once per completion
         # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
@@ -293,6 +294,7 @@ class GRPOTrainer(LoopTrainer):
             "learning_rate": self.opt.param_groups[0]["lr"],
             "kept_share": float(keep.float().mean()),
             **stats,
+            **getattr(self, "reward_metrics", {}),
         }
         for name, vals in per_func.items():
             rec[f"rewards/{name}"] = sum(vals) / len(vals)

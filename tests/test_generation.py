@@ -20,7 +20,7 @@ import torch
 
 from grpo_lab import models, rollout_fast
 from grpo_lab.models import build_tiny_model
-from grpo_lab.rollout import completion_logps, encode_prompts, eos_token_ids, generate, sample_groups
+from grpo_lab.rollout import StopAfter, completion_logps, encode_prompts, eos_token_ids, generate, sample_groups
 
 LOGP_ATOL = 1e-4  # fp32: cached one-token steps vs one batched forward differ only by summation order
 ROUNDING = 1e-5  # fast vs plain where the matrix products see other batch shapes (tiny model: <= 1e-6 seen)
@@ -39,6 +39,45 @@ def test_decoding_stops_at_any_eos_of_the_generation_config(fast):
     assert eos_token_ids(model, tok.eos_token_id) == [tok.eos_token_id, *dict.fromkeys(extra)]
     r = sample_groups(model, tok, ["12+3=", "7+5="], 1, max_completion_length=6, do_sample=False, fast=fast)
     assert r.completion_mask.sum(1).tolist() == [1, 1] and not r.truncated.any()
+
+
+def test_a_stop_rule_ends_each_row_at_its_nth_counted_token():
+    """``StopAfter(ids, n)``: a row ends at (and keeps) the token that brings its count of ``ids`` to n and is
+    not truncated; rows that never reach n run on as before; the fast and plain paths agree under the rule."""
+    model, tok = build_tiny_model("nano", seed=0)
+    counted = tok.convert_tokens_to_ids(["1", "2"])
+    rule = StopAfter(tuple(counted), 2)
+    runs = [
+        sample_groups(
+            model,
+            tok,
+            TINY_PROMPTS,
+            4,
+            max_completion_length=30,
+            generator=torch.Generator().manual_seed(5),
+            stop_after=rule,
+            fast=fast,
+        )
+        for fast in (True, False)
+    ]
+    assert torch.equal(runs[0].completion_ids, runs[1].completion_ids) and runs[0].texts == runs[1].texts
+    r, ended = runs[0], 0
+    for i in range(r.completion_ids.shape[0]):
+        ids = r.completion_ids[i, : int(r.completion_mask[i].sum())].tolist()
+        hits = sum(x in counted for x in ids)
+        assert hits <= 2 and sum(x in counted for x in ids[:-1]) < 2
+        if hits == 2:
+            assert ids[-1] in counted and not bool(r.truncated[i])
+            ended += 1
+    assert ended > 0, "no row reached the counted tokens twice: pick other tokens"
+
+
+def test_stop_rule_from_text_finds_every_token_that_contains_it():
+    _, tok = build_tiny_model("nano", seed=0)
+    rule = StopAfter.containing(tok, "1", count=2)
+    assert rule.count == 2 and all("1" in tok.decode([i]) for i in rule.token_ids)
+    with pytest.raises(ValueError, match="no token"):
+        StopAfter.containing(tok, "```")
 
 
 def _both_paths(model, tok, prompts, G, T, temperature, seed=3):

@@ -58,7 +58,10 @@ class Report(Mapping):
     (``seconds_sft``, ``sft_steps``), every held-out problem (``accuracy_after_all_heldout``) and
     ``seconds_total``; ``grpo-lab train`` adds the backend, the honest baseline (``before`` at a generous budget,
     ``before_at_cap``; ``after``, ``after_generous``: ``EvalResult.summary()``), mean lengths, ``samples``
-    and ``resumed_from`` when it continued a checkpoint (then ``seconds_train`` counts the resumed part only; the
+    and, where the preset asks for them (the code preset), accuracy per difficulty level before and after
+    (``by_level``), the unbiased pass@k before and after (``pass_at_k``), a second held-out set of kinds of
+    problem never trained on (``transfer``) and problems that went from failing to passing (``flips``);
+    ``resumed_from`` when it continued a checkpoint (then ``seconds_train`` counts the resumed part only; the
     own backend's ``history`` is the whole run's, TRL's starts after the checkpoint). A field that does not apply
     is None and is left out of the JSON. It reads like the dict it is written as (``report["accuracy_after"]``,
     ``"after_generous" in report``, ``dict(report)``).
@@ -92,6 +95,10 @@ class Report(Mapping):
     accuracy_after_generous: float | None = None
     accuracy_after_all_heldout: float | None = None
     samples: list | None = None
+    by_level: dict | None = None
+    pass_at_k: dict | None = None
+    transfer: dict | None = None
+    flips: list | None = None
     seconds_train: float | None = None
     steps: int | None = None
     resumed_from: str | None = None

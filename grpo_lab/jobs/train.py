@@ -149,10 +149,11 @@ def _evaluate_before(model, tok, preset: Preset, task: Task, heldout, k, report:
         mean_length_before=round(at_cap.mean_length, 2),
         status="evaluated-before",
     )
+    _extras(model, tok, preset, task, heldout, baseline, report, "before", say)
     return baseline, at_cap
 
 
-def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: Report, befores, n_samples: int):
+def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: Report, befores, n_samples, say):
     """The trained model at the evaluation budget and, when there was a generous baseline, at that budget too
     (same problems, same decoding); fills ``report`` with the numbers and the before/after samples."""
     baseline, before = befores
@@ -166,7 +167,48 @@ def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: 
     if baseline is not before:
         generous = evaluate_preset(model, tok, preset, task, heldout, 0, max_new_tokens=baseline.max_new_tokens)
         report.update(after_generous=generous.summary(), accuracy_after_generous=generous.accuracy)
+    _extras(model, tok, preset, task, heldout, after, report, "after", say)
+    if preset.runtime.get("eval_pass_n"):
+        report.update(flips=_flips(heldout, baseline, after, 5))
     return after
+
+
+def _extras(model, tok, preset: Preset, task: Task, heldout, result: EvalResult, report: Report, when: str, say):
+    """What the preset asks for beyond accuracy (``Runtime.eval_pass_n``, ``transfer_task_args``), for ``when``
+    ("before" or "after"): accuracy by difficulty level, the unbiased pass@k on the first ``eval_pass_size``
+    problems, and the accuracy on the transfer set; merged into ``report``'s ``by_level``/``pass_at_k``/``transfer``."""
+    from grpo_lab.evaluation import accuracy_by, sampled_pass_at_k
+
+    rt = preset.runtime
+    if "level" in (heldout[0].meta if heldout else {}):
+        report.update(by_level={**(report.by_level or {}), when: accuracy_by(heldout, result.correct, "level")})
+    n = rt.get("eval_pass_n")
+    if n:
+        some = heldout[: rt.get("eval_pass_size") or len(heldout)]
+        pk = sampled_pass_at_k(model, tok, task, some, n, max_new_tokens=result.max_new_tokens, seed=HELDOUT_SEED)
+        report.update(pass_at_k={**(report.pass_at_k or {}), when: {**pk.summary(), "problems": len(some)}})
+        say(
+            f"      pass@k over {len(some)} problems, {n} samples each: "
+            + ", ".join(f"pass@{k} {v:.3f}" for k, v in pk.pass_at.items())
+        )
+    extra = rt.get("transfer_task_args")
+    if extra:
+        other = get_task(preset.task, tokenizer=tok, **{**preset.task_args, **extra})
+        probs = other.heldout_distinct(rt.get("transfer_size") or len(heldout), seed=HELDOUT_SEED)
+        res = evaluate_preset(model, tok, preset, other, probs, 0, max_new_tokens=result.max_new_tokens)
+        say(f"      {other.describe()}, never trained on: {res.accuracy:.3f} +- {res.stderr:.3f} ({res.n} problems)")
+        report.update(transfer={**(report.transfer or {}), "task": other.describe(), when: res.summary()})
+
+
+def _flips(heldout, before: EvalResult, after: EvalResult, n: int) -> list[dict]:
+    """Up to ``n`` problems the model failed before and passes after, with both completions."""
+    out = []
+    for p, b, a in zip(heldout, before.rows, after.rows):
+        if not b["correct"] and a["correct"]:
+            out.append({"question": p.question, "before": b["completion"], "after": a["completion"]})
+        if len(out) >= n:
+            break
+    return out
 
 
 def _print_outcome(report: Report, baseline: EvalResult, before: EvalResult, after: EvalResult, out: Path, say):
@@ -294,7 +336,7 @@ def run_train(
     spec = {"task": preset.task, "task_args": preset.task_args, "preset": preset.name}
     write_json(out / "final" / TASK_FILE, {**spec, "eval_max_new_tokens": preset.runtime.get("eval_max_new_tokens")})
     say(f"[4/4] the trained model on the same {len(heldout)} problems")
-    after = _evaluate_after(model, tok, preset, task, heldout, k, report, befores, n_samples)
+    after = _evaluate_after(model, tok, preset, task, heldout, k, report, befores, n_samples, say)
     report.update(
         seconds_train=round(summary["seconds"], 2),
         steps=summary["steps"],

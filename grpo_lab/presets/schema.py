@@ -18,7 +18,10 @@ class Runtime:
     ``lora_r``/``lora_alpha`` (needs ``pip install peft``), ``prompt_length`` (tokens, for estimates),
     ``eval_k`` (samples per problem for pass@k / majority@k), ``eval_max_new_tokens`` (the evaluation budget,
     the training cap on the CPU presets), ``baseline_max_new_tokens`` (a generous budget for the untrained
-    model's honest baseline), ``use_vllm`` (TRL backend only: ``pip install "grpo-lab[vllm]"``).
+    model's honest baseline), ``use_vllm`` (TRL backend only: ``pip install "grpo-lab[vllm]"``),
+    ``eval_pass_n`` samples a problem for the unbiased pass@k before and after, on the first ``eval_pass_size``
+    held-out problems, and ``transfer_task_args`` (task settings, e.g. ``{"families": "unseen"}``) for a second
+    held-out set of ``transfer_size`` problems reported beside the first (does the skill transfer?).
 
     A typed record, so a misspelt setting fails loudly (``Runtime(lora_rank=8)`` names the valid fields). It also
     reads like the dict it used to be (``rt.get("eval_k", 0)``, ``rt["dtype"]``, ``{**rt}``, ``rt.update(...)``:
@@ -36,6 +39,10 @@ class Runtime:
     eval_max_new_tokens: int | None = None
     baseline_max_new_tokens: int | None = None
     use_vllm: bool | None = None
+    eval_pass_n: int | None = None
+    eval_pass_size: int | None = None
+    transfer_task_args: dict | None = None
+    transfer_size: int | None = None
 
     @classmethod
     def names(cls) -> list[str]:
