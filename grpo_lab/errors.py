@@ -39,3 +39,8 @@ class MissingDependencyError(GrpoLabError, ImportError):
 class ConfigError(GrpoLabError, ValueError):
     """A trainer configuration that cannot work (``GRPOConfig``, ``PPOConfig``, reward functions, data); the
     message names the fix."""
+
+
+class SandboxInfrastructureError(GrpoLabError, RuntimeError):
+    """The code sandbox could not score a program (it could not start or set itself up, or the machine starved
+    it), even after retries: no reward is known, so none is made up; the message names the fix."""

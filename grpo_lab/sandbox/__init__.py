@@ -3,6 +3,21 @@
 ``run_tests(code, tests, timeout_s)`` returns a ``CodeResult``; ``passed`` is True only if the tests ran to
 their end *after* the code, in the same interpreter, and every assert held.
 
+``run_many(jobs, timeout_s, workers=None, retries=2, **limits)`` scores a list of ``(code, tests)`` pairs (a
+training step's completions) in parallel, each in its own ``run_tests`` child with every guarantee below,
+results in input order; identical pairs run once. Load never becomes a reward: a run the sandbox could not
+score gets status ``infra`` (the child could not start or set itself up, or it was killed by the wall clock
+after the machine had kept it waiting for a CPU longer than it ran); ``run_many`` runs those again with fewer
+at once after a short backoff, and raises ``SandboxInfrastructureError`` if they still cannot be scored.
+``infra`` is decided only from what the code cannot forge: a set-up report proved by the nonce (written before
+any untrusted code runs), the parent having never seen the harness's ``ready`` (the code starts only after
+the parent has), and the kernel's scheduler statistics of the child; exit, ``os._exit``, crashes and sleeping
+stay verdicts about the code, so a hostile program cannot get itself retried.
+
+``CodeResult.forbidden`` names the kind of forbidden operation that stopped a program (``FORBIDDEN_KINDS``:
+``exit``, ``process``, ``file``, ``network``, ``introspection``, ``monkeypatch``), else None. It is diagnostic:
+the reward depends only on ``passed``.
+
 How a pass is established (the reward-hacking defences):
 
 - The parent sends code, tests and a random nonce through the child's stdin, which the child reads and
@@ -27,9 +42,11 @@ working folder (and ``os.open``/``dir_fd`` tricks that would reach outside it), 
 nonce: frame introspection (``sys._getframe``, tracebacks' and generators' frames, ``sys.settrace``), the
 garbage collector's object lists, ``/proc/self/mem``; the code runs in a worker thread, so it cannot install
 a signal handler (whose frame argument would lead back to the harness). Plus a fresh temporary working
-folder (removed afterwards), a minimal environment, closed stdin, ``RLIMIT_CPU/AS/FSIZE/NPROC/NOFILE/CORE``,
-a wall-clock limit, truncated stdout/stderr (and a kill once the output passes ``max_output_total`` bytes),
-and the whole process group SIGKILLed at the end. Then, strongest first:
+folder (removed afterwards), a minimal environment, closed stdin, ``RLIMIT_CPU/AS/FSIZE/NPROC/NOFILE/CORE``
+(``RLIMIT_NPROC`` counts threads per uid: outside ``namespaces+uid`` it is the uid's task count when the
+child sets it, after its own thread exists, plus ``nproc``), a wall-clock limit, truncated stdout/stderr
+(and a kill once the output passes ``max_output_total`` bytes), and the whole process group SIGKILLed at the
+end. Then, strongest first:
 
 - ``namespaces+uid`` (root and util-linux ``unshare``): new network namespace (no network at all), PID
   namespace (nothing it starts outlives it), mount namespace in which every mount is read-only except
@@ -67,13 +84,19 @@ its own traceback (``traceback.print_exc()``) or forks fails here: the verifier 
 The gallery of hostile programs that notebook 01 runs against it is course material: ``grpo_lab.course.gallery``.
 """
 
+from grpo_lab.errors import SandboxInfrastructureError
 from grpo_lab.sandbox.modes import MODES, available_modes, isolation_mode
-from grpo_lab.sandbox.runner import HARNESS_PATH, STATUSES, CodeResult, extract_code, run_tests
+from grpo_lab.sandbox.pool import default_workers, run_many
+from grpo_lab.sandbox.runner import FORBIDDEN_KINDS, HARNESS_PATH, STATUSES, CodeResult, extract_code, run_tests
 
 __all__ = [
     "run_tests",
+    "run_many",
+    "default_workers",
+    "SandboxInfrastructureError",
     "CodeResult",
     "STATUSES",
+    "FORBIDDEN_KINDS",
     "extract_code",
     "isolation_mode",
     "available_modes",

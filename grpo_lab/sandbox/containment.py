@@ -46,12 +46,14 @@ def contain(p):
         (resource.RLIMIT_FSIZE, (L["file_bytes"],) * 2),
         (resource.RLIMIT_NOFILE, (L["nofile"],) * 2),
         (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_NPROC, (L["nproc"],) * 2),
     ):
         try:
             resource.setrlimit(r, v)
         except (ValueError, OSError):
             pass
+    if not L.get("nproc_relative"):
+        # The dedicated uid of namespaces+uid owns nothing else: an absolute cap, set before dropping to it.
+        resource.setrlimit(resource.RLIMIT_NPROC, (L["nproc"],) * 2)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large file raises OSError instead of killing us
     if mode == "namespaces+uid":
         os.setgroups([])
@@ -59,6 +61,44 @@ def contain(p):
         os.setuid(p["uid"])
     for name in ("ctypes", "_ctypes", "ctypes._endian", "resource"):
         sys.modules.pop(name, None)  # a later `import ctypes` must go through the audit hook's import check
+
+
+def limit_processes(p):
+    """``RLIMIT_NPROC`` where the child shares its uid with other processes (every mode but namespaces+uid):
+    the uid's task count *now* plus ``nproc``.
+
+    The kernel counts tasks (threads), per uid, against it, so the count must include every thread of every
+    process of the uid, measured when the limit is set: the parent's own threads and the other sandboxes
+    running beside this one included. The harness calls this after its worker thread exists, so the limit can
+    never keep the harness itself from starting (a limit computed earlier, or from a process count, did: with
+    32 runs at once the harness could not create its worker thread and the run looked like exit() in the code).
+    Raises if the limit cannot be set (the harness reports that as an infrastructure error)."""
+    import resource
+
+    L = p["limits"]
+    if not L.get("nproc_relative"):
+        return
+    limit = _task_count(os.getuid()) + int(L["nproc"])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    sys.modules.pop("resource", None)
+
+
+def _task_count(uid):
+    """Threads of every process owned by ``uid`` (what ``RLIMIT_NPROC`` counts); a process that ends while
+    being counted is skipped."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.stat("/proc/" + d).st_uid == uid:
+                n += len(os.listdir("/proc/%s/task" % d))
+        except OSError:
+            pass
+    return n
 
 
 def _ctypes_unshare(libc):

@@ -3,8 +3,15 @@
 This file runs as a script in an isolated interpreter (``python -I -S -B harness.py``) started by
 ``grpo_lab.sandbox.runner.run_tests``; it must not import ``grpo_lab`` (nor anything outside the standard
 library) except its sibling ``containment.py`` (namespaces, mounts, limits), loaded by file. It reports on a
-private pipe one line ``status<TAB>proof<TAB>reason``; the parent counts a pass only when the proof is the nonce
-it sent, which the harness writes only after the tests ran to their end.
+private pipe one line ``status<TAB>proof<TAB>forbidden<TAB>reason``; the parent counts a pass only when the proof
+is the nonce it sent, which the harness writes only after the tests ran to their end. ``forbidden`` is ``-`` or
+the kind of refused operation that stopped the program (``runner.FORBIDDEN_KINDS``).
+
+Start-up handshake: once contained (limits set, worker thread started, audit hook in), the harness writes
+``ready`` on the status pipe and waits for the parent's go byte on a second pipe before any untrusted code runs.
+So the parent knows for certain whether a run died during set-up (an infrastructure error: nothing of the code
+ran) or later. A set-up step that fails is reported as ``infra`` with the nonce as proof: the code never ran,
+so nothing can have read the nonce, and nothing but the harness can forge an infrastructure error.
 
 Keeping the nonce out of the untrusted code's reach (it shares this interpreter):
 
@@ -108,10 +115,49 @@ _CHANGES = {
 }
 
 
+_PROCESS_EVENTS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "pty.spawn",
+    "os.setsid",
+    "os.startfile",
+    "_posixsubprocess",
+}
+
+
+def _kind(event):
+    """The ``forbidden`` kind of a refused audit event (or denied import)."""
+    if event.startswith("socket."):
+        return "network"
+    if event in _PROCESS_EVENTS:
+        return "process"
+    return "introspection"
+
+
 def _install_audit(work):
     """The floor every mode stands on: refuse network, new processes, signals to others, file changes
-    outside the working folder, and any introspection that could reach the harness's nonce."""
+    outside the working folder, and any introspection that could reach the harness's nonce.
+
+    Returns ``kind_of(exc)``: the kind of refused operation (``network``, ``process``, ``file``,
+    ``introspection``) whose refusal raised ``exc`` (or an exception in its ``__context__``/``__cause__``
+    chain); with ``exc=None`` the kind of the first refusal the code caught and went on from (except
+    ``sys._getframe``, which the standard library itself tries and handles); else None. The hook remembers
+    the exception objects it raised, so an exception the code makes itself with the same message is not
+    mistaken for a refusal."""
     me = os.getpid()
+    refused = []  # (exception object, kind) for the first refusals: only identity is compared
+    _len = len
+
+    def deny(exc, kind):
+        if _len(refused) < 1000:
+            refused.append((exc, kind))
+        raise exc
+
     realpath, join, fsdecode, sep = os.path.realpath, os.path.join, os.fsdecode, os.sep
 
     def inside(path):
@@ -123,17 +169,19 @@ def _install_audit(work):
 
     def hook(event, args):
         if event in _DENIED:
-            raise PermissionError("sandbox: %s is not allowed" % event)
+            deny(PermissionError("sandbox: %s is not allowed" % event), _kind(event))
         if event.startswith("ctypes.") or (event == "import" and args and args[0] in _DENIED_IMPORTS):
-            raise PermissionError("sandbox: %s is not allowed" % (args[0] if event == "import" else event))
+            what = args[0] if event == "import" else event
+            deny(PermissionError("sandbox: %s is not allowed" % what), _kind(what))
         if event in ("sys._getframe", "sys._getframemodulename"):
-            raise ValueError("sandbox: frame introspection is not allowed")
+            deny(ValueError("sandbox: frame introspection is not allowed"), "getframe")
         if event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRS:
-            raise PermissionError("sandbox: frame introspection is not allowed")
+            deny(PermissionError("sandbox: frame introspection is not allowed"), "introspection")
         if event == "sys.addaudithook":
-            raise RuntimeError("sandbox: no further audit hooks")  # RuntimeError: the hook is silently not added
+            # RuntimeError: the hook is silently not added
+            deny(RuntimeError("sandbox: no further audit hooks"), "introspection")
         if event in ("os.kill", "os.killpg") and args and args[0] not in (me, 0):
-            raise PermissionError("sandbox: signals to other processes are not allowed")
+            deny(PermissionError("sandbox: signals to other processes are not allowed"), "process")
         if event == "open" and args and not isinstance(args[0], int):
             path, mode = args[0], args[1] if len(args) > 1 else None
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
@@ -142,17 +190,17 @@ def _install_audit(work):
             except Exception:
                 text = ""
             if text.startswith("/proc/") and realpath(text).rsplit("/", 1)[-1] in ("mem", "pagemap", "map_files"):
-                raise PermissionError("sandbox: reading process memory is not allowed")
+                deny(PermissionError("sandbox: reading process memory is not allowed"), "introspection")
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
             )
             # os.open (mode None) outside the folder is refused even for reading: a directory fd opened
             # there would let dir_fd-relative calls write outside.
             if (writing or mode is None) and not inside(path):
-                raise PermissionError("sandbox: writing outside the working folder is not allowed")
+                deny(PermissionError("sandbox: writing outside the working folder is not allowed"), "file")
         if event in _CHANGES and args:
             if any(i < len(args) and args[i] not in (None, -1) for i in _CHANGES[event]):
-                raise PermissionError("sandbox: dir_fd arguments are not allowed")
+                deny(PermissionError("sandbox: dir_fd arguments are not allowed"), "file")
             paths = (
                 args[:2]
                 if event in ("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.move")
@@ -160,13 +208,38 @@ def _install_audit(work):
             )
             for a in paths:
                 if isinstance(a, int) or not inside(a):  # an fd (fchmod, ftruncate) may be a file opened outside
-                    raise PermissionError("sandbox: changing files outside the working folder is not allowed")
+                    deny(PermissionError("sandbox: changing files outside the working folder is not allowed"), "file")
+
+    _context = BaseException.__context__.__get__  # the descriptors: no attribute lookup the code could override
+    _cause = BaseException.__cause__.__get__
+
+    def kind_of(exc):
+        if exc is None:
+            return next((k for _, k in refused if k != "getframe"), None)
+        seen = 0
+        todo = [exc]
+        while todo and seen < 50:
+            e = todo.pop()
+            seen += 1
+            for r, kind in refused:
+                if r is e:
+                    return "introspection" if kind == "getframe" else kind
+            for get in (_context, _cause):
+                try:
+                    nxt = get(e)
+                except BaseException:
+                    nxt = None
+                if nxt is not None:
+                    todo.append(nxt)
+        return None
 
     sys.addaudithook(hook)
+    return kind_of
 
 
-def _run(p):
-    """The worker thread: parse and harden the tests, run the code, run the tests, report.
+def _run(p, kind_of):
+    """The worker thread: parse and harden the tests, run the code, run the tests, report (with the kind of
+    forbidden operation that stopped the program, when one did: ``kind_of`` is the audit hook's).
 
     Why one function: the nonce must live in exactly one frame, this worker's bottom one, out of reach of
     signal handlers (main thread only) and of the audit-hooked introspection; helpers would hand it through
@@ -175,13 +248,26 @@ def _run(p):
 
     # Everything used after the code ran is bound now: the code may replace builtins and module attributes.
     _write, _exit, _type, _str, _BaseException = os.write, os._exit, type, str, BaseException
-    _AssertionError, _SystemExit = AssertionError, SystemExit
+    _AssertionError, _SystemExit, _ValueError = AssertionError, SystemExit, ValueError
     sfd, nonce = p["status_fd"], p.pop("nonce")
     code, tests = p.pop("code"), p.pop("tests")
     pristine = dict(builtins.__dict__)
+    _live, _get, _missing = builtins.__dict__, dict.get, object()
 
-    def report(status, reason="", proof="-"):
-        line = "%s\t%s\t%s\n" % (status, proof, reason[:500].replace("\n", " ").replace("\t", " "))
+    def tampered():
+        # Did the code replace or delete a builtin? (The tests never see it: they run with the pristine copy.)
+        return any(_get(_live, k, _missing) is not v for k, v in pristine.items())
+
+    def forbidden(e):
+        kind = kind_of(e)
+        if kind is None and _type(e) is _ValueError and _str(e).startswith("signal only works in main thread"):
+            kind = "process"  # a signal handler: the code runs in a worker thread so that it cannot install one
+        return kind
+
+    def report(status, reason="", proof="-", kind=None):
+        if kind is None and status != "passed":
+            kind = "monkeypatch" if tampered() else kind_of(None)
+        line = "%s\t%s\t%s\t%s\n" % (status, proof, kind or "-", reason[:500].replace("\n", " ").replace("\t", " "))
         try:
             _write(sfd, line.encode("utf-8", "replace"))
         except _BaseException:
@@ -196,7 +282,7 @@ def _run(p):
     if not n_asserts:
         report("error", "the tests contain no assert")
         _exit(0)
-    safe, harden = _plain_value_checker(_type, _AssertionError)
+    safe, harden, tripped = _plain_value_checker(_type, _AssertionError)
     tests_code = compile(
         ast.fix_missing_locations(harden.visit(tree)), "<tests>", "exec", optimize=0, dont_inherit=True
     )
@@ -204,10 +290,10 @@ def _run(p):
     try:
         exec(compile(code, "<solution>", "exec", optimize=0, dont_inherit=True), ns)
     except _SystemExit as e:
-        report("failed", "the code called exit(%r) before the tests ran" % (e.code,))
+        report("failed", "the code called exit(%r) before the tests ran" % (e.code,), kind="exit")
         _exit(0)
     except _BaseException as e:
-        report("error", "the code raised %s: %s" % (_type(e).__name__, _str(e)[:200]))
+        report("error", "the code raised %s: %s" % (_type(e).__name__, _str(e)[:200]), kind=forbidden(e))
         _exit(0)
     tns = dict(ns)
     tns["__builtins__"] = dict(pristine)
@@ -215,16 +301,17 @@ def _run(p):
     try:
         exec(tests_code, tns)
     except _AssertionError as e:
-        report("failed", "assert failed: %s" % (_str(e)[:200] or "(no message)"))
+        kind = "monkeypatch" if any(t is e for t in tripped) else forbidden(e)
+        report("failed", "assert failed: %s" % (_str(e)[:200] or "(no message)"), kind=kind)
         _exit(0)
     except _SystemExit as e:
-        report("failed", "exit(%r) during the tests" % (e.code,))
+        report("failed", "exit(%r) during the tests" % (e.code,), kind="exit")
         _exit(0)
     except _BaseException as e:
-        report("error", "the tests raised %s: %s" % (_type(e).__name__, _str(e)[:200]))
+        report("error", "the tests raised %s: %s" % (_type(e).__name__, _str(e)[:200]), kind=forbidden(e))
         _exit(0)
     if tns.get("__sandbox_safe__") is not safe:
-        report("failed", "the test helper was tampered with")
+        report("failed", "the test helper was tampered with", kind="monkeypatch")
         _exit(0)
     try:
         sys.stdout.flush()
@@ -237,13 +324,16 @@ def _run(p):
 
 def _plain_value_checker(_type, _AssertionError):
     """``safe(v)``: v itself if it is a plain built-in value (checked by exact type, recursively), else an
-    AssertionError; and an AST transformer that wraps every call result, comparison operand and truth
+    AssertionError (remembered in the list returned third, so the harness can tell it from a plain failed
+    assert); and an AST transformer that wraps every call result, comparison operand and truth
     value of every ``assert`` in ``__sandbox_safe__(...)``, so an object with a lying ``__eq__`` or an
     ``int`` subclass fails the assert instead of fooling it."""
     import ast
 
     plain = {int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range, type}
     containers = {list, tuple, set, frozenset}
+
+    tripped = []
 
     def safe(v):
         stack, seen = [v], 0
@@ -252,7 +342,10 @@ def _plain_value_checker(_type, _AssertionError):
             t = _type(x)
             seen += 1
             if t not in plain or seen > 200000:
-                raise _AssertionError("a test compared a %s, not a plain built-in value" % t.__name__)
+                e = _AssertionError("a test compared a %s, not a plain built-in value" % t.__name__)
+                if len(tripped) < 1000:
+                    tripped.append(e)
+                raise e
             if t in containers:
                 stack.extend(x)
             elif t is dict:
@@ -285,29 +378,56 @@ def _plain_value_checker(_type, _AssertionError):
                 return self.wrap(e)
             return e
 
-    return safe, Harden()
+    return safe, Harden(), tripped
 
 
 def _main():
+    """Set up (limits, worker thread, audit hook), say ``ready``, wait for the parent's go, let the worker run.
+
+    Any set-up failure is an infrastructure error, reported with the nonce as proof (see the module
+    docstring); the thread is started before ``RLIMIT_NPROC`` is set, which counts it."""
     import _thread
 
     p = _read_job()
-    containment.contain(p)
-    _install_audit(os.path.realpath(p["workdir"]))
+    status_fd, go_fd = p["status_fd"], p["go_fd"]
+    gate = _thread.allocate_lock()
+    gate.acquire()
     done = _thread.allocate_lock()
     done.acquire()
-    status_fd = p["status_fd"]
+    hook = []
 
     def worker():
         try:
-            _run(p)
+            gate.acquire()  # released only once everything below is in place
+            _run(p, hook[0])
         finally:
             done.release()
 
     try:
-        _thread.start_new_thread(worker, ())
+        containment.contain(p)
+        try:
+            _thread.start_new_thread(worker, ())
+        except BaseException as e:
+            raise RuntimeError("could not start the harness thread (%s)" % e) from None
+        containment.limit_processes(p)
+        hook.append(_install_audit(os.path.realpath(p["workdir"])))
+        os.write(status_fd, b"ready\t-\t-\t\n")
+        go = os.read(go_fd, 1)
+        os.close(go_fd)
+    except BaseException as e:
+        # No untrusted code has run (the worker waits at the gate): the nonce proves this report is ours.
+        line = "infra\t%s\t-\tsandbox set-up failed: %s: %s\n" % (p.get("nonce", "-"), type(e).__name__, e)
+        try:
+            os.write(status_fd, line.replace("\n", " ").rstrip().encode("utf-8", "replace") + b"\n")
+        except BaseException:
+            pass
+        os._exit(0)
+    if go != b"g":
+        os._exit(0)  # the parent gave up on this run before it started
+    gate.release()
+    try:
         done.acquire()  # the worker leaves with os._exit; getting here means it did not reach a verdict
-        os.write(status_fd, b"failed\t-\tthe harness thread ended without a verdict\n")
+        os.write(status_fd, b"failed\t-\t-\tthe harness thread ended without a verdict\n")
     except BaseException:
         pass
     os._exit(0)
