@@ -58,6 +58,14 @@ def _sentence(r: random.Random) -> str:
     return " ".join(_words(r))
 
 
+def _initials(r: random.Random) -> dict:
+    """The letters words may start with: the vowels, or three consonants."""
+    if r.random() < 0.3:
+        return {"tag": "vowel", "what": "a vowel (a, e, i, o or u)", "letters": "aeiou"}
+    c = sorted(r.sample("bcdfghlmnprst", 3))
+    return {"tag": "".join(c), "what": f"one of the letters {c[0]}, {c[1]} or {c[2]}", "letters": "".join(c)}
+
+
 def _lists(r: random.Random, n: int, lo: int, hi: int, length: tuple[int, int] = (3, 8)) -> list[tuple]:
     return [(_ints(r, r.randint(*length), lo, hi),) for _ in range(n)]
 
@@ -254,13 +262,13 @@ TRAIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "digit_sum",
         3,
-        ("digit_sum", "sum_of_digits", "add_digits"),
+        ("digit_sum", "sum_of_digits", "digit_sum_base_{k}"),
         NUM1,
-        "returns the sum of the decimal digits of the non-negative integer {a}",
-        "total = 0\nwhile {a} > 0:\n    total += {a} % 10\n    {a} //= 10\nreturn total",
-        "total = 0\nwhile {a} > 9:\n    total += {a} % 10\n    {a} //= 10\nreturn total",
-        lambda r: {},
-        lambda r, p: [(0,), (r.randint(1, 9),)] + [(v,) for v in _ints(r, 3, 10, 99999)],
+        "returns the sum of the digits of the non-negative integer {a} written in base {k}",
+        "total = 0\nwhile {a} > 0:\n    total += {a} % {k}\n    {a} //= {k}\nreturn total",
+        "total = 0\nwhile {a} >= {k}:\n    total += {a} % {k}\n    {a} //= {k}\nreturn total",
+        lambda r: {"k": r.choice([10, 10, 2, 3, 4, 5, 6, 7, 8, 9])},
+        lambda r, p: [(0,), (r.randint(1, p["k"] - 1),)] + [(v,) for v in _ints(r, 3, 10, 99999)],
     ),
     Family(
         "is_prime",
@@ -303,36 +311,40 @@ TRAIN_FAMILIES: tuple[Family, ...] = (
     Family(
         "second_largest",
         3,
-        ("second_largest", "runner_up", "second_max"),
+        ("second_{which}", "runner_up", "second_{short}"),
         NUMS,
-        "returns the second largest distinct value in the list {a}, or None if it has fewer than two distinct values",
-        "values = sorted(set({a}))\nreturn values[-2] if len(values) >= 2 else None",
-        "values = sorted({a})\nreturn values[-2] if len(values) >= 2 else None",
-        lambda r: {},
-        lambda r, p: [([],), ([4, 4],), ([1, 7, 7, 3],)] + _lists(r, 2, -9, 9),
+        "returns the second {which} distinct value in the list {a}, or None if it has fewer than two distinct values",
+        "values = sorted(set({a}), reverse={rev})\nreturn values[1] if len(values) >= 2 else None",
+        "values = sorted({a}, reverse={rev})\nreturn values[1] if len(values) >= 2 else None",
+        lambda r: r.choice(
+            [{"which": "largest", "short": "max", "rev": True}, {"which": "smallest", "short": "min", "rev": False}]
+        ),
+        lambda r, p: [([],), ([4, 4],), ([1, 7, 7, 3, 1],)] + _lists(r, 2, -9, 9),
     ),
     Family(
         "vowel_words",
         3,
-        ("count_vowel_words", "vowel_starts", "words_starting_with_vowel"),
+        ("count_{tag}_words", "{tag}_starts", "count_starting_words"),
         SENTS,
-        "returns how many words of the string {a} start with a vowel (a, e, i, o or u)",
-        "return sum(1 for w in {a}.split() if w[0] in 'aeiou')",
-        "return sum(1 for ch in {a} if ch in 'aeiou')",
-        lambda r: {},
+        "returns how many words of the string {a} start with {what}",
+        "return sum(1 for w in {a}.split() if w[0] in '{letters}')",
+        "return sum(1 for ch in {a} if ch in '{letters}')",
+        lambda r: _initials(r),
         lambda r, p: [("",)] + [(_sentence(r),) for _ in range(4)],
     ),
     Family(
         "running_max",
         3,
-        ("running_max", "prefix_maxima", "best_so_far"),
+        ("running_{fn}", "prefix_{fn}ima", "best_so_far"),
         NUMS,
-        "returns the list of running maxima of the list {a}: element i is the largest of the first i + 1 elements",
-        "result = []\nfor v in {a}:\n    result.append(v if not result or v > result[-1] else result[-1])\n"
+        "returns the list of running {fn}ima of the list {a}: element i is the {which} of the first i + 1 elements",
+        "result = []\nfor v in {a}:\n    result.append(v if not result or v {op} result[-1] else result[-1])\n"
         "return result",
-        "result = []\nbest = 0\nfor v in {a}:\n    best = max(best, v)\n    result.append(best)\nreturn result",
-        lambda r: {},
-        lambda r, p: [([],), ([-5, -3, -8],)] + _lists(r, 3, -20, 20),
+        "result = []\nbest = 0\nfor v in {a}:\n    best = {fn}(best, v)\n    result.append(best)\nreturn result",
+        lambda r: r.choice(
+            [{"fn": "max", "which": "largest", "op": ">"}, {"fn": "min", "which": "smallest", "op": "<"}]
+        ),
+        lambda r, p: [([],), ([-5, -3, -8],), ([5, 3, 8],)] + _lists(r, 2, -20, 20),
     ),
     Family(
         "gcd",
