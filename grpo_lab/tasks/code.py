@@ -160,7 +160,8 @@ def random_problem(family: Family, rng: random.Random) -> Problem:
     """A problem of ``family`` with its constants and names drawn from ``rng``."""
     params = family.params(rng)
     func, args = rng.choice(family.funcs).format(**params), rng.choice(family.args)
-    return _cached_problem(family, tuple(sorted(params.items())), func, args)
+    p = _cached_problem(family, tuple(sorted(params.items())), func, args)
+    return Problem(p.prompt, p.question, p.answer, dict(p.meta))  # a meta of its own: callers may add to it
 
 
 @functools.cache  # bounded by the problem space (a few thousand); sampling draws far more
