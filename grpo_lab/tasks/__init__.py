@@ -2,13 +2,16 @@
 
 - ``base``: ``Problem``, ``Task`` (train / held-out split by a hash of the problem, ``check``, ``extract``).
 - ``synthetic``: 2-digit addition, mixed arithmetic, Countdown (char-level prompts, exact checks).
+- ``code``: write one Python function, checked by hidden unit tests in the sandbox (``CodeTask``,
+  ``extract_program``, the name rule); its problem families are in ``code_families``.
 - ``gsm8k``: GSM8K (Cobbe et al., arXiv 2110.14168) from the hub or the packaged jsonl, ``GSM8KTask``.
 - ``prompts``: ``model_prompt`` (the one prompt format of training and evaluation), ``is_chat_tokenizer``,
-  ``format_prompt`` (plain, chat messages, a chat template rendered), ``DEFAULT_SYSTEM``, ``ANSWER_ONLY_SYSTEM``.
+  ``format_prompt`` (plain, chat messages, a chat template rendered), ``DEFAULT_SYSTEM``, ``ANSWER_ONLY_SYSTEM``, ``CODE_SYSTEM``.
 - ``registry``: ``TASKS`` and ``get_task``, one static table.
 """
 
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
+from grpo_lab.tasks.code import CodeTask, extract_program
 from grpo_lab.tasks.gsm8k import (
     GSM8K_HUB,
     GSM8KTask,
@@ -18,13 +21,22 @@ from grpo_lab.tasks.gsm8k import (
     local_gsm8k_path,
     parse_gsm8k_answer,
 )
-from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, DEFAULT_SYSTEM, format_prompt, is_chat_tokenizer, model_prompt
+from grpo_lab.tasks.prompts import (
+    ANSWER_ONLY_SYSTEM,
+    CODE_SYSTEM,
+    DEFAULT_SYSTEM,
+    format_prompt,
+    is_chat_tokenizer,
+    model_prompt,
+)
 from grpo_lab.tasks.registry import TASKS, get_task
 from grpo_lab.tasks.synthetic import AdditionTask, CountdownTask, MixedArithmeticTask
 
 __all__ = [
     "ANSWER_ONLY_SYSTEM",
     "AdditionTask",
+    "CODE_SYSTEM",
+    "CodeTask",
     "CountdownTask",
     "DEFAULT_SYSTEM",
     "DatasetFormatError",
@@ -34,6 +46,7 @@ __all__ = [
     "Problem",
     "TASKS",
     "Task",
+    "extract_program",
     "find_project_root",
     "format_prompt",
     "get_task",

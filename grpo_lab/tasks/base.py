@@ -110,6 +110,11 @@ class Task:
             return is_correct(answer, problem.answer)
         return answer.strip() == problem.answer
 
+    def check_many(self, problems: list[Problem], completions: list[str | None]) -> list[bool]:
+        """``check`` of each (problem, completion) pair: the batch form that trainers and evaluation call, so a
+        task whose check is expensive (the code task runs a sandbox per completion) can run a batch in parallel."""
+        return [self.check(p, c) for p, c in zip(problems, completions, strict=True)]
+
     def check_strict(self, problem: Problem, completion: str) -> bool:
         """A check that also demands the answer's format (GSM8K's ``#### x`` line); tasks without one refuse."""
         raise NotImplementedError(f"task {self.name!r} has no format-strict check (has_strict_check is False)")

@@ -6,8 +6,8 @@
   keeps the bare prompt (``"12+35="``; for GSM8K the question). Every ``Task`` renders its problems through
   it (``Task.render``), so a trainer and an evaluator given the same task can never see different prompts.
 - ``format_prompt``: the lower-level renderer (plain, chat messages, a chat template rendered).
-- ``DEFAULT_SYSTEM`` (GSM8K: reason, then ``#### <number>``) and ``ANSWER_ONLY_SYSTEM`` (arithmetic: the
-  number only). ``#### <number>`` is the GSM8K convention (Cobbe et al., arXiv 2110.14168) that
+- ``DEFAULT_SYSTEM`` (GSM8K: reason, then ``#### <number>``), ``ANSWER_ONLY_SYSTEM`` (arithmetic: the
+  number only) and ``CODE_SYSTEM`` (the code task: one Python code block). ``#### <number>`` is the GSM8K convention (Cobbe et al., arXiv 2110.14168) that
   ``rewards.extract_answer`` looks for and ``rewards.strict_is_correct`` demands.
 """
 
@@ -24,6 +24,7 @@ DEFAULT_SYSTEM = (
     "Solve the problem step by step. End your reply with the final answer on its own line as '#### <number>'."
 )
 ANSWER_ONLY_SYSTEM = "Answer with the final number only, as '#### <number>'."
+CODE_SYSTEM = "Reply with only a Python code block that defines the function."  # the code task (``tasks.code``)
 
 
 def is_chat_tokenizer(tokenizer) -> bool:
