@@ -169,12 +169,6 @@ class Task:
     def heldout(self, n: int, seed: int = 0) -> list[Problem]:
         return self.sample(n, seed, "test")
 
-    def check_many(self, problems: list[Problem], completions: list[str]) -> list[bool]:
-        """``[check(p, c) for p, c in zip(problems, completions)]``: the batch form that the trainers' reward
-        (``loop.task_reward``) and ``evaluation.evaluate`` call, so a task whose check is expensive (the code
-        task runs each program in the sandbox) can check a whole batch at once."""
-        return [self.check(p, c) for p, c in zip(problems, completions)]
-
     def batch_metrics(self) -> dict:
         """Counts about the last ``check_many`` batch for the training history (the code task: programs the
         sandbox stopped for a forbidden operation, by kind); empty for tasks with nothing to count."""

@@ -37,9 +37,8 @@ import functools
 import random
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from grpo_lab.sandbox import CodeResult, run_tests
+from grpo_lab.sandbox import FORBIDDEN_KINDS, CodeResult, run_many, run_tests
 from grpo_lab.tasks.base import Problem, Task
 from grpo_lab.tasks.code_families import TRAIN_FAMILIES, UNSEEN_FAMILIES, Family
 from grpo_lab.tasks.prompts import CODE_SYSTEM
@@ -104,9 +103,9 @@ def apply_name_rule(program: str, name: str) -> str:
 
 
 def _run_batch(jobs: list[tuple[str, str]], timeout_s: float) -> list[CodeResult]:
-    """Run (program, tests) jobs in the sandbox, a few at a time (to become ``sandbox.run_many``)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda job: run_tests(job[0], job[1], timeout_s=timeout_s), jobs))
+    """Run (program, tests) jobs in the sandbox in parallel: ``sandbox.run_many`` (identical programs once; a
+    run the machine could not give a fair chance is retried, never scored; every isolation guarantee kept)."""
+    return run_many(jobs, timeout_s=timeout_s)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -223,7 +222,41 @@ class CodeTask(Task):
         programs = [self.program(p, c) for p, c in zip(problems, completions, strict=True)]
         jobs = [(prog, p.meta["tests"]) for p, prog in zip(problems, programs) if prog is not None]
         results = iter(_run_batch(jobs, self.timeout_s) if jobs else [])
-        return [None if prog is None else next(results) for prog in programs]
+        out = [None if prog is None else next(results) for prog in programs]
+        self._last = out
+        return out
+
+    def batch_metrics(self) -> dict:
+        """The last batch of ``verdicts``, counted for the training history: ``no_program`` (no closed code
+        block), each sandbox status (``status/failed``...) and each kind of forbidden operation the harness
+        stopped (``forbidden/exit``... over ``sandbox.FORBIDDEN_KINDS``, and ``forbidden_passed``, which must
+        stay 0: a program stopped for a forbidden operation never scores)."""
+        last = getattr(self, "_last", None) or []
+        done = [r for r in last if r is not None]
+        out = {"no_program": len(last) - len(done)}
+        for st in ("passed", "failed", "error", "timeout", "killed"):
+            out[f"status/{st}"] = sum(r.status == st for r in done)
+        for kind in FORBIDDEN_KINDS:
+            out[f"forbidden/{kind}"] = sum(r.forbidden == kind for r in done)
+        out["forbidden_passed"] = sum(r.forbidden is not None and r.passed for r in done)
+        return out
+
+    def stop_after(self, tokenizer):
+        """Decoding stops where the first code block closes (its second fence token), the only part the reward
+        reads (``extract_program``): ``rollout.StopAfter`` over every token containing a Markdown fence."""
+        if tokenizer is None or not hasattr(tokenizer, "get_vocab"):
+            return None
+        from grpo_lab.rollout import StopAfter
+
+        key = id(tokenizer)
+        cached = getattr(self, "_stop", None)
+        if cached is None or cached[0] != key:
+            try:
+                rule = StopAfter.containing(tokenizer, "```", 2)
+            except ValueError:  # no fence token (a character-level vocabulary): decode to the budget
+                rule = None
+            self._stop = (key, rule)
+        return self._stop[1]
 
     def check_many(self, problems: list[Problem], completions: list[str | None]) -> list[bool]:
         """``check`` of each pair, the programs run in parallel (``verdicts``)."""
