@@ -52,7 +52,11 @@ class GRPOConfig:
     max_steps, seed, per_device_train_batch_size (counts completions, not prompts, as in TRL: a step draws
     ``per_device_train_batch_size // num_generations`` prompts), num_iterations (optimizer steps per rollout),
     compute_dtype ("fp32" | "bf16" | "fp16", grpo_lab only: the autocast dtype of the forward passes;
-    weights and optimizer stay in their own dtype; TRL spells it as the booleans ``bf16``/``fp16``).
+    weights and optimizer stay in their own dtype; TRL spells it as the booleans ``bf16``/``fp16``),
+    micro_batch_size (grpo_lab only: the update's forward and backward run over this many completions at a
+    time, a multiple of num_generations, and add up to exactly the whole batch's gradient before the one
+    optimizer step; None runs the batch at once. It only saves memory: TRL gets the same saving from
+    ``gradient_accumulation_steps``, which also changes how many completions one generation makes).
 
     > Parameters that control generation
 
@@ -87,6 +91,7 @@ class GRPOConfig:
     per_device_train_batch_size: int = 64
     num_iterations: int = 1
     compute_dtype: str = "fp32"
+    micro_batch_size: int | None = None
     # generation
     num_generations: int = 8
     max_completion_length: int = 8
@@ -235,6 +240,12 @@ def validate_grpo_config(
         raise ConfigError(f"num_iterations={cfg.num_iterations}: use 1 (on-policy) or more updates per rollout")
     if cfg.temperature <= 0:
         raise ConfigError(f"temperature={cfg.temperature}: GRPO needs sampling (> 0) so that a group's rewards differ")
+    mb = cfg.micro_batch_size
+    if mb is not None and (mb < 1 or mb % cfg.num_generations):
+        raise ConfigError(
+            f"micro_batch_size={mb}: use a positive multiple of num_generations={cfg.num_generations} (whole "
+            "groups, which share their prompt's forward), or None for the whole batch at once"
+        )
     _check_common(cfg, device)
     check_reward_funcs(reward_funcs, cfg.reward_weights)
 

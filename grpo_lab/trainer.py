@@ -173,37 +173,20 @@ class GRPOTrainer(LoopTrainer):
 
     def update(self, pi, pm, ci, cm, adv) -> Update:
         """``num_iterations`` optimizer steps on one rollout; returns the last iteration's ``Update``
-        (``skipped`` counts fp16 updates that ``torch.amp.GradScaler`` dropped and lowered its scale for)."""
+        (``skipped`` counts fp16 updates that ``torch.amp.GradScaler`` dropped and lowered its scale for).
+        With ``micro_batch_size`` the gradient is accumulated over slices of rows (``_backward``)."""
         cfg, old, skipped = self.args, None, 0
         ref = self.ref_logps(pi, pm, ci, cm)
         self.model.train()
         for _ in range(cfg.num_iterations):
-            with self.autocast():
-                logps, ent = completion_logps(
-                    self.model, pi, pm, ci, cm, cfg.temperature, True, cfg.num_generations, fast=cfg.fast_rollout
-                )
-            if old is None:  # the policy before this rollout's first update (module docstring)
-                old = logps.detach()
-            terms = grpo.grpo_loss_terms(
-                logps,
-                old,
-                adv,
-                cm,
-                ref_logps=ref,
-                beta=cfg.beta,
-                epsilon=cfg.epsilon,
-                epsilon_high=cfg.epsilon_high,
-                loss_type=cfg.loss_type,
-                max_completion_length=cfg.max_completion_length,
-                importance_sampling_level=cfg.importance_sampling_level,
-            )
             self.opt.zero_grad(set_to_none=True)
+            logps, ent = self._backward(pi, pm, ci, cm, adv, old, ref)
+            old = logps if old is None else old  # the policy before this rollout's first update (module docstring)
+            terms = self._terms(logps, old, adv, cm, ref)  # on detached log-probs: the whole batch's loss and metrics
             if self.scaler is None:
-                terms.loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.opt.step()
                 continue
-            self.scaler.scale(terms.loss).backward()
             self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             scale = self.scaler.get_scale()
@@ -212,6 +195,58 @@ class GRPOTrainer(LoopTrainer):
             skipped += int(self.scaler.get_scale() < scale)  # the scale drops exactly when the step was skipped
         self.model.eval()
         return Update(terms, grad_norm, ent, cm, skipped)
+
+    def _terms(self, logps, old, adv, cm, ref, num_items=None):
+        cfg = self.args
+        return grpo.grpo_loss_terms(
+            logps,
+            old if old is not None else logps.detach(),
+            adv,
+            cm,
+            ref_logps=ref,
+            beta=cfg.beta,
+            epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high,
+            loss_type=cfg.loss_type,
+            max_completion_length=cfg.max_completion_length,
+            importance_sampling_level=cfg.importance_sampling_level,
+            num_items_in_batch=num_items,
+        )
+
+    def _backward(self, pi, pm, ci, cm, adv, old, ref):
+        """Backward of the batch's loss, over slices of ``micro_batch_size`` rows (whole groups), each slice's
+        loss weighted so the gradients add up to the whole batch's: dapo divides every slice by the batch's
+        token count (TRL's ``num_items_in_batch``); bnpo weighs a slice by its share of the tokens, grpo and
+        dr_grpo by its share of the rows. Each slice is cut to its own longest completion. Returns the
+        detached log-probs and entropies [B, T]."""
+        cfg, B, T = self.args, ci.shape[0], ci.shape[1]
+        size = cfg.micro_batch_size or B
+        tokens = cm.sum()
+        logps, ents = torch.zeros(B, T, device=ci.device), torch.zeros(B, T, device=ci.device)
+        for lo in range(0, B, size):
+            sl = slice(lo, min(B, lo + size))
+            w = max(int(cm[sl].sum(1).max()), 1)
+            with self.autocast():
+                lp, ent = completion_logps(
+                    self.model,
+                    pi[sl],
+                    pm[sl],
+                    ci[sl, :w],
+                    cm[sl, :w],
+                    cfg.temperature,
+                    True,
+                    cfg.num_generations,
+                    fast=cfg.fast_rollout,
+                )
+            old_sl, ref_sl = (None if t is None else t[sl, :w] for t in (old, ref))
+            dapo = cfg.loss_type == "dapo"
+            terms = self._terms(lp, old_sl, adv[sl], cm[sl, :w], ref_sl, tokens if dapo else None)
+            n_rows = sl.stop - sl.start
+            share = {"bnpo": cm[sl].sum() / tokens.clamp(min=1), "dapo": 1.0}.get(cfg.loss_type, n_rows / B)
+            loss = terms.loss * share
+            (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+            logps[sl, :w], ents[sl, :w] = lp.detach().float(), ent.detach().float()
+        return logps, ents
 
     def autocast(self):
         """A fresh autocast region in ``compute_dtype`` for one forward pass (a null context in fp32)."""

@@ -59,6 +59,7 @@ GRPO_LAB_ONLY = {
     "save_steps": "TRL save_strategy='steps' + save_steps (Trainer checkpoints in output_dir)",
     "output_dir": "TRL output_dir (out/checkpoints)",
     "fast_rollout": "ignored: TRL generates with model.generate (the flag picks the from-scratch rollout's path)",
+    "micro_batch_size": "ignored: the from-scratch update's memory saving (TRL's is gradient_accumulation_steps)",
 }
 
 # TRL's logged names -> the from-scratch trainer's history names, where they differ.

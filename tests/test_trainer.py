@@ -288,3 +288,39 @@ def test_plain_rollout_path_trains_like_the_fast_one(monkeypatch):
     for a, b in zip(runs[True], runs[False]):
         assert a["reward"] == b["reward"] and a["completion_length"] == b["completion_length"]
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4, abs_tol=1e-6), (a["loss"], b["loss"])
+
+
+@pytest.mark.parametrize("loss_type", ["dapo", "bnpo", "grpo", "dr_grpo"])
+def test_micro_batches_add_up_to_the_whole_batch_update(loss_type):
+    """``micro_batch_size``: the update runs over slices of whole groups, each cut to its own longest completion,
+    and the accumulated gradient (so the parameters after the step, the loss and the clip metrics) equals the
+    whole batch's to float rounding, for every loss_type; a size that splits a group is refused."""
+    cfg = dict(
+        learning_rate=3e-3,
+        num_generations=4,
+        per_device_train_batch_size=16,
+        max_completion_length=6,
+        max_steps=2,
+        temperature=1.0,
+        seed=0,
+        eval_steps=0,
+        loss_type=loss_type,
+        beta=0.04,
+        num_iterations=2,
+    )
+    runs, params = {}, {}
+    for mb in (None, 4, 8):
+        tr = _trainer(GRPOConfig(**cfg, micro_batch_size=mb), reward=length)
+        runs[mb] = [tr.step() for _ in range(2)]
+        params[mb] = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
+    whole = params[None]
+    for mb in (4, 8):
+        assert (params[mb] - whole).abs().max() < 1e-5, (mb, (params[mb] - whole).abs().max())
+        for a, b in zip(runs[None], runs[mb]):
+            assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4, abs_tol=1e-6), (a["loss"], b["loss"])
+            assert math.isclose(a["grad_norm"], b["grad_norm"], rel_tol=1e-4, abs_tol=1e-6)
+    assert not torch.equal(
+        whole, torch.cat([p.detach().flatten() for p in _trainer(GRPOConfig(**cfg)).model.parameters()])
+    )
+    with pytest.raises(ConfigError, match="micro_batch_size=6"):
+        _trainer(GRPOConfig(**cfg, micro_batch_size=6))

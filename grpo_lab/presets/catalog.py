@@ -4,7 +4,7 @@ and the GRPO teachers of the distillation notebooks."""
 from __future__ import annotations
 
 from grpo_lab.presets.schema import Preset
-from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM
+from grpo_lab.tasks.prompts import ANSWER_ONLY_SYSTEM, CODE_SYSTEM
 
 # Knobs shared by the chat-model presets (TRL 1.16 names). eval_steps=0: the trainers' built-in evaluation is
 # for char-level tasks; run_train evaluates before and after instead.
@@ -122,6 +122,50 @@ PRESETS: dict[str, Preset] = {
                 "over 300 of them, never trained on. "
                 "8 prompts x 8 completions a step learned faster per second than 4 x 8 for twice the steps "
                 "(benchmarks/smollm2_seeds.md)."
+            ),
+        ),
+        Preset(
+            name="cpu-smollm2-code",
+            description=(
+                "RLVR on code on a laptop: SmolLM2-135M-Instruct (offline) writes small Python functions, rewarded "
+                "by hidden unit tests that the course's sandbox runs during training (no gold answer, no reward "
+                "model), with GRPO on 2 CPU cores."
+            ),
+            model="smollm2",
+            task="code",
+            hardware="cpu",
+            eval_size=300,
+            task_args=dict(levels=(1, 2), families="train", system=CODE_SYSTEM),
+            grpo=dict(
+                _COMMON,
+                learning_rate=2e-5,
+                num_generations=8,
+                per_device_train_batch_size=64,
+                max_completion_length=160,
+                max_steps=20,
+                temperature=0.7,
+                micro_batch_size=16,
+                beta=0.0,
+                loss_type="dapo",
+                eval_size=300,
+            ),
+            runtime=dict(
+                dtype="fp32",
+                compute_dtype="fp32",
+                eval_k=0,
+                eval_max_new_tokens=256,
+                prompt_length=70,
+                eval_pass_n=8,
+                eval_pass_size=100,
+                transfer_task_args=dict(families="unseen", levels=(2, 3), heldout_buckets=4),
+                transfer_size=200,
+            ),
+            notes=(
+                "The reward reads the first fenced code block only, so sampling stops where it closes (the "
+                "task's stop rule): the explanation SmolLM2 writes after its code is never generated in training. "
+                "Evaluation is greedy with 256 new tokens, a generous budget for one function, before and after. "
+                "Levels 1-2 only: the untrained model passes almost no level-3 problem, so those groups would carry "
+                "no signal."
             ),
         ),
         Preset(
