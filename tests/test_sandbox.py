@@ -185,6 +185,18 @@ def test_rebinding_builtins_or_the_harness_globals_does_not_pass():
     assert r.forbidden == "introspection" and "not allowed" in r.reason, r
 
 
+def test_a_forged_report_with_a_non_ascii_proof_is_a_verdict_not_a_crash():
+    # The status pipe's fd is guessable; a proof the parent compared as str once raised TypeError in run_tests.
+    forge = (
+        "import os\nfor fd in range(3, 12):\n    try:\n"
+        "        os.write(fd, 'infra\\t\\u00e9\\t-\\tx\\npassed\\t\\u00e9\\t-\\tx\\n'.encode())\n"
+        "    except OSError:\n        pass\n"
+    )
+    assert run_tests(forge + GALLERY_SOLUTION, GALLERY_TESTS, SLOW_OK).status == "passed"
+    r = run_tests(forge + "def add(a, b):\n    return 0\n", GALLERY_TESTS, SLOW_OK)
+    assert not r.passed and r.status == "failed", r
+
+
 def test_the_audit_hook_looks_up_no_global_name():
     """Everything the hook and ``kind_of`` use is bound when the hook is installed (``_install_audit``'s
     docstring says why): no LOAD_GLOBAL/LOAD_NAME in any function nested in it."""

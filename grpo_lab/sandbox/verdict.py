@@ -116,7 +116,7 @@ def _verdict(
     the machine starved (``_starved``; without it, ``timeout`` whose reason says so). Whatever the code does
     once it runs (exit, os._exit, a crash, a kill, sleeping) stays a verdict about the code."""
     reports = _reports(status)
-    infra = [r for r in reports if r["status"] == "infra" and secrets.compare_digest(r["proof"], nonce)]
+    infra = [r for r in reports if r["status"] == "infra" and _proved(r, nonce)]
     if infra:
         res.status, res.reason = "infra", infra[0]["reason"]
     elif watch.ready_at is None:
@@ -139,6 +139,12 @@ def _reports(status: bytes) -> list[dict]:
             kind = parts[2] if parts[2] in FORBIDDEN_KINDS else None
             reports.append({"status": parts[0], "proof": parts[1], "forbidden": kind, "reason": parts[3]})
     return reports
+
+
+def _proved(report: dict, nonce: str) -> bool:
+    """Whether a report carries this run's nonce. Compared as bytes: ``compare_digest`` raises on a str with
+    non-ASCII characters, and the code can write such a line to the status pipe (its fd number is guessable)."""
+    return secrets.compare_digest(report["proof"].encode("utf-8", "replace"), nonce.encode())
 
 
 def _died_setting_up(res: CodeResult, killed_for: str | None, timeout_s: float, overload_is_infra: bool) -> None:
@@ -173,7 +179,7 @@ def _ran_to_its_end(res: CodeResult, reports: list[dict], nonce: str) -> None:
     """The child ended by itself: a pass (the nonce and a clean exit), a signal (``timeout`` for the CPU
     limit, else ``killed``), the harness's failed/error report, or an exit before the tests finished."""
     rc = res.returncode
-    passed = [r for r in reports if r["status"] == "passed" and secrets.compare_digest(r["proof"], nonce)]
+    passed = [r for r in reports if r["status"] == "passed" and _proved(r, nonce)]
     others = [r for r in reports if r["status"] in ("failed", "error")]
     if passed and rc == 0:
         res.passed, res.status, res.reason = True, "passed", passed[-1]["reason"]
