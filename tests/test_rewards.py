@@ -375,3 +375,55 @@ def test_reward_functions_work_with_trl_grpo_trainer_signature():
     )
     for f in (correctness_reward, format_reward_strict, format_reward_soft, make_overlong_penalty(4, 2)):
         assert len(f(**kwargs)) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# The code reward scores a batch through sandbox.run_many (a fake one here; tests/test_sandbox.py runs it)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_code_reward_scores_the_batch_with_one_run_many_call(monkeypatch):
+    import grpo_lab.rewards.functions as functions
+    from grpo_lab.rewards import make_code_reward
+    from grpo_lab.sandbox import CodeResult
+
+    calls = []
+
+    def fake_run_many(jobs, timeout_s=5.0, **kw):
+        calls.append((list(jobs), timeout_s))
+        return [
+            CodeResult(True, "passed", reason="1 asserts held", isolation="fake")
+            if "a + b" in code
+            else CodeResult(False, "failed", reason="assert failed", isolation="fake")
+            for code, _ in jobs
+        ]
+
+    monkeypatch.setattr(functions, "run_many", fake_run_many)
+    good = "```python\ndef add(a, b):\n    return a + b\n```"
+    bad = "```python\ndef add(a, b):\n    return 0\n```"
+    f = make_code_reward("tests", timeout_s=7.0)
+    out = f(
+        None, [good, "no code", None, bad, good], tests=["assert add(1, 2) == 3"] * 4 + [["assert add(1, 1) == 2"]]
+    )
+    assert out == [1.0, 0.0, 0.0, 0.0, 1.0]
+    assert len(calls) == 1 and calls[0][1] == 7.0 and len(calls[0][0]) == 3  # the code-less and malformed skipped
+    assert calls[0][0][2][1] == "assert add(1, 1) == 2"  # a list column is joined into one test program
+    assert f.last_reasons[0] == "passed [fake]: 1 asserts held" and f.last_reasons[3] == "failed [fake]: assert failed"
+    assert "no ```python block" in f.last_reasons[1] and f.last_reasons[2].startswith("malformed")
+    assert f(None, ["no code"], tests=["assert True"]) == [0.0] and len(calls) == 1  # nothing to run, no call
+
+
+def test_code_reward_raises_what_the_sandbox_could_not_score(monkeypatch):
+    import grpo_lab.rewards.functions as functions
+    from grpo_lab.errors import SandboxInfrastructureError
+    from grpo_lab.rewards import make_code_reward
+
+    def overloaded(jobs, timeout_s=5.0, **kw):
+        raise SandboxInfrastructureError("could not score 1 of 1 programs")
+
+    monkeypatch.setattr(functions, "run_many", overloaded)
+    f = make_code_reward()
+    with pytest.raises(SandboxInfrastructureError):
+        f(None, ["```python\nx = 1\n```"], tests=["assert x == 1"])
+    with pytest.raises(KeyError):
+        f(None, ["```python\nx = 1\n```"], other=["assert x == 1"])

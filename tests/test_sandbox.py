@@ -161,6 +161,67 @@ def test_a_naive_verifier_is_fooled_by_exit0_and_ours_is_not():
     assert run_tests(hack, GALLERY_TESTS, SLOW_OK).status == "failed"
 
 
+# Two ways a wrong `add` once passed: the harness ran the tests with the builtin `exec` looked up after the code
+# had run, and its audit hook read its tables from the harness module's globals, which the code reaches as
+# sys.modules["__main__"] (clearing _FRAME_ATTRS let it walk a traceback's frames to the nonce).
+_REBIND_EXEC = "import builtins\nbuiltins.exec = lambda *a, **k: None\ndef add(a, b):\n    return 0\n"
+_CLEAR_THE_HOOKS_TABLES = (
+    "import os, sys\n"
+    "m = sys.modules['__main__']\n"
+    "for t in (m._FRAME_ATTRS, m._DENIED, m._DENIED_IMPORTS, m._CHANGES):\n"
+    "    t.clear()\n"
+    "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    f = e.__traceback__.tb_frame\n"
+    "while f is not None and 'nonce' not in f.f_locals:\n    f = f.f_back\n"
+    "os.write(f.f_locals['sfd'], ('passed\\t%s\\t-\\tforged\\n' % f.f_locals['nonce']).encode())\n"
+    "os._exit(0)\n"
+)
+
+
+def test_rebinding_builtins_or_the_harness_globals_does_not_pass():
+    for name, code in (("exec", _REBIND_EXEC), ("hook tables", _CLEAR_THE_HOOKS_TABLES)):
+        r = run_tests(code, GALLERY_TESTS, SLOW_OK)
+        assert not r.passed and r.status in ("failed", "error"), (name, r)
+    r = run_tests(_CLEAR_THE_HOOKS_TABLES, GALLERY_TESTS, SLOW_OK)
+    assert r.forbidden == "introspection" and "not allowed" in r.reason, r
+
+
+def test_a_forged_report_with_a_non_ascii_proof_is_a_verdict_not_a_crash():
+    # The status pipe's fd is guessable; a proof the parent compared as str once raised TypeError in run_tests.
+    forge = (
+        "import os\nfor fd in range(3, 12):\n    try:\n"
+        "        os.write(fd, 'infra\\t\\u00e9\\t-\\tx\\npassed\\t\\u00e9\\t-\\tx\\n'.encode())\n"
+        "    except OSError:\n        pass\n"
+    )
+    assert run_tests(forge + GALLERY_SOLUTION, GALLERY_TESTS, SLOW_OK).status == "passed"
+    r = run_tests(forge + "def add(a, b):\n    return 0\n", GALLERY_TESTS, SLOW_OK)
+    assert not r.passed and r.status == "failed", r
+
+
+def test_the_audit_hook_looks_up_no_global_name():
+    """Everything the hook and ``kind_of`` use is bound when the hook is installed (``_install_audit``'s
+    docstring says why): no LOAD_GLOBAL/LOAD_NAME in any function nested in it."""
+    import dis
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("_harness_under_test", HARNESS_PATH)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    todo = [c for c in harness._install_audit.__code__.co_consts if isinstance(c, types.CodeType)]
+    found, names = [], []
+    while todo:
+        code = todo.pop()
+        names.append(code.co_name)
+        todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        found += [
+            f"{code.co_name}: {i.argval}"
+            for i in dis.get_instructions(code)
+            if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+        ]
+    assert {"hook", "kind_of", "deny", "inside", "kind"} <= set(names)
+    assert not found, found
+
+
 def test_sixty_four_concurrent_calls_leave_no_process_and_no_folder(private_tmp):
     before = set(int(d) for d in os.listdir("/proc") if d.isdigit())
     programs = [

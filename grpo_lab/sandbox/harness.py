@@ -130,15 +130,6 @@ _PROCESS_EVENTS = {
 }
 
 
-def _kind(event):
-    """The ``forbidden`` kind of a refused audit event (or denied import)."""
-    if event.startswith("socket."):
-        return "network"
-    if event in _PROCESS_EVENTS:
-        return "process"
-    return "introspection"
-
-
 def _install_audit(work):
     """The floor every mode stands on: refuse network, new processes, signals to others, file changes
     outside the working folder, and any introspection that could reach the harness's nonce.
@@ -148,86 +139,102 @@ def _install_audit(work):
     chain); with ``exc=None`` the kind of the first refusal the code caught and went on from (except
     ``sys._getframe``, which the standard library itself tries and handles); else None. The hook remembers
     the exception objects it raised, so an exception the code makes itself with the same message is not
-    mistaken for a refusal."""
+    mistaken for a refusal.
+
+    Why one function: the untrusted code shares this interpreter and can rebind anything the hook would look
+    up when it runs: this module's globals (``sys.modules["__main__"]`` is this file: clearing ``_FRAME_ATTRS``
+    there once let a program read the nonce from a traceback's frames and pass without its tests) and the
+    builtins (``len``, ``isinstance``). So the hook and ``kind_of`` look up no global name at all: every table
+    (copied into frozensets), builtin and exception class they use is bound here, as a local of this function,
+    before any untrusted code exists, and the list of refusals lives only in their closure
+    (``tests/test_sandbox.py`` checks their bytecode for global lookups). Module-level helpers would be global
+    lookups again.
+    """
     me = os.getpid()
     refused = []  # (exception object, kind) for the first refusals: only identity is compared
-    _len = len
+    _len, _isinstance, _any, _int, _str, _bytes = len, isinstance, any, int, str, bytes
+    _PermissionError, _ValueError, _RuntimeError, _Exception = PermissionError, ValueError, RuntimeError, Exception
+    _BaseException = BaseException
+    denied, denied_imports, frame_attrs = frozenset(_DENIED), frozenset(_DENIED_IMPORTS), frozenset(_FRAME_ATTRS)
+    process_events, changes = frozenset(_PROCESS_EVENTS), dict(_CHANGES)
+    two_paths = frozenset(("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.move"))
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    realpath, join, fsdecode, sep = os.path.realpath, os.path.join, os.fsdecode, os.sep
+
+    def kind(event):  # the ``forbidden`` kind of a refused audit event (or denied import)
+        if event.startswith("socket."):
+            return "network"
+        return "process" if event in process_events else "introspection"
 
     def deny(exc, kind):
         if _len(refused) < 1000:
             refused.append((exc, kind))
         raise exc
 
-    realpath, join, fsdecode, sep = os.path.realpath, os.path.join, os.fsdecode, os.sep
-
     def inside(path):
         try:
             full = realpath(join(work, fsdecode(path)))
-        except Exception:
+        except _Exception:
             return False
         return full == work or full.startswith(work + sep) or full == "/dev/null"
 
     def hook(event, args):
-        if event in _DENIED:
-            deny(PermissionError("sandbox: %s is not allowed" % event), _kind(event))
-        if event.startswith("ctypes.") or (event == "import" and args and args[0] in _DENIED_IMPORTS):
+        if event in denied:
+            deny(_PermissionError("sandbox: %s is not allowed" % event), kind(event))
+        if event.startswith("ctypes.") or (event == "import" and args and args[0] in denied_imports):
             what = args[0] if event == "import" else event
-            deny(PermissionError("sandbox: %s is not allowed" % what), _kind(what))
+            deny(_PermissionError("sandbox: %s is not allowed" % what), kind(what))
         if event in ("sys._getframe", "sys._getframemodulename"):
-            deny(ValueError("sandbox: frame introspection is not allowed"), "getframe")
-        if event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRS:
-            deny(PermissionError("sandbox: frame introspection is not allowed"), "introspection")
+            deny(_ValueError("sandbox: frame introspection is not allowed"), "getframe")
+        if event == "object.__getattr__" and _len(args) > 1 and args[1] in frame_attrs:
+            deny(_PermissionError("sandbox: frame introspection is not allowed"), "introspection")
         if event == "sys.addaudithook":
             # RuntimeError: the hook is silently not added
-            deny(RuntimeError("sandbox: no further audit hooks"), "introspection")
+            deny(_RuntimeError("sandbox: no further audit hooks"), "introspection")
         if event in ("os.kill", "os.killpg") and args and args[0] not in (me, 0):
-            deny(PermissionError("sandbox: signals to other processes are not allowed"), "process")
-        if event == "open" and args and not isinstance(args[0], int):
-            path, mode = args[0], args[1] if len(args) > 1 else None
-            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            deny(_PermissionError("sandbox: signals to other processes are not allowed"), "process")
+        if event == "open" and args and not _isinstance(args[0], _int):
+            path, mode = args[0], args[1] if _len(args) > 1 else None
+            flags = args[2] if _len(args) > 2 and _isinstance(args[2], _int) else 0
             try:
                 text = fsdecode(path)
-            except Exception:
+            except _Exception:
                 text = ""
             if text.startswith("/proc/") and realpath(text).rsplit("/", 1)[-1] in ("mem", "pagemap", "map_files"):
-                deny(PermissionError("sandbox: reading process memory is not allowed"), "introspection")
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
-            )
+                deny(_PermissionError("sandbox: reading process memory is not allowed"), "introspection")
+            writing = (_isinstance(mode, _str) and _any(c in mode for c in "wax+")) or (flags & write_flags)
             # os.open (mode None) outside the folder is refused even for reading: a directory fd opened
             # there would let dir_fd-relative calls write outside.
             if (writing or mode is None) and not inside(path):
-                deny(PermissionError("sandbox: writing outside the working folder is not allowed"), "file")
-        if event in _CHANGES and args:
-            if any(i < len(args) and args[i] not in (None, -1) for i in _CHANGES[event]):
-                deny(PermissionError("sandbox: dir_fd arguments are not allowed"), "file")
-            paths = (
-                args[:2]
-                if event in ("os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.move")
-                else args[:1]
-            )
-            for a in paths:
-                if isinstance(a, int) or not inside(a):  # an fd (fchmod, ftruncate) may be a file opened outside
-                    deny(PermissionError("sandbox: changing files outside the working folder is not allowed"), "file")
+                deny(_PermissionError("sandbox: writing outside the working folder is not allowed"), "file")
+        if event in changes and args:
+            if _any(i < _len(args) and args[i] not in (None, -1) for i in changes[event]):
+                deny(_PermissionError("sandbox: dir_fd arguments are not allowed"), "file")
+            for a in args[:2] if event in two_paths else args[:1]:
+                if _isinstance(a, _int) or not inside(a):  # an fd (fchmod, ftruncate) may be a file opened outside
+                    deny(_PermissionError("sandbox: changing files outside the working folder is not allowed"), "file")
 
     _context = BaseException.__context__.__get__  # the descriptors: no attribute lookup the code could override
     _cause = BaseException.__cause__.__get__
 
     def kind_of(exc):
         if exc is None:
-            return next((k for _, k in refused if k != "getframe"), None)
+            for _, k in refused:
+                if k != "getframe":
+                    return k
+            return None
         seen = 0
         todo = [exc]
         while todo and seen < 50:
             e = todo.pop()
             seen += 1
-            for r, kind in refused:
+            for r, k in refused:
                 if r is e:
-                    return "introspection" if kind == "getframe" else kind
+                    return "introspection" if k == "getframe" else k
             for get in (_context, _cause):
                 try:
                     nxt = get(e)
-                except BaseException:
+                except _BaseException:
                     nxt = None
                 if nxt is not None:
                     todo.append(nxt)
@@ -249,6 +256,7 @@ def _run(p, kind_of):
     # Everything used after the code ran is bound now: the code may replace builtins and module attributes.
     _write, _exit, _type, _str, _BaseException = os.write, os._exit, type, str, BaseException
     _AssertionError, _SystemExit, _ValueError = AssertionError, SystemExit, ValueError
+    _exec, _dict, _any = exec, dict, any  # replacing builtins.exec once skipped the tests and passed
     sfd, nonce = p["status_fd"], p.pop("nonce")
     code, tests = p.pop("code"), p.pop("tests")
     pristine = dict(builtins.__dict__)
@@ -256,7 +264,7 @@ def _run(p, kind_of):
 
     def tampered():
         # Did the code replace or delete a builtin? (The tests never see it: they run with the pristine copy.)
-        return any(_get(_live, k, _missing) is not v for k, v in pristine.items())
+        return _any(_get(_live, k, _missing) is not v for k, v in pristine.items())
 
     def forbidden(e):
         kind = kind_of(e)
@@ -295,11 +303,11 @@ def _run(p, kind_of):
     except _BaseException as e:
         report("error", "the code raised %s: %s" % (_type(e).__name__, _str(e)[:200]), kind=forbidden(e))
         _exit(0)
-    tns = dict(ns)
-    tns["__builtins__"] = dict(pristine)
+    tns = _dict(ns)
+    tns["__builtins__"] = _dict(pristine)
     tns["__sandbox_safe__"] = safe
     try:
-        exec(tests_code, tns)
+        _exec(tests_code, tns)
     except _AssertionError as e:
         kind = "monkeypatch" if any(t is e for t in tripped) else forbidden(e)
         report("failed", "assert failed: %s" % (_str(e)[:200] or "(no message)"), kind=kind)

@@ -59,10 +59,32 @@ def run_tests(
         return CodeResult(
             False, "error", reason="the sandbox needs Linux or macOS (on Windows: WSL2 or Colab)", isolation=mode
         )
-    workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
     limits = _limits(mode, timeout_s, memory_mb, file_mb, nproc)
-    uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
     nonce = secrets.token_hex(16)
+    try:
+        rc, out, watch = _run_child(mode, limits, nonce, code, tests, t0 + timeout_s, max_output, max_output_total)
+    except _StartFailed as e:
+        return CodeResult(False, "infra", reason=str(e), isolation=mode)
+    duration = time.monotonic() - t0
+    stdout = _truncate(out["stdout"], max_output)
+    stderr = _truncate(out["stderr"], max_output)
+    res = CodeResult(False, "failed", stdout, stderr, "", mode, rc, duration, limits)
+    return _verdict(res, out["status"], watch, nonce, timeout_s, max_output_total, overload_is_infra)
+
+
+class _StartFailed(Exception):
+    """The harness could not be started (``_run_child``): nothing of the code ran, an ``infra`` result."""
+
+
+def _run_child(
+    mode: str, limits: dict, nonce: str, code: str, tests: str, deadline: float, max_output: int, max_output_total: int
+) -> tuple[int | None, dict, _Watch]:
+    """One run of the harness: a fresh working folder, the job (code, tests, nonce, limits) sent on its stdin,
+    its stdout, stderr and status pipe collected until it ends or is killed (``_collect``), then everything
+    cleaned up (``_clean_up``). Returns the child's return code, the collected bytes and the ``_Watch``;
+    raises ``_StartFailed`` when the child could not be started."""
+    workdir = tempfile.mkdtemp(prefix="grpo_lab_sbx_")
+    uid = random.SystemRandom().randrange(1 << 20, 1 << 30)
     cmd = command(mode, [sys.executable, "-I", "-S", "-B", HARNESS_PATH], workdir, limits["tmpfs_mb"])
     status_r, status_w = os.pipe()
     go_r, go_w = os.pipe()
@@ -84,21 +106,17 @@ def run_tests(
         try:
             proc = _start(cmd, workdir, (status_w, go_r))
         except OSError as e:
-            return CodeResult(False, "infra", reason=f"could not start the sandbox: {e}", isolation=mode)
+            raise _StartFailed(f"could not start the sandbox: {e}") from None
         finally:
             os.close(status_w)
             os.close(go_r)
         writer = threading.Thread(target=_feed, args=(proc.stdin, json.dumps(payload).encode()), daemon=True)
         writer.start()
-        _collect(proc, status_r, out, t0 + timeout_s, max_output, max_output_total, watch)
+        _collect(proc, status_r, out, deadline, max_output, max_output_total, watch)
     finally:
         watch.close_go()
         _clean_up(proc, status_r, workdir)
-    duration = time.monotonic() - t0
-    stdout = _truncate(out["stdout"], max_output)
-    stderr = _truncate(out["stderr"], max_output)
-    res = CodeResult(False, "failed", stdout, stderr, "", mode, proc.returncode, duration, limits)
-    return _verdict(res, out["status"], watch, nonce, timeout_s, max_output_total, overload_is_infra)
+    return proc.returncode, out, watch
 
 
 def _limits(mode: str, timeout_s: float, memory_mb: int, file_mb: int, nproc: int) -> dict:

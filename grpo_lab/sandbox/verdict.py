@@ -115,64 +115,95 @@ def _verdict(
     before the parent saw it); or, with ``overload_is_infra``, a wall-clock kill before ``ready`` or of a run
     the machine starved (``_starved``; without it, ``timeout`` whose reason says so). Whatever the code does
     once it runs (exit, os._exit, a crash, a kill, sleeping) stays a verdict about the code."""
-    rc, duration, limits, stderr = res.returncode, res.duration_s, res.limits, res.stderr
-    killed_for = watch.killed_for
+    reports = _reports(status)
+    infra = [r for r in reports if r["status"] == "infra" and _proved(r, nonce)]
+    if infra:
+        res.status, res.reason = "infra", infra[0]["reason"]
+    elif watch.ready_at is None:
+        _died_setting_up(res, watch.killed_for, timeout_s, overload_is_infra)
+    elif watch.killed_for == "timeout":
+        _wall_clock(res, watch.sched, timeout_s, overload_is_infra)
+    elif watch.killed_for == "output":
+        res.status, res.reason = "killed", f"printed more than {max_output_total} bytes"
+    else:
+        _ran_to_its_end(res, reports, nonce)
+    return res
+
+
+def _reports(status: bytes) -> list[dict]:
+    """The well-formed ``status<TAB>proof<TAB>forbidden<TAB>reason`` lines of the status pipe, as dicts."""
     reports = []
     for line in status.decode("utf-8", "replace").splitlines():
         parts = line.split("\t", 3)
         if len(parts) == 4 and parts[0] in STATUSES:
             kind = parts[2] if parts[2] in FORBIDDEN_KINDS else None
             reports.append({"status": parts[0], "proof": parts[1], "forbidden": kind, "reason": parts[3]})
-    infra = [r for r in reports if r["status"] == "infra" and secrets.compare_digest(r["proof"], nonce)]
-    if infra:
-        res.status, res.reason = "infra", infra[0]["reason"]
-        return res
-    if watch.ready_at is None:
-        res.status = "infra"
-        if killed_for == "timeout":
-            res.reason = f"the sandbox did not finish setting itself up within {timeout_s:g} s (machine overloaded?)"
-            if not overload_is_infra:
-                res.status, res.reason = "timeout", f"wall-clock limit of {timeout_s:g} s: {res.reason}"
-        else:
-            tail = " ".join(stderr.strip().splitlines()[-2:])[-300:]
-            res.reason = f"the sandbox ended while setting itself up (exit code {rc})" + (f": {tail}" if tail else "")
-        return res
+    return reports
+
+
+def _proved(report: dict, nonce: str) -> bool:
+    """Whether a report carries this run's nonce. Compared as bytes: ``compare_digest`` raises on a str with
+    non-ASCII characters, and the code can write such a line to the status pipe (its fd number is guessable)."""
+    return secrets.compare_digest(report["proof"].encode("utf-8", "replace"), nonce.encode())
+
+
+def _died_setting_up(res: CodeResult, killed_for: str | None, timeout_s: float, overload_is_infra: bool) -> None:
+    """The run ended before the harness said ``ready``: no untrusted code ran, so ``infra``; a wall-clock kill
+    then is ``timeout`` (reason: overloaded?) unless ``overload_is_infra``."""
+    res.status = "infra"
     if killed_for == "timeout":
-        s = watch.sched
-        if _starved(s, timeout_s):
-            res.status = "infra" if overload_is_infra else "timeout"
-            res.reason = (
-                f"wall-clock limit of {timeout_s:g} s after only {s['cpu_s']:.2f} s of CPU: the program waited "
-                f"{s['wait_s']:.2f} s for a CPU (machine overloaded)"
-            )
-        else:
-            res.status, res.reason = "timeout", f"wall-clock limit of {timeout_s:g} s"
-        return res
-    if killed_for == "output":
-        res.status, res.reason = "killed", f"printed more than {max_output_total} bytes"
-        return res
-    passed = [r for r in reports if r["status"] == "passed" and secrets.compare_digest(r["proof"], nonce)]
+        res.reason = f"the sandbox did not finish setting itself up within {timeout_s:g} s (machine overloaded?)"
+        if not overload_is_infra:
+            res.status, res.reason = "timeout", f"wall-clock limit of {timeout_s:g} s: {res.reason}"
+    else:
+        tail = " ".join(res.stderr.strip().splitlines()[-2:])[-300:]
+        res.reason = f"the sandbox ended while setting itself up (exit code {res.returncode})" + (
+            f": {tail}" if tail else ""
+        )
+
+
+def _wall_clock(res: CodeResult, sched: dict | None, timeout_s: float, overload_is_infra: bool) -> None:
+    """Killed by the wall clock after ``ready``: ``timeout``, or, when the machine starved the run
+    (``_starved``) and ``overload_is_infra``, ``infra``; the reason says which."""
+    if _starved(sched, timeout_s):
+        res.status = "infra" if overload_is_infra else "timeout"
+        res.reason = (
+            f"wall-clock limit of {timeout_s:g} s after only {sched['cpu_s']:.2f} s of CPU: the program waited "
+            f"{sched['wait_s']:.2f} s for a CPU (machine overloaded)"
+        )
+    else:
+        res.status, res.reason = "timeout", f"wall-clock limit of {timeout_s:g} s"
+
+
+def _ran_to_its_end(res: CodeResult, reports: list[dict], nonce: str) -> None:
+    """The child ended by itself: a pass (the nonce and a clean exit), a signal (``timeout`` for the CPU
+    limit, else ``killed``), the harness's failed/error report, or an exit before the tests finished."""
+    rc = res.returncode
+    passed = [r for r in reports if r["status"] == "passed" and _proved(r, nonce)]
+    others = [r for r in reports if r["status"] in ("failed", "error")]
     if passed and rc == 0:
         res.passed, res.status, res.reason = True, "passed", passed[-1]["reason"]
-        return res
-    others = [r for r in reports if r["status"] in ("failed", "error")]
-    if rc is not None and rc < 0:
+    elif rc is not None and rc < 0:
         sig = -rc
-        if sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and duration >= limits["cpu_s"] - 0.5):
+        if sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and res.duration_s >= res.limits["cpu_s"] - 0.5):
             res.status, res.reason = "timeout", f"CPU-time limit ({signal.Signals(sig).name})"
         else:
             res.status, res.reason = "killed", f"killed by {signal.Signals(sig).name}"
-        return res
-    if others:
+    elif others:
         res.status, res.reason, res.forbidden = others[0]["status"], others[0]["reason"], others[0]["forbidden"]
-        return res
+    else:
+        _left_early(res)
+
+
+def _left_early(res: CodeResult) -> None:
+    """The process ended cleanly or with an exit code, without a verdict from the harness."""
+    rc = res.returncode
     if rc == 0:
         res.status, res.reason = "failed", "the process ended before the tests finished (exit() in the code?)"
         res.forbidden = "exit"
     else:
         res.status, res.reason = "error", f"the process exited with code {rc} before the tests finished"
-        if "MemoryError" in stderr:
+        if "MemoryError" in res.stderr:
             res.reason += " (MemoryError)"
         else:
             res.forbidden = "exit"  # os._exit(n): the harness itself only ever leaves with 0
-    return res
