@@ -147,6 +147,7 @@ class GRPOTrainer(LoopTrainer):
                 fast=cfg.fast_rollout,
                 stop_after=self.stop_rule(),
             )
+        t_rollout = time.perf_counter() - t0
         rows = [r for r in batch for _ in range(G)]  # [B]: each prompt's row, once per completion
         # 2. Reward, then 3. group-relative advantages. A group with equal rewards has A = 0 (no signal).
         rewards, per_func = self.score(rows, rollout.texts, self.weights)  # [B]
@@ -169,7 +170,9 @@ class GRPOTrainer(LoopTrainer):
             )
         self.advance_schedule(updated=update is not None and update.skipped < cfg.num_iterations)
         self.step_idx += 1
-        return self.log_step(self.record(rollout, rewards, per_func, zero_std, keep, update), t0)
+        rec = self.record(rollout, rewards, per_func, zero_std, keep, update)
+        rec["rollout_seconds"] = t_rollout  # sampling only; reward_seconds (scoring) is in the record too
+        return self.log_step(rec, t0)
 
     def update(self, pi, pm, ci, cm, adv) -> Update:
         """``num_iterations`` optimizer steps on one rollout; returns the last iteration's ``Update``

@@ -315,7 +315,7 @@ def test_extract_code_and_code_reward():
 _AS_USER = r"""
 import json, os, sys, concurrent.futures as cf
 from grpo_lab.course.gallery import GALLERY_TESTS, HOSTILE_GALLERY
-from grpo_lab.sandbox import available_modes, run_tests
+from grpo_lab.sandbox import available_modes, run_many, run_tests
 victim = sys.argv[1]
 attack = (
     "import os, shutil\n"
@@ -333,9 +333,15 @@ for mode in available_modes():
         res = dict(ex.map(lambda kv: (kv[0], run_tests(kv[1][1], GALLERY_TESTS,
                                                        timeout_s=2.0 if "timeout" in kv[1][2] else 60.0)),
                           HOSTILE_GALLERY.items()))
+    pooled = {}
+    for slow in (True, False):  # the parallel scorer of training (run_many), the slow programs with a short limit
+        names = [k for k, e in HOSTILE_GALLERY.items() if ("timeout" in e[2]) == slow]
+        got = run_many([(HOSTILE_GALLERY[k][1], GALLERY_TESTS) for k in names], 2.0 if slow else 60.0, workers=8)
+        pooled.update(zip(names, got))
     v = run_tests(attack + "def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
     good = run_tests("def add(a, b):\n    return a + b\n", GALLERY_TESTS, timeout_s=60.0)
     out["modes"][mode] = {"gallery": {k: [r.passed, r.status, r.reason] for k, r in res.items()},
+                          "pooled": {k: [r.passed, r.status, r.reason] for k, r in pooled.items()},
                           "victim": [v.passed, v.status, v.reason, open(victim).read()],
                           "solution": [good.passed, good.status, good.reason]}
 print(json.dumps(out))
@@ -359,7 +365,8 @@ def _drop_to(uid: int) -> list[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux uids and namespaces")
 def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
     """Runs as a throwaway non-root uid, where the namespace modes run the code as the real user: every
-    hostile program scores 0 in every mode that user can start, and a file the user owns outside the
+    hostile program scores 0 in every mode that user can start, one at a time and through run_many (the
+    parallel scorer training uses), and a file the user owns outside the
     working folder survives an attempt to overwrite, delete, chmod, rename and truncate it."""
     if os.geteuid() != 0:
         pytest.skip("creating a throwaway uid needs root (the tests run as root on the course machines)")
@@ -414,7 +421,8 @@ def test_hostile_gallery_as_an_unprivileged_user(tmp_path):
         assert "namespaces+uid" not in modes and "audit-hook" in modes, modes.keys()
         for mode, res in modes.items():
             assert res["solution"][0], (mode, res["solution"])
-            for name, (passed, status, reason) in res["gallery"].items():
+            assert set(res["pooled"]) == set(res["gallery"]) == set(HOSTILE_GALLERY)
+            for name, (passed, status, reason) in [*res["gallery"].items(), *res["pooled"].items()]:
                 assert not passed and status in HOSTILE_GALLERY[name][2], (mode, name, status, reason)
             assert not res["victim"][0] and res["victim"][3] == "precious", (mode, res["victim"])
         print("modes the throwaway uid could start:", ", ".join(modes))
