@@ -137,3 +137,32 @@ def test_chat_rendering_uses_the_code_system_prompt():
     p = t.heldout(1)[0]
     assert p.prompt.startswith("<system>" + CODE_SYSTEM) and p.question in p.prompt
     assert t.key(p) == get_task("code").heldout(1)[0].prompt  # the same split as the plain task
+
+
+def test_failure_kind_names_each_way_a_completion_can_fail():
+    # One program per kind, scored by the real sandbox in one batch; the kinds are what notebook 06a counts.
+    from grpo_lab.sandbox import CodeResult
+    from grpo_lab.tasks.code import FAILURE_KINDS, failure_kind
+
+    task = CodeTask(levels=(1,))
+    problem = task.heldout(1)[0]
+    func, args = problem.meta["func"], problem.answer.split("(", 1)[1].rstrip("):")
+    fence = "```python\n{}\n```"
+    completions = {
+        "no program": "I would return the answer.",
+        "syntax error": fence.format(f"def {func}({args})\n    return 0"),
+        "runtime error": fence.format(f"def {func}({args}):\n    return 1 / 0"),
+        "timeout": fence.format(f"def {func}({args}):\n    while True:\n        pass"),
+        "forbidden": fence.format("import sys\nsys.exit(0)"),
+        "wrong answer": fence.format(f"def {func}({args}):\n    return -12345"),
+        "pass": fence.format(problem.meta["reference"]),
+    }
+    assert tuple(completions) == FAILURE_KINDS
+    task.timeout_s = 2.0
+    verdicts = task.verdicts([problem] * len(completions), list(completions.values()))
+    assert [failure_kind(v) for v in verdicts] == list(completions)
+    # A missing function is a NameError in the tests: a runtime error, not a wrong answer.
+    two = fence.format("def helper(x):\n    return x\n\ndef other(x):\n    return x")
+    assert failure_kind(task.verdicts([problem], [two])[0]) == "runtime error"
+    with pytest.raises(ValueError, match="infra"):
+        failure_kind(CodeResult(passed=False, status="infra", reason="overloaded"))

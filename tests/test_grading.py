@@ -226,6 +226,7 @@ CONCEPTS = [
     "04a-concepts",
     "05-concepts",
     "06-concepts",
+    "06a-concepts",
     "07-concepts",
     "08-concepts",
     "09-concepts",

@@ -28,6 +28,7 @@ USES_SMOLLM2 = {
     "00_setup.ipynb",
     "01_verifiable_rewards.ipynb",
     "06_capstone_gsm8k.ipynb",
+    "06a_code_rlvr.ipynb",
     "07_ensembles_and_consensus.ipynb",
 }
 

@@ -52,7 +52,7 @@ from grpo_lab.deadline import Deadline
 
 STUB_MESSAGE = "not implemented yet: replace this line with your solution"
 # The concept questions of each notebook: grpo_lab/course/questions/<name>.json (package data).
-QUESTION_FILES = ("00", "01", "02", "03", "04", "04a", "05", "06", "07", "08", "09", "10")
+QUESTION_FILES = ("00", "01", "02", "03", "04", "04a", "05", "06", "06a", "07", "08", "09", "10")
 
 
 class ExerciseTimeout(Exception):
@@ -63,9 +63,22 @@ def check_modules() -> tuple[ModuleType, ...]:
     """The check modules, one per notebook (04's two by concept), in course order: a static list, imported on
     the first ``check`` so that ``from grpo_lab.grading import check`` stays cheap. Notebooks 06 and 10 have
     concept questions only."""
-    from grpo_lab.course.checks import nb00, nb01, nb02, nb03, nb04_rollout, nb04_update, nb04a, nb05, nb07, nb08, nb09
+    from grpo_lab.course.checks import (
+        nb00,
+        nb01,
+        nb02,
+        nb03,
+        nb04_rollout,
+        nb04_update,
+        nb04a,
+        nb05,
+        nb06a,
+        nb07,
+        nb08,
+        nb09,
+    )
 
-    return (nb00, nb01, nb02, nb03, nb04_rollout, nb04_update, nb04a, nb05, nb07, nb08, nb09)
+    return (nb00, nb01, nb02, nb03, nb04_rollout, nb04_update, nb04a, nb05, nb06a, nb07, nb08, nb09)
 
 
 def load_questions(name: str) -> Exercise:

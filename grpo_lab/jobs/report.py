@@ -60,7 +60,9 @@ class Report(Mapping):
     ``before_at_cap``; ``after``, ``after_generous``: ``EvalResult.summary()``), mean lengths, ``samples``
     and, where the preset asks for them (the code preset), accuracy per difficulty level before and after
     (``by_level``), the unbiased pass@k before and after (``pass_at_k``), a second held-out set of kinds of
-    problem never trained on (``transfer``) and problems that went from failing to passing (``flips``);
+    problem never trained on (``transfer``), problems that went from failing to passing (``flips``) and every
+    held-out greedy completion before and after (``heldout_completions``: ``{"before": [...], "after": [...]}``
+    in the order of the held-out problems, so that a notebook can score them again without generating them);
     ``resumed_from`` when it continued a checkpoint (then ``seconds_train`` counts the resumed part only; the
     own backend's ``history`` is the whole run's, TRL's starts after the checkpoint). A field that does not apply
     is None and is left out of the JSON. It reads like the dict it is written as (``report["accuracy_after"]``,
@@ -99,6 +101,7 @@ class Report(Mapping):
     pass_at_k: dict | None = None
     transfer: dict | None = None
     flips: list | None = None
+    heldout_completions: dict | None = None
     seconds_train: float | None = None
     steps: int | None = None
     resumed_from: str | None = None

@@ -169,7 +169,10 @@ def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: 
         report.update(after_generous=generous.summary(), accuracy_after_generous=generous.accuracy)
     _extras(model, tok, preset, task, heldout, after, report, "after", say)
     if preset.runtime.get("eval_pass_n"):
-        report.update(flips=_flips(heldout, baseline, after, 5))
+        report.update(
+            flips=_flips(heldout, baseline, after, 5),
+            heldout_completions={"before": list(baseline.completions), "after": list(after.completions)},
+        )
     return after
 
 

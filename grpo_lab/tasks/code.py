@@ -46,11 +46,13 @@ from grpo_lab.tasks.prompts import CODE_SYSTEM
 __all__ = [
     "CODE_SYSTEM",
     "CodeTask",
+    "FAILURE_KINDS",
     "Family",
     "TRAIN_FAMILIES",
     "UNSEEN_FAMILIES",
     "apply_name_rule",
     "extract_program",
+    "failure_kind",
     "make_problem",
 ]
 
@@ -100,6 +102,35 @@ def apply_name_rule(program: str, name: str) -> str:
     if name in bound or len(funcs) != 1:
         return program
     return f"{program.rstrip()}\n\n{name} = {funcs[0]}\n"
+
+
+# What went wrong with a completion, as ``failure_kind`` names it, in the order a completion gets further.
+FAILURE_KINDS = ("no program", "syntax error", "runtime error", "timeout", "forbidden", "wrong answer", "pass")
+_SYNTAX = ("the code raised SyntaxError", "the code raised IndentationError", "the code raised TabError")
+
+
+def failure_kind(result: CodeResult | None) -> str:
+    """One word for a verdict of ``CodeTask.verdicts``, one of ``FAILURE_KINDS``: ``no program`` (None: no closed
+    code block), ``syntax error`` (the program does not parse), ``forbidden`` (the sandbox stopped a forbidden
+    operation), ``timeout`` (the wall-clock or CPU limit), ``wrong answer`` (an assert failed), ``runtime error``
+    (anything else the code or the tests raised, a ``NameError`` for a missing function included, or a kill),
+    ``pass``. Read from ``status``, ``forbidden`` and ``reason`` only; an ``infra`` result is not a verdict about
+    the code (``run_many`` never returns one), so it raises ``ValueError``."""
+    if result is None:
+        return "no program"
+    if result.status == "infra":
+        raise ValueError(f"an 'infra' result says nothing about the code ({result.reason})")
+    if result.passed:
+        return "pass"
+    if result.forbidden is not None:
+        return "forbidden"
+    if result.status == "timeout":
+        return "timeout"
+    if result.status == "error" and result.reason.startswith(_SYNTAX):
+        return "syntax error"
+    if result.status == "failed" and result.reason.startswith("assert failed"):
+        return "wrong answer"
+    return "runtime error"
 
 
 def _run_batch(jobs: list[tuple[str, str]], timeout_s: float) -> list[CodeResult]:
