@@ -330,3 +330,25 @@ def evaluate_untrained(model, tok, preset, task, heldout, k=None, max_new_tokens
     if cache:
         write_atomic(f, json.dumps(asdict(res)))
     return res, False
+
+
+def untrained_pass_at_k(model, tok, preset, task, problems, n, max_new_tokens, seed, temperature=1.0, cache=True):
+    """``evaluation.sampled_pass_at_k`` of the preset's own untrained model, remembered on disk beside
+    ``evaluate_untrained``'s results (the key adds the number of samples and the seed); returns
+    ``(PassAtK, from_cache)``. Sampling is seeded, so the untrained model's draws repeat exactly on a machine."""
+    from dataclasses import asdict
+
+    from grpo_lab.evaluation import PassAtK, sampled_pass_at_k
+
+    f = _untrained_cache_file(preset, task, problems, max_new_tokens, f"pass@{n}:seed{seed}:T{temperature}")
+    if cache and f.exists():
+        data = json.loads(f.read_text())
+        for key in ("pass_at", "stderr"):
+            data[key] = {int(k): v for k, v in data[key].items()}
+        return PassAtK(**data), True
+    res = sampled_pass_at_k(
+        model, tok, task, problems, n, max_new_tokens=max_new_tokens, seed=seed, temperature=temperature
+    )
+    if cache:
+        write_atomic(f, json.dumps(asdict(res)))
+    return res, False

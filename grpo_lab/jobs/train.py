@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from grpo_lab.evaluation import EvalResult
+from grpo_lab.evaluation import EvalResult, accuracy_by, sampled_pass_at_k
 from grpo_lab.jobs.backends import KeepLatestCheckpoints, checkpoint_to_resume, train_preset
 from grpo_lab.jobs.demo import HELDOUT_SEED
 from grpo_lab.jobs.report import (
@@ -23,6 +23,7 @@ from grpo_lab.jobs.report import (
     evaluate_preset,
     evaluate_untrained,
     machine_info,
+    untrained_pass_at_k,
     write_json,
 )
 from grpo_lab.models import load_for_preset
@@ -149,7 +150,7 @@ def _evaluate_before(model, tok, preset: Preset, task: Task, heldout, k, report:
         mean_length_before=round(at_cap.mean_length, 2),
         status="evaluated-before",
     )
-    _extras(model, tok, preset, task, heldout, baseline, report, "before", say)
+    _extras(model, tok, preset, task, heldout, baseline, report, "before", say, cache)
     return baseline, at_cap
 
 
@@ -176,19 +177,27 @@ def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: 
     return after
 
 
-def _extras(model, tok, preset: Preset, task: Task, heldout, result: EvalResult, report: Report, when: str, say):
+def _extras(
+    model, tok, preset: Preset, task: Task, heldout, result: EvalResult, report: Report, when: str, say, cache=False
+):
     """What the preset asks for beyond accuracy (``Runtime.eval_pass_n``, ``transfer_task_args``), for ``when``
     ("before" or "after"): accuracy by difficulty level, the unbiased pass@k on the first ``eval_pass_size``
-    problems, and the accuracy on the transfer set; merged into ``report``'s ``by_level``/``pass_at_k``/``transfer``."""
-    from grpo_lab.evaluation import accuracy_by, sampled_pass_at_k
-
-    rt = preset.runtime
+    problems (sampled at the training temperature), and the accuracy on the transfer set; merged into ``report``'s ``by_level``/``pass_at_k``/``transfer``.
+    ``cache`` (before training, the preset's own untrained model): both are remembered on disk as
+    ``evaluate_untrained`` remembers the greedy baseline, so a second training seed does not pay for them again."""
+    rt, budget = preset.runtime, result.max_new_tokens
     if "level" in (heldout[0].meta if heldout else {}):
         report.update(by_level={**(report.by_level or {}), when: accuracy_by(heldout, result.correct, "level")})
     n = rt.get("eval_pass_n")
     if n:
         some = heldout[: rt.get("eval_pass_size") or len(heldout)]
-        pk = sampled_pass_at_k(model, tok, task, some, n, max_new_tokens=result.max_new_tokens, seed=HELDOUT_SEED)
+        temp = preset.grpo.get("temperature", 1.0)  # the policy's own sampling distribution, as in training
+        if cache:
+            pk, _ = untrained_pass_at_k(model, tok, preset, task, some, n, budget, HELDOUT_SEED, temp)
+        else:
+            pk = sampled_pass_at_k(
+                model, tok, task, some, n, max_new_tokens=budget, seed=HELDOUT_SEED, temperature=temp
+            )
         report.update(pass_at_k={**(report.pass_at_k or {}), when: {**pk.summary(), "problems": len(some)}})
         say(
             f"      pass@k over {len(some)} problems, {n} samples each: "
@@ -198,7 +207,10 @@ def _extras(model, tok, preset: Preset, task: Task, heldout, result: EvalResult,
     if extra:
         other = get_task(preset.task, tokenizer=tok, **{**preset.task_args, **extra})
         probs = other.heldout_distinct(rt.get("transfer_size") or len(heldout), seed=HELDOUT_SEED)
-        res = evaluate_preset(model, tok, preset, other, probs, 0, max_new_tokens=result.max_new_tokens)
+        if cache:
+            res, _ = evaluate_untrained(model, tok, preset, other, probs, 0, max_new_tokens=budget)
+        else:
+            res = evaluate_preset(model, tok, preset, other, probs, 0, max_new_tokens=budget)
         say(f"      {other.describe()}, never trained on: {res.accuracy:.3f} +- {res.stderr:.3f} ({res.n} problems)")
         report.update(transfer={**(report.transfer or {}), "task": other.describe(), when: res.summary()})
 

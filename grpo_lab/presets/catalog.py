@@ -156,7 +156,7 @@ PRESETS: dict[str, Preset] = {
                 eval_max_new_tokens=256,
                 prompt_length=70,
                 eval_pass_n=8,
-                eval_pass_size=100,
+                eval_pass_size=60,
                 transfer_task_args=dict(families="unseen", levels=(2, 3), heldout_buckets=4),
                 transfer_size=200,
             ),
