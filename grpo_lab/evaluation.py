@@ -174,8 +174,9 @@ def evaluate(
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
     stop = task.stop_after(tokenizer) if tokenizer is not None else None
+    extra = {"stop_after": stop} if stop is not None else {}
     comps = rollout.greedy_complete(
-        model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, stop_after=stop
+        model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, **extra
     )
     lengths = (
         [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []

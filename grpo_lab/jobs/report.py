@@ -57,8 +57,9 @@ class Report(Mapping):
     (``sft-done`` / ``evaluated-before`` / ``done``: how far the job got). The demo adds its SFT phase
     (``seconds_sft``, ``sft_steps``), every held-out problem (``accuracy_after_all_heldout``) and
     ``seconds_total``; ``grpo-lab train`` adds the backend, the honest baseline (``before`` at a generous budget,
-    ``before_at_cap``; ``after``, ``after_generous``: ``EvalResult.summary()``), mean lengths, ``samples``
-    and, where the preset asks for them (the code preset), accuracy per difficulty level before and after
+    ``before_at_cap``; ``after``, ``after_generous``: ``EvalResult.summary()``), mean lengths, ``samples``,
+    ``paired_gain`` (``evaluation.paired_difference`` of ``after`` against the honest baseline on the same
+    problems: the gain with its paired standard error) and, where the preset asks for them (the code preset), accuracy per difficulty level before and after
     (``by_level``), the unbiased pass@k before and after (``pass_at_k``), a second held-out set of kinds of
     problem never trained on (``transfer``), problems that went from failing to passing (``flips``) and every
     held-out greedy completion before and after (``heldout_completions``: ``{"before": [...], "after": [...]}``
@@ -97,6 +98,7 @@ class Report(Mapping):
     accuracy_after_generous: float | None = None
     accuracy_after_all_heldout: float | None = None
     samples: list | None = None
+    paired_gain: dict | None = None
     by_level: dict | None = None
     pass_at_k: dict | None = None
     transfer: dict | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from grpo_lab.evaluation import EvalResult, accuracy_by, sampled_pass_at_k
+from grpo_lab.evaluation import EvalResult, accuracy_by, paired_difference, sampled_pass_at_k
 from grpo_lab.jobs.backends import KeepLatestCheckpoints, checkpoint_to_resume, train_preset
 from grpo_lab.jobs.demo import HELDOUT_SEED
 from grpo_lab.jobs.report import (
@@ -168,6 +168,7 @@ def _evaluate_after(model, tok, preset: Preset, task: Task, heldout, k, report: 
     if baseline is not before:
         generous = evaluate_preset(model, tok, preset, task, heldout, 0, max_new_tokens=baseline.max_new_tokens)
         report.update(after_generous=generous.summary(), accuracy_after_generous=generous.accuracy)
+    report.update(paired_gain=paired_difference(after.correct, baseline.correct))
     _extras(model, tok, preset, task, heldout, after, report, "after", say)
     if preset.runtime.get("eval_pass_n"):
         report.update(
