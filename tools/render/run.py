@@ -69,7 +69,7 @@ def time_line(seconds: float) -> str:
     said = "under a minute" if minutes < 1 else f"about {max(1, round(minutes))} min"
     return (
         f"{TIME_START}**Full mode:** {said} on {THREADS} CPU cores (measured by `make render`); "
-        f"test mode: under a minute.{TIME_END}"
+        f"test mode (`GRPO_LAB_TEST_MODE=1`): a few minutes at most.{TIME_END}"
     )
 
 
