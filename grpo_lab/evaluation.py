@@ -97,6 +97,12 @@ def max_answer_tokens(task: Task) -> int:
     return getattr(task, "answer_tokens", 16)
 
 
+def _stop_kw(task: Task, tokenizer) -> dict:
+    """``{"stop_after": rule}`` when the task has an extra stop rule for this tokenizer, else ``{}``."""
+    stop = task.stop_after(tokenizer) if tokenizer is not None else None
+    return {"stop_after": stop} if stop is not None else {}
+
+
 def _share(flags: Sequence[bool]) -> float:
     return sum(flags) / max(1, len(flags))
 
@@ -173,10 +179,8 @@ def evaluate(
     max_new_tokens = max_new_tokens or max_answer_tokens(task)
     batch_size = batch_size or (512 if max_new_tokens <= 32 else 32)
     strict = task.has_strict_check if strict is None else strict
-    stop = task.stop_after(tokenizer) if tokenizer is not None else None
-    extra = {"stop_after": stop} if stop is not None else {}
     comps = rollout.greedy_complete(
-        model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, **extra
+        model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, **_stop_kw(task, tokenizer)
     )
     lengths = (
         [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in comps] if tokenizer is not None else []
