@@ -245,11 +245,13 @@ def test_concept_questions_grade_answers_and_explain_wrong_ones(capsys):
     assert grading.check(
         "03-concepts", {k: f"({str(v).upper()})" if isinstance(v, str) else v for k, v in right.items()}, verbose=False
     ).passed  # "(B)" reads as "b"
-    wrong = dict(right, q3="a", q2=0.25)
+    q3 = grading._REGISTRY["03-concepts"].questions[2]
+    # A wrong letter of q3, whichever letter the seeded order (tools/shuffle_options.py) made right.
+    wrong = dict(right, q3=next(k for k in q3.options if k != q3.answer), q2=0.25)
     rep = grading.check("03-concepts", wrong)
     out = capsys.readouterr().out
     assert [o.passed for o in rep.outcomes] == [True, False, False, True]
-    why_q3 = grading._REGISTRY["03-concepts"].questions[2].why
+    why_q3 = q3.why
     assert f"why: {why_q3}" in out and "KL(pi_ref || pi_theta)" in why_q3
     rep = grading.check("03-concepts", dict(right, q4=None), verbose=False)
     assert rep.not_implemented and not rep.passed
