@@ -97,14 +97,17 @@ def _joined(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def output_texts(nb: dict, mimes: tuple[str, ...] = TEXT_MIMES):
+def output_texts(nb: dict, mimes: tuple[str, ...] = TEXT_MIMES, errors: bool = True):
     """Yield ``(cell_index, text)`` for each text of each stored output of ``nb`` (parsed notebook JSON): stream
-    text, an error's message and traceback, and each rich output's representations among ``mimes``."""
+    text, an error's message and traceback (unless ``errors`` is false), and each rich output's representations
+    among ``mimes``."""
     for k, cell in enumerate(nb.get("cells", [])):
         for o in cell.get("outputs", []):
             if o.get("output_type") == "stream":
                 yield k, _joined(o.get("text", ""))
             elif o.get("output_type") == "error":
+                if not errors:
+                    continue
                 yield k, o.get("evalue", "") + "\n" + "\n".join(o.get("traceback", []))
             else:
                 for mime in mimes:
