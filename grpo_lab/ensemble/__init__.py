@@ -4,6 +4,9 @@
   (Wang et al., arXiv 2203.11171), vote weights derived from member accuracies.
 - ``uncertainty``: AUROC, risk-coverage, calibration bins, ECE and the Brier score of a confidence.
 - ``consensus``: iterative consensus in the style of ICE (Omar et al., medRxiv 10.1101/2024.12.25.24319629).
+- ``smc``: sequential Monte Carlo steering (Lew et al., arXiv 2306.03081), the follower side of DisCIPL (Grand
+  et al., arXiv 2504.07081): ``smc`` with constraint potentials, ``best_of_n`` at a counted token budget,
+  ``hf_proposal`` for a Hugging Face causal LM.
 - ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
 
 The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is ``grpo_lab.cost``.
@@ -21,6 +24,17 @@ from grpo_lab.ensemble.consensus import (
     iterative_consensus,
 )
 from grpo_lab.ensemble.sampling import hf_generator, sample_answers
+from grpo_lab.ensemble.smc import (
+    BestOfN,
+    HFProposal,
+    Particle,
+    SMCResult,
+    best_of_n,
+    ess,
+    hf_proposal,
+    resample,
+    smc,
+)
 from grpo_lab.ensemble.uncertainty import (
     area_under_risk_coverage,
     auroc,
@@ -64,4 +78,13 @@ __all__ = [
     "consensus_prompt",
     "hf_generator",
     "sample_answers",
+    "smc",
+    "SMCResult",
+    "Particle",
+    "ess",
+    "resample",
+    "best_of_n",
+    "BestOfN",
+    "hf_proposal",
+    "HFProposal",
 ]
