@@ -247,7 +247,7 @@ def test_every_prefix_of_a_dead_prefix_extension_stays_dead():
 
 # ------------------------------------------------------------------------------------------ SMC on a toy model
 
-from grpo_lab.ensemble.smc import best_of_n, ess, hf_proposal, resample, smc  # noqa: E402
+from grpo_lab.ensemble.smc import best_of_n, ess, hf_proposal, resample, smc_steer  # noqa: E402
 
 SYMBOLS, EOS_ID, LENGTH = "abc", 3, 4
 # A Markov toy language model over a, b, c and EOS: row = the last symbol (3 = start).
@@ -295,7 +295,7 @@ def exact_posterior() -> tuple[dict[str, float], float]:
 def smc_estimate(n_seeds=6, proposal=toy_model, **kw) -> tuple[dict[str, float], float, list]:
     """The seeds' weighted-particle distributions averaged, the mean of exp(log_evidence), the results."""
     common = dict(decode=toy_decode, eos_id=EOS_ID, max_tokens=LENGTH)
-    runs = [smc(proposal, toy_potential, seed=s, **common, **kw) for s in range(n_seeds)]
+    runs = [smc_steer(proposal, toy_potential, seed=s, **common, **kw) for s in range(n_seeds)]
     est: dict[str, float] = {}
     for r in runs:
         for text, w in r.posterior().items():
@@ -335,11 +335,13 @@ def test_smc_with_a_different_proposal_corrects_by_p_over_q():
 
 
 def test_smc_counts_tokens_and_stops_at_eos_or_max_tokens():
-    r = smc(toy_model, toy_potential, decode=toy_decode, eos_id=EOS_ID, max_tokens=LENGTH, n_particles=50, seed=1)
+    r = smc_steer(
+        toy_model, toy_potential, decode=toy_decode, eos_id=EOS_ID, max_tokens=LENGTH, n_particles=50, seed=1
+    )
     assert all(p.done for p in r.particles) and all(len(p.ids) <= LENGTH for p in r.particles)
     assert all(p.ids[-1] == EOS_ID or len(p.ids) == LENGTH for p in r.particles)
     assert 50 * 1 <= r.tokens <= 50 * LENGTH and r.steps <= LENGTH
-    dead = smc(toy_model, lambda t, f: -math.inf, decode=toy_decode, eos_id=EOS_ID, max_tokens=3, n_particles=5)
+    dead = smc_steer(toy_model, lambda t, f: -math.inf, decode=toy_decode, eos_id=EOS_ID, max_tokens=3, n_particles=5)
     assert dead.posterior() == {} and dead.answer is None and dead.tokens == 0 and dead.log_evidence == -math.inf
 
 
@@ -386,7 +388,7 @@ def test_hf_proposal_on_a_tiny_model_steers_with_a_program():
     got = lm((tok.convert_tokens_to_ids("x"),))
     assert torch.allclose(torch.tensor(got), want, atol=1e-5)  # the prompt and the generated ids, no cache
     program = parse_program('[{"op": "not_contains", "letter": "e"}, {"op": "max_word_len", "n": 3}]')
-    r = smc(lm, program.potential, decode=lm.decode, eos_id=lm.eos_id, n_particles=6, max_tokens=6, seed=0)
+    r = smc_steer(lm, program.potential, decode=lm.decode, eos_id=lm.eos_id, n_particles=6, max_tokens=6, seed=0)
     assert r.tokens >= 6 and lm.forward_passes <= r.tokens + 1  # memoised prefixes never cost more
     assert r.posterior() and all(program.potential(t, True) == 0.0 for t in r.posterior())
 

@@ -5,7 +5,7 @@
 - ``uncertainty``: AUROC, risk-coverage, calibration bins, ECE and the Brier score of a confidence.
 - ``consensus``: iterative consensus in the style of ICE (Omar et al., medRxiv 10.1101/2024.12.25.24319629).
 - ``smc``: sequential Monte Carlo steering (Lew et al., arXiv 2306.03081), the follower side of DisCIPL (Grand
-  et al., arXiv 2504.07081): ``smc`` with constraint potentials, ``best_of_n`` at a counted token budget,
+  et al., arXiv 2504.07081): ``smc_steer`` with constraint potentials, ``best_of_n`` at a counted token budget,
   ``hf_proposal`` for a Hugging Face causal LM.
 - ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
 
@@ -33,7 +33,7 @@ from grpo_lab.ensemble.smc import (
     ess,
     hf_proposal,
     resample,
-    smc,
+    smc_steer,
 )
 from grpo_lab.ensemble.uncertainty import (
     area_under_risk_coverage,
@@ -78,7 +78,7 @@ __all__ = [
     "consensus_prompt",
     "hf_generator",
     "sample_answers",
-    "smc",
+    "smc_steer",
     "SMCResult",
     "Particle",
     "ess",

@@ -25,7 +25,17 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["BestOfN", "HFProposal", "Particle", "SMCResult", "best_of_n", "ess", "hf_proposal", "resample", "smc"]
+__all__ = [
+    "BestOfN",
+    "HFProposal",
+    "Particle",
+    "SMCResult",
+    "best_of_n",
+    "ess",
+    "hf_proposal",
+    "resample",
+    "smc_steer",
+]
 
 Proposal = Callable[[tuple[int, ...]], Sequence[float]]  # generated ids -> next-token log-probs
 Potential = Callable[[str, bool], float]  # (text so far, finished?) -> log-potential
@@ -126,7 +136,7 @@ def _extend(p: Particle, proposal, target, potential, decode, eos_id, max_tokens
     p.ids, p.text, p.phi, p.done = ids, text, phi, done
 
 
-def smc(
+def smc_steer(
     proposal: Proposal,
     potential: Potential,
     *,
@@ -201,7 +211,7 @@ def best_of_n(
     seed: int = 0,
 ) -> BestOfN:
     """Best-of-N with a verifier (rejection sampling): draw up to ``n`` samples, return the first that
-    ``verify`` accepts. Tokens are counted as in ``smc`` (every token drawn), so the two compare at a matched
+    ``verify`` accepts. Tokens are counted as in ``smc_steer`` (every token drawn), so the two compare at a matched
     budget (the baseline of DisCIPL, Grand et al., arXiv 2504.07081)."""
     rng, tokens, text = random.Random(seed), 0, None
     for i in range(n):
@@ -216,9 +226,9 @@ class HFProposal:
     """Next-token log-probs of a Hugging Face causal LM after ``prompt``, computed without a KV cache: each call
     runs the model on prompt + generated ids (quadratic, but short outputs and no cache bookkeeping to read).
 
-    ``temperature`` divides the logits (a sharper or flatter proposal; pass the T=1 one as ``smc``'s ``target``
+    ``temperature`` divides the logits (a sharper or flatter proposal; pass the T=1 one as ``smc_steer``'s ``target``
     to correct for it). Calls are memoised per prefix (``cache`` entries), so particles that share a prefix
-    after resampling cost one forward pass. ``decode`` and ``eos_id`` are what ``smc`` and ``best_of_n`` take.
+    after resampling cost one forward pass. ``decode`` and ``eos_id`` are what ``smc_steer`` and ``best_of_n`` take.
     """
 
     def __init__(self, model, tokenizer, prompt: str, temperature: float = 1.0, cache: int = 4096):
