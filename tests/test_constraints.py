@@ -403,3 +403,63 @@ def test_packages_export_the_new_names():
     wanted = ["ConstraintTask", "make_problem", "program_for", "sentence_of", "CONSTRAINTS_SYSTEM"]
     assert all(getattr(tasks_pkg, n) is getattr(constraints, n) for n in wanted)
     assert all(getattr(tasks_pkg, n) is getattr(constraint_programs, n) for n in ["parse_program", "ProgramError"])
+
+
+# ------------------------------------------------------------------------------------------ ICE revision rounds
+
+import re  # noqa: E402
+
+from grpo_lab.ensemble import ice_rounds, revision_prompt  # noqa: E402
+
+
+def stubborn(answer: str, tokens: int = 10):
+    return lambda prompt: (answer, f"I am sure it is {answer}", tokens)
+
+
+def copier(first: str):
+    """Answers ``first``, then the plurality of the other members' answers shown in the revision prompt."""
+
+    def member(prompt: str):
+        shown = re.findall(r"^- \w+: (.+?)\. Reason:", prompt, re.M)
+        if not shown:
+            return first, "my own guess"  # no token count: counted as words
+        return max(shown, key=shown.count), "the others agree"  # max keeps the first of equal counts
+
+    return member
+
+
+def test_revision_prompt_shows_the_others_answers_and_short_reasons():
+    text = revision_prompt("Q?", "5", [("B", "7", "x" * 500 + " because seven"), ("C", None, "unsure")], 40)
+    assert text.startswith("Q?") and "- B: 7. Reason: ..." in text and "because seven" in text
+    assert "x" * 40 not in text  # the reason is cut to its end
+    assert "- C: no answer. Reason: unsure" in text and "Your previous answer: 5." in text
+    assert "change your answer" in text
+
+
+def test_ice_rounds_copier_joins_the_majority_and_converges():
+    run = ice_rounds("Q?", [stubborn("7"), stubborn("7 "), copier("5")], max_rounds=4, names=["A", "B", "C"])
+    assert [r.answers for r in run.rounds] == [["7", "7 ", "5"], ["7", "7 ", "7"]]
+    assert [r.changed for r in run.rounds] == [[False] * 3, [False, False, True]]
+    assert [r.change_rate for r in run.rounds] == [0.0, pytest.approx(1 / 3)]
+    assert [r.converged for r in run.rounds] == [False, True] and run.converged and run.answer == "7"
+    # tokens: the stubborn members say 10 each round; the copier is counted in words ("5 my own guess": 4)
+    assert [r.tokens for r in run.rounds] == [24, 24] and run.tokens == 48
+
+
+def test_ice_rounds_without_agreement_falls_back_to_the_majority():
+    run = ice_rounds("Q?", [stubborn("1"), stubborn("2"), copier("3")], max_rounds=3)
+    assert [r.answers for r in run.rounds] == [["1", "2", "3"], ["1", "2", "1"], ["1", "2", "1"]]
+    assert [r.change_rate for r in run.rounds] == [0.0, pytest.approx(1 / 3), 0.0]
+    assert not any(r.converged for r in run.rounds) and not run.converged
+    assert run.answer == "1" and [r.vote for r in run.rounds] == ["1", "1", "1"]
+
+
+def test_ice_rounds_counts_none_answers_as_changes_and_never_as_agreement():
+    script = iter([(None, "no idea", 3), ("4", "worked it out", 3)])
+    run = ice_rounds("Q?", [lambda p: next(script), stubborn("4", 3)], max_rounds=3)
+    assert run.rounds[0].answers == [None, "4"] and not run.rounds[0].converged
+    assert run.rounds[1].changed == [True, False] and run.rounds[1].converged and run.tokens == 12
+    silent = ice_rounds("Q?", [lambda p: (None, "", 1)] * 2, max_rounds=2)
+    assert not silent.converged and silent.answer is None and silent.rounds[1].change_rate == 0.0
+    with pytest.raises(ValueError):
+        ice_rounds("Q?", [], max_rounds=2)
