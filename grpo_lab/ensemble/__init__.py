@@ -3,7 +3,11 @@
 - ``voting``: ``majority_vote`` (equivalent answers vote together, ties to the first seen), self-consistency
   (Wang et al., arXiv 2203.11171), vote weights derived from member accuracies.
 - ``uncertainty``: AUROC, risk-coverage, calibration bins, ECE and the Brier score of a confidence.
-- ``consensus``: iterative consensus in the style of ICE (Omar et al., medRxiv 10.1101/2024.12.25.24319629).
+- ``consensus``: iterative consensus in the style of ICE (Omar et al., medRxiv 10.1101/2024.12.25.24319629);
+  ``ice_rounds`` measures revision rounds (change rate, convergence, tokens).
+- ``smc``: sequential Monte Carlo steering (Lew et al., arXiv 2306.03081), the follower side of DisCIPL (Grand
+  et al., arXiv 2504.07081): ``smc_steer`` with constraint potentials, ``best_of_n`` at a counted token budget,
+  ``hf_proposal`` for a Hugging Face causal LM.
 - ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
 
 The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is ``grpo_lab.cost``.
@@ -17,10 +21,27 @@ from grpo_lab.ensemble.consensus import (
     ConsensusRound,
     ConsensusTurn,
     Generator,
+    IceRound,
+    IceRun,
+    Member,
     consensus_prompt,
+    ice_rounds,
     iterative_consensus,
+    revision_prompt,
+    same_text,
 )
 from grpo_lab.ensemble.sampling import hf_generator, sample_answers
+from grpo_lab.ensemble.smc import (
+    BestOfN,
+    HFProposal,
+    Particle,
+    SMCResult,
+    best_of_n,
+    ess,
+    hf_proposal,
+    resample,
+    smc_steer,
+)
 from grpo_lab.ensemble.uncertainty import (
     area_under_risk_coverage,
     auroc,
@@ -62,6 +83,21 @@ __all__ = [
     "ConsensusResult",
     "iterative_consensus",
     "consensus_prompt",
+    "Member",
+    "IceRound",
+    "IceRun",
+    "revision_prompt",
+    "same_text",
+    "ice_rounds",
     "hf_generator",
     "sample_answers",
+    "smc_steer",
+    "SMCResult",
+    "Particle",
+    "ess",
+    "resample",
+    "best_of_n",
+    "BestOfN",
+    "hf_proposal",
+    "HFProposal",
 ]

@@ -4,6 +4,11 @@ The loop follows ICE (Omar, Glicksberg, Nadkarni, Klang, medRxiv 10.1101/2024.12
 Computers in Biology and Medicine 196:110731, 2025). Members are generators, any callable from chat
 messages to text, so the same loop runs scripted fakes in tests and real models
 (``grpo_lab.ensemble.sampling.hf_generator``) in notebooks.
+
+``ice_rounds`` is the measured form: members are callables from a prompt to ``(answer, reason)``, revision
+prompts carry the others' answers with short reasons (``revision_prompt``), and each round reports the share of
+members that changed their answer, whether the members converged, and the tokens spent, so ICE can be compared
+with a vote of the same token cost.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ __all__ = [
     "ConsensusResult",
     "consensus_prompt",
     "iterative_consensus",
+    "Member",
+    "IceRound",
+    "IceRun",
+    "revision_prompt",
+    "same_text",
+    "ice_rounds",
 ]
 
 Generator = Callable[[list[dict]], str]  # chat messages -> reply text
@@ -186,3 +197,145 @@ def iterative_consensus(
             return ConsensusResult(vote.answer, True, False, rounds, names)
         prev = turns
     return ConsensusResult(rounds[-1].vote.answer, False, True, rounds, names)
+
+
+# --------------------------------------------------------------------------------------------------
+# ICE with answer-and-reason members: revision rounds measured (change rate, convergence, tokens)
+# --------------------------------------------------------------------------------------------------
+
+Member = Callable[[str], tuple]  # prompt -> (answer, reason) or (answer, reason, tokens generated)
+
+
+def revision_prompt(
+    question: str, own_answer: str | None, others: Sequence[tuple[str, str | None, str]], max_reason_chars: int = 200
+) -> str:
+    """The prompt of an ICE revision round (Omar et al., medRxiv 10.1101/2024.12.25.24319629): the question, each
+    other member's ``(name, answer, reason)`` with the reason cut to its last ``max_reason_chars`` characters, the
+    member's own previous answer, and the request to reconsider. The answer line is stated so a member may
+    change it: a prompt that only asks to "check" invites members to repeat themselves."""
+    lines = [question, "", "Other members answered:"]
+    for name, answer, reason in others:
+        lines.append(
+            f"- {name}: {answer if answer is not None else 'no answer'}. Reason: {_trim(reason, max_reason_chars)}"
+        )
+    mine = own_answer if own_answer is not None else "no answer"
+    lines += ["", f"Your previous answer: {mine}.",
+              "Weigh their reasons against yours. If theirs are better, change your answer; otherwise keep it. "
+              "Give your answer and a one-sentence reason."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def same_text(a: str | None, b: str | None) -> bool:
+    """Answers equal up to case, spacing and a final period; None equals nothing (not even None)."""
+    if a is None or b is None:
+        return False
+    norm = lambda s: " ".join(s.split()).rstrip(".").casefold()  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _plurality(answers: Sequence[str | None], same: Callable) -> str | None:
+    """The answer most members gave (grouped by ``same``), ties to the first seen; None when nobody answered."""
+    groups: list[list[str]] = []
+    for a in answers:
+        if a is None:
+            continue
+        for g in groups:
+            if same(a, g[0]):
+                g.append(a)
+                break
+        else:
+            groups.append([a])
+    return max(groups, key=len)[0] if groups else None  # max keeps the first of equal lengths
+
+
+@dataclass
+class IceRound:
+    """One round of ``ice_rounds``: each member's ``answers`` and ``reasons``, who ``changed`` (False in round 0),
+    ``change_rate`` (share of members that changed), ``converged`` (every member gave the same answer),
+    ``vote`` (the plurality answer) and the ``tokens`` the members generated."""
+
+    round: int
+    answers: list[str | None]
+    reasons: list[str]
+    changed: list[bool]
+    change_rate: float
+    converged: bool
+    vote: str | None
+    tokens: int
+
+
+@dataclass
+class IceRun:
+    """``answer``: the converged answer, else the last round's plurality (majority fallback); ``tokens``: all
+    rounds together, for a vote of the same cost."""
+
+    rounds: list[IceRound]
+    answer: str | None
+    converged: bool
+    tokens: int
+    members: list[str]
+
+
+def _ask(member: Member, prompt: str, count_tokens: Callable[[str], int]) -> tuple[str | None, str, int]:
+    """A member's ``(answer, reason, tokens)``; tokens counted with ``count_tokens`` when it does not say."""
+    out = tuple(member(prompt))
+    answer, reason = out[0], str(out[1]) if len(out) > 1 else ""
+    tokens = int(out[2]) if len(out) > 2 else count_tokens(f"{answer or ''} {reason}")
+    return (None if answer is None else str(answer)), reason, tokens
+
+
+def ice_rounds(
+    question: str,
+    members: Sequence[Member],
+    *,
+    max_rounds: int = 3,
+    names: Sequence[str] | None = None,
+    same: Callable[[str | None, str | None], bool] = same_text,
+    count_tokens: Callable[[str], int] = lambda s: len(s.split()),
+    max_reason_chars: int = 200,
+) -> IceRun:
+    """ICE (iterative consensus ensemble; Omar, Glicksberg, Nadkarni, Klang, medRxiv 10.1101/2024.12.25.24319629)
+    with members that return an answer and a short reason, measured round by round.
+
+    Round 0: each member gets ``question``. Round r >= 1: each gets ``revision_prompt`` with the others' round
+    r-1 answers and reasons. A member changed in round r when ``not same(answer_r, answer_{r-1})`` (answering
+    where it gave None counts as a change); ``change_rate = changed / members``. A round converged when every
+    member's answer is ``same`` as the first one (a None prevents it); the run stops there. ``max_rounds`` counts
+    round 0, as ``iterative_consensus`` does. ``tokens`` per round: the third element a member returns, else
+    ``count_tokens(answer + reason)`` (words by default: pass the tokenizer's count for matched budgets).
+    """
+    if not members:
+        raise ValueError("ice_rounds needs at least one member")
+    if max_rounds < 1:
+        raise ValueError("max_rounds counts round 0, so it must be >= 1")
+    names = list(names) if names is not None else [chr(65 + i) if i < 26 else str(i) for i in range(len(members))]
+    if len(names) != len(members):
+        raise ValueError(f"{len(members)} members but {len(names)} names")
+    rounds: list[IceRound] = []
+    for r in range(max_rounds):
+        prev = rounds[-1] if rounds else None
+        replies = []
+        for i, member in enumerate(members):
+            if prev is None:
+                prompt = question
+            else:
+                others = [(names[k], prev.answers[k], prev.reasons[k]) for k in range(len(members)) if k != i]
+                prompt = revision_prompt(question, prev.answers[i], others, max_reason_chars)
+            replies.append(_ask(member, prompt, count_tokens))
+        answers, reasons, tokens = (list(x) for x in zip(*replies))
+        changed = [prev is not None and _revised(prev.answers[i], a, same) for i, a in enumerate(answers)]
+        converged = answers[0] is not None and all(same(a, answers[0]) for a in answers)
+        vote = answers[0] if converged else _plurality(answers, same)
+        rounds.append(
+            IceRound(r, answers, reasons, changed, sum(changed) / len(members), converged, vote, sum(tokens))
+        )
+        if converged:
+            break
+    return IceRun(rounds, rounds[-1].vote, rounds[-1].converged, sum(r.tokens for r in rounds), names)
+
+
+def _revised(old: str | None, new: str | None, same: Callable) -> bool:
+    """A change of mind: an answer where there was none (or the reverse), or one not ``same`` as before."""
+    if old is None or new is None:
+        return (old is None) != (new is None)
+    return not same(old, new)

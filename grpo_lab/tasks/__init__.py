@@ -4,6 +4,9 @@
 - ``synthetic``: 2-digit addition, mixed arithmetic, Countdown (char-level prompts, exact checks).
 - ``code``: write one Python function, checked by hidden unit tests in the sandbox (``CodeTask``,
   ``extract_program``, the name rule); its problem families are in ``code_families``.
+- ``constraints``: COLLIE-style constrained sentences checked by their constraints, no gold output
+  (``ConstraintTask``, ``make_problem``, ``program_for``, ``sentence_of``); ``constraint_programs``: the JSON form of
+  those constraints a planner writes (``parse_program``, ``Program.potential`` for SMC steering, ``ProgramError``).
 - ``gsm8k``: GSM8K (Cobbe et al., arXiv 2110.14168) from the hub or the packaged jsonl, ``GSM8KTask``.
 - ``prompts``: ``model_prompt`` (the one prompt format of training and evaluation), ``is_chat_tokenizer``,
   ``format_prompt`` (plain, chat messages, a chat template rendered), ``DEFAULT_SYSTEM``, ``ANSWER_ONLY_SYSTEM``, ``CODE_SYSTEM``.
@@ -12,6 +15,8 @@
 
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
 from grpo_lab.tasks.code import CodeTask, extract_program
+from grpo_lab.tasks.constraint_programs import Check, Program, ProgramError, parse_program, words_of
+from grpo_lab.tasks.constraints import CONSTRAINTS_SYSTEM, ConstraintTask, make_problem, program_for, sentence_of
 from grpo_lab.tasks.gsm8k import (
     GSM8K_HUB,
     GSM8KTask,
@@ -36,7 +41,10 @@ __all__ = [
     "ANSWER_ONLY_SYSTEM",
     "AdditionTask",
     "CODE_SYSTEM",
+    "CONSTRAINTS_SYSTEM",
+    "Check",
     "CodeTask",
+    "ConstraintTask",
     "CountdownTask",
     "DEFAULT_SYSTEM",
     "DatasetFormatError",
@@ -44,6 +52,8 @@ __all__ = [
     "GSM8K_HUB",
     "MixedArithmeticTask",
     "Problem",
+    "Program",
+    "ProgramError",
     "TASKS",
     "Task",
     "extract_program",
@@ -55,6 +65,11 @@ __all__ = [
     "is_heldout_key",
     "load_gsm8k",
     "local_gsm8k_path",
+    "make_problem",
     "model_prompt",
     "parse_gsm8k_answer",
+    "parse_program",
+    "program_for",
+    "sentence_of",
+    "words_of",
 ]
