@@ -2,6 +2,10 @@
 
 - ``base``: ``Problem``, ``Task`` (train / held-out split by a hash of the problem, ``check``, ``extract``).
 - ``synthetic``: 2-digit addition, mixed arithmetic, Countdown (char-level prompts, exact checks).
+- ``countdown``: Countdown answered in worked steps (``check_steps``, ``steps_to_expression``), an exact solver
+  (``solve``, a baseline) and format-only warm-start data that reads no solution (``format_examples``).
+- ``label_free``: ``LabelFreeVerifier``, a check on a sealed copy of each problem (``seal``), so a stage built
+  with it provably read no gold answer (``GoldLabelRead`` otherwise).
 - ``code``: write one Python function, checked by hidden unit tests in the sandbox (``CodeTask``,
   ``extract_program``, the name rule); its problem families are in ``code_families``.
 - ``constraints``: COLLIE-style constrained sentences checked by their constraints, no gold output

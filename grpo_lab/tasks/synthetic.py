@@ -18,6 +18,7 @@ import re
 from fractions import Fraction
 
 from grpo_lab.tasks.base import Problem, Task, is_heldout_key
+from grpo_lab.tasks.countdown import check_steps
 
 
 class AdditionTask(Task):
@@ -105,23 +106,36 @@ class CountdownTask(Task):
 
     Prompt: ``"3 7 25 50->100:"``; the answer is an expression such as ``(50-25)*(7-3)``. Problems are
     generated backwards from a random expression, so each has at least one solution. ``check`` evaluates
-    the expression exactly (fractions) and verifies the multiset of numbers used.
+    the expression exactly (fractions) and verifies the multiset of numbers used. ``min_numbers`` (2 to
+    ``n_numbers``) mixes sizes: each problem has a uniformly drawn count of numbers in that range (levels).
+    ``ops`` (default ``+-*/``) are the operators an answer may use; problems are built from those among ``+-*``
+    (``ops="+-"``: sums and differences only, arithmetic a char-level model learns quickly).
     """
 
     name = "countdown"
     answer_tokens = 24
+    statement_fields = ("numbers", "target")  # all that check reads: a label-free verifier (tasks.label_free)
 
-    def __init__(self, n_numbers: int = 3, hi: int = 20):
-        self.n_numbers, self.hi = n_numbers, hi
+    quiet_defaults = {"min_numbers": 0, "ops": "+-*/"}  # reports name an option only when it is set
+
+    def __init__(self, n_numbers: int = 3, hi: int = 20, min_numbers: int = 0, ops: str = "+-*/"):
+        if min_numbers and not 2 <= min_numbers <= n_numbers:
+            raise ValueError(f"min_numbers={min_numbers}: between 2 and n_numbers={n_numbers}, or 0 for n_numbers")
+        if not ops or set(ops) - set("+-*/") or not set(ops) & set("+-*"):
+            raise ValueError(
+                f"ops={ops!r}: a subset of '+-*/' with at least one of + - * (problems are built from them)"
+            )
+        self.n_numbers, self.hi, self.min_numbers, self.ops = n_numbers, hi, min_numbers, ops
 
     def _random_problem(self, rng: random.Random) -> Problem:
         while True:
-            nums = [rng.randint(1, self.hi) for _ in range(self.n_numbers)]
+            k = rng.randint(self.min_numbers, self.n_numbers) if self.min_numbers else self.n_numbers
+            nums = [rng.randint(1, self.hi) for _ in range(k)]
             order = nums[:]
             rng.shuffle(order)
             expr, value = str(order[0]), Fraction(order[0])
             for x in order[1:]:
-                op = rng.choice("+-*")
+                op = rng.choice([o for o in "+-*" if o in self.ops])
                 expr = f"({expr}{op}{x})"
                 value = {"+": value + x, "-": value - x, "*": value * x}[op]
             if value.denominator == 1 and 0 < value <= 1000:
@@ -135,13 +149,19 @@ class CountdownTask(Task):
                 )
 
     def check(self, problem: Problem, answer: str | None) -> bool:
-        """True iff ``answer`` is an expression of ``+ - * /``, parentheses and integers that uses each given
+        """True iff ``answer`` reaches the target: worked steps (``countdown.check_steps``, when it contains ``=``)
+        or an expression. It reads ``meta["numbers"]`` and ``meta["target"]`` (the prompt) and never the stored
+        ``meta["solution"]``: a label-free verifier (``grpo_lab.tasks.label_free``).
+
+        An expression is right iff it is made of ``+ - * /``, parentheses and integers, uses each given
         number at most once and equals the target exactly (``Fraction`` arithmetic, so ``7/2*2`` is 7).
 
         At most ``MAX_ANSWER_CHARS`` characters, ASCII digits only (``\\d`` would also accept other scripts'
         digits, which ``int`` reads but the model was never shown); evaluated by ``arith_value``, never ``eval``. A chat model's reply is not parsed for an expression: Countdown
         is a char-level task here.
         """
+        if answer and "=" in answer:  # worked steps, "3*5=15,15+7=22" (grpo_lab.tasks.countdown)
+            return check_steps(problem.meta["numbers"], problem.meta["target"], answer.strip(), self.ops)
         if not answer or len(answer) > self.MAX_ANSWER_CHARS or not _COUNTDOWN_RE.fullmatch(answer):
             return False
         pool = list(problem.meta["numbers"])
@@ -150,7 +170,7 @@ class CountdownTask(Task):
                 return False
             pool.remove(int(x))
         try:
-            return arith_value(answer, "+-*/") == problem.meta["target"]
+            return arith_value(answer, self.ops) == problem.meta["target"]
         except ValueError:
             return False
 
