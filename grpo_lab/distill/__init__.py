@@ -18,6 +18,7 @@ from grpo_lab.distill.data import (
     rationale_dataset,
     teacher_answers,
     to_prompt_completion_rows,
+    verified_dataset,
     voted_dataset,
 )
 from grpo_lab.distill.kd import (
@@ -49,6 +50,7 @@ __all__ = [
     "DistillExample",
     "teacher_answers",
     "voted_dataset",
+    "verified_dataset",
     "rationale_dataset",
     "to_prompt_completion_rows",
     "distill_batch",

@@ -23,6 +23,7 @@ __all__ = [
     "gold_dataset",
     "teacher_answers",
     "voted_dataset",
+    "verified_dataset",
     "rationale_dataset",
     "to_prompt_completion_rows",
 ]
@@ -116,6 +117,8 @@ def voted_dataset(
     verifier: Callable[[Problem, str], bool] | None = None,
     min_agreement: float = 0.0,
     vote_weights: Sequence[float] | None = None,
+    judge: Callable[[Problem, str], bool] | None = None,
+    exact: bool = False,
 ) -> tuple[list[DistillExample], dict]:
     """Sequence-level distillation data from an ensemble: one example per problem whose vote survives.
 
@@ -123,16 +126,24 @@ def voted_dataset(
     per-answer ``vote_weights``). The example is kept when the vote share is at least ``min_agreement``
     (disagreement is uncertainty) and, if a ``verifier(problem, answer)`` is given, when the verifier
     accepts it (with a verifiable task, ``task.check``). Returns ``(examples, stats)`` with counts of kept,
-    dropped for low agreement, dropped by the verifier, and the accuracy of the kept labels when the problems
-    carry gold answers (the label noise the student will inherit).
+    dropped for low agreement, dropped by the verifier, and ``label_accuracy``, the share of kept labels that
+    are right (the label noise the student will inherit): judged by ``judge(problem, label)`` when given (a
+    label-free verifier measures it without reading any gold answer), else by exact match with the gold
+    answer. Without a ``verifier`` this is the unverified consensus used as pseudo-labels (TTRL, Zuo et al.,
+    arXiv 2504.16084). ``exact=True`` votes on the exact stripped texts (a plurality, ties to the first seen)
+    instead of pooling equivalent answers: for answers whose working is the answer (Countdown's steps), and
+    fast (the equivalence check may call math-verify).
     """
     if len(problems) != len(answers):
         raise ValueError(f"{len(problems)} problems but {len(answers)} answer lists")
     kept: list[DistillExample] = []
     low = rejected = empty = correct_labels = 0
     for p, ans in zip(problems, answers):
-        vote = majority_vote(list(ans), None if vote_weights is None else list(vote_weights))
-        winner, share = vote.answer, vote.agreement
+        if exact:
+            winner, share = _plurality(ans)
+        else:
+            vote = majority_vote(list(ans), None if vote_weights is None else list(vote_weights))
+            winner, share = vote.answer, vote.agreement
         if winner is None:
             empty += 1
             continue
@@ -142,7 +153,8 @@ def voted_dataset(
         if verifier is not None and not verifier(p, winner):
             rejected += 1
             continue
-        correct_labels += int(str(winner).strip() == p.answer)
+        label = str(winner).strip()
+        correct_labels += int(judge(p, label) if judge is not None else label == p.answer)
         kept.append(DistillExample(p.prompt, str(winner).strip(), 1.0, "vote", share))
     stats = {
         "problems": len(problems),
@@ -151,6 +163,54 @@ def voted_dataset(
         "low_agreement": low,
         "rejected_by_verifier": rejected,
         "label_accuracy": correct_labels / max(len(kept), 1),
+    }
+    return kept, stats
+
+
+def _plurality(answers: Sequence[str | None]) -> tuple[str | None, float]:
+    """The most frequent stripped non-empty text (ties: the first seen) and its share of all answers."""
+    texts = [str(a).strip() for a in answers if a is not None and str(a).strip()]
+    if not texts:
+        return None, 0.0
+    best = max(dict.fromkeys(texts), key=texts.count)
+    return best, texts.count(best) / len(answers)
+
+
+def verified_dataset(
+    problems: Sequence[Problem],
+    answers: Sequence[Sequence[str | None]],
+    verifier: Callable[[Problem, str], bool],
+) -> tuple[list[DistillExample], dict]:
+    """Rejection sampling with a verifier: for each problem, the most frequent of its sampled answers that the
+    verifier accepts (ties: the first sampled); problems with no accepted answer are dropped.
+
+    The data of rejection-sampling fine-tuning and expert iteration (STaR, Zelikman et al., arXiv 2203.14465;
+    RFT, Yuan et al., arXiv 2308.01825): with a label-free verifier the kept answers are right by construction
+    and no gold answer was read. Each distinct answer of a problem is checked once. Returns ``(examples,
+    stats)``: ``problems``, ``kept``, ``samples`` (answers in all), ``verifier_calls``, ``accepted_samples``.
+    """
+    if len(problems) != len(answers):
+        raise ValueError(f"{len(problems)} problems but {len(answers)} answer lists")
+    kept: list[DistillExample] = []
+    calls = accepted = samples = 0
+    for p, ans in zip(problems, answers):
+        texts = [str(a).strip() for a in ans if a is not None and str(a).strip()]
+        samples += len(texts)
+        verdict: dict[str, bool] = {}
+        for t in dict.fromkeys(texts):
+            verdict[t] = bool(verifier(p, t))
+            calls += 1
+        good = [t for t in texts if verdict[t]]
+        accepted += len(good)
+        if good:
+            best = max(dict.fromkeys(good), key=good.count)  # most frequent; max keeps the first of a tie
+            kept.append(DistillExample(p.prompt, best, 1.0, "verified", good.count(best) / len(texts)))
+    stats = {
+        "problems": len(problems),
+        "kept": len(kept),
+        "samples": samples,
+        "verifier_calls": calls,
+        "accepted_samples": accepted,
     }
     return kept, stats
 
