@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from grpo_lab.ensemble.consensus import (
     DEFAULT_CONSENSUS_SYSTEM,
+    BatchMember,
     ConsensusResult,
     ConsensusRound,
     ConsensusTurn,
@@ -25,6 +26,7 @@ from grpo_lab.ensemble.consensus import (
     IceRun,
     Member,
     consensus_prompt,
+    ice_many,
     ice_rounds,
     iterative_consensus,
     revision_prompt,
@@ -40,6 +42,8 @@ from grpo_lab.ensemble.smc import (
     ess,
     hf_proposal,
     resample,
+    sample_many,
+    sample_once,
     smc_steer,
 )
 from grpo_lab.ensemble.uncertainty import (
@@ -89,6 +93,8 @@ __all__ = [
     "revision_prompt",
     "same_text",
     "ice_rounds",
+    "ice_many",
+    "BatchMember",
     "hf_generator",
     "sample_answers",
     "smc_steer",
@@ -100,4 +106,6 @@ __all__ = [
     "BestOfN",
     "hf_proposal",
     "HFProposal",
+    "sample_once",
+    "sample_many",
 ]
