@@ -247,7 +247,8 @@ def test_every_prefix_of_a_dead_prefix_extension_stays_dead():
 
 # ------------------------------------------------------------------------------------------ SMC on a toy model
 
-from grpo_lab.ensemble.smc import best_of_n, ess, hf_proposal, resample, smc_steer  # noqa: E402
+from grpo_lab.ensemble import hf_proposal  # noqa: E402
+from grpo_lab.ensemble.smc import best_of_n, ess, resample, smc_steer  # noqa: E402
 
 SYMBOLS, EOS_ID, LENGTH = "abc", 3, 4
 # A Markov toy language model over a, b, c and EOS: row = the last symbol (3 = start).
@@ -525,9 +526,11 @@ def test_packages_export_the_new_names():
     import grpo_lab.ensemble as ens
     import grpo_lab.tasks as tasks_pkg
     from grpo_lab.ensemble import smc as smc_mod
+    from grpo_lab.ensemble import smc_hf
     from grpo_lab.tasks import constraint_programs, constraints
 
     assert all(getattr(ens, n) is getattr(smc_mod, n) for n in smc_mod.__all__)
+    assert all(getattr(ens, n) is getattr(smc_hf, n) for n in smc_hf.__all__)
     wanted = ["ConstraintTask", "make_problem", "program_for", "sentence_of", "CONSTRAINTS_SYSTEM"]
     assert all(getattr(tasks_pkg, n) is getattr(constraints, n) for n in wanted)
     assert all(getattr(tasks_pkg, n) is getattr(constraint_programs, n) for n in ["parse_program", "ProgramError"])
@@ -662,3 +665,77 @@ def test_planner_messages_are_few_shot_question_program_pairs():
     assert [m["role"] for m in msgs[1:-1]] == ["user", "assistant"] * 3
     for shot, reply in zip(shots, msgs[2:-1:2]):  # each shot's reply is its program, which parses back to it
         assert parse_program(reply["content"]) == program_for(shot)
+
+
+# ------------------------------------------------------------------------------------------ many prompts in lockstep
+
+
+def test_multi_proposal_matches_one_proposal_per_prompt():
+    import numpy as np
+
+    from grpo_lab.ensemble import HFMultiProposal
+
+    model, tok = _tiny_lm()
+    prompts = ["Sentence:", "A longer prompt, padded less:", "x"]
+    many = HFMultiProposal(model, tok, prompts)
+    refs = [hf_proposal(model, tok, p) for p in prompts]
+    a, b, c = (tok.convert_tokens_to_ids(ch) for ch in "abc")
+
+    def same(keys):
+        got = many.batch_many(keys)
+        for (t, ids), lp in zip(keys, got, strict=True):
+            assert np.allclose(lp, refs[t](ids), atol=1e-4), (t, ids)
+
+    same([(0, ()), (1, ()), (2, ()), (0, ())])  # left-padded prompts of three lengths
+    same([(2, (a,)), (0, (b,)), (0, (c,)), (1, (a,))])  # from the cache, rows reordered and duplicated
+    passes = many.forward_passes
+    same([(0, (c, a)), (0, (c, b)), (2, (a, a))])  # task 1 finished: its rows dropped
+    assert many.forward_passes == passes + 1
+    same([(1, (b, b, b)), (0, (c, b, a))])  # a parent not in the cache: recomputed in full
+    assert many.batch_many([]) == []
+
+
+def test_smc_and_best_of_n_many_equal_the_one_task_runs():
+    from grpo_lab.ensemble import HFMultiProposal, best_of_n_many, smc_steer_many
+
+    model, tok = _tiny_lm()
+    prompts = ["Sentence:", "Another, longer prompt:", "Q"]
+    progs = [
+        parse_program('[{"op": "not_contains", "letter": "e"}, {"op": "max_word_len", "n": 3}]'),
+        parse_program('[{"op": "not_contains", "letter": "a"}]'),
+        parse_program('[{"op": "word_count", "n": 2}]'),
+    ]
+    many = HFMultiProposal(model, tok, prompts)
+    got = smc_steer_many(many, [p.potential for p in progs], seeds=[3, 4, 5], n_particles=6, max_tokens=7)
+    for k, (prompt, prog) in enumerate(zip(prompts, progs)):
+        lm = hf_proposal(model, tok, prompt)
+        want = smc_steer(
+            lm, prog.potential, decode=lm.decode, eos_id=lm.eos_id, n_particles=6, max_tokens=7, seed=3 + k
+        )
+        assert [p.ids for p in got[k].particles] == [p.ids for p in want.particles]
+        assert (got[k].tokens, got[k].resamples) == (want.tokens, want.resamples)
+    verifies = [lambda t, p=p: p.potential(t, True) == 0.0 for p in progs]
+    many = HFMultiProposal(model, tok, prompts)
+    got = best_of_n_many(many, verifies, n=9, budgets=[20, None, 12], seeds=[0, 1, 2], max_tokens=5, chunk=3)
+    for k, (prompt, verify) in enumerate(zip(prompts, verifies)):
+        lm = hf_proposal(model, tok, prompt)
+        want = best_of_n(lm, verify, decode=lm.decode, eos_id=lm.eos_id, n=9, budget=[20, None, 12][k], max_tokens=5,
+                         chunk=3, seed=k)  # fmt: skip
+        assert got[k] == want
+    assert got[0].tokens <= 20 and got[2].tokens <= 12
+
+
+def test_drive_many_answers_all_loops_in_one_call_per_step():
+    from grpo_lab.ensemble import drive_many
+    from grpo_lab.ensemble.smc import sample_loop
+
+    calls = []
+
+    def answer(keys):
+        calls.append(len(keys))
+        return [toy_model(ids) for _, ids in keys]
+
+    loops = [sample_loop(n, toy_decode, EOS_ID, LENGTH, random.Random(n)) for n in (1, 3, 2)]
+    out = drive_many(loops, answer)
+    assert [len(o) for o in out] == [1, 3, 2] and len(calls) <= LENGTH and calls[0] == 6
+    assert all(1 <= used <= LENGTH for o in out for _, used in o)

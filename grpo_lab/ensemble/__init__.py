@@ -7,7 +7,8 @@
   ``ice_rounds`` measures revision rounds (change rate, convergence, tokens).
 - ``smc``: sequential Monte Carlo steering (Lew et al., arXiv 2306.03081), the follower side of DisCIPL (Grand
   et al., arXiv 2504.07081): ``smc_steer`` with constraint potentials, ``best_of_n`` at a counted token budget,
-  ``hf_proposal`` for a Hugging Face causal LM.
+  ``hf_proposal`` for a Hugging Face causal LM; ``smc_hf``: HF proposals, and the same for many prompts in lockstep, one forward
+  pass per step (``smc_steer_many``, ``best_of_n_many``, ``HFMultiProposal``).
 - ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
 
 The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is ``grpo_lab.cost``.
@@ -35,16 +36,26 @@ from grpo_lab.ensemble.consensus import (
 from grpo_lab.ensemble.sampling import hf_generator, sample_answers
 from grpo_lab.ensemble.smc import (
     BestOfN,
-    HFProposal,
     Particle,
     SMCResult,
     best_of_n,
+    best_of_n_loop,
+    drive,
     ess,
-    hf_proposal,
     resample,
+    sample_loop,
     sample_many,
     sample_once,
+    smc_loop,
     smc_steer,
+)
+from grpo_lab.ensemble.smc_hf import (
+    HFMultiProposal,
+    HFProposal,
+    best_of_n_many,
+    drive_many,
+    hf_proposal,
+    smc_steer_many,
 )
 from grpo_lab.ensemble.uncertainty import (
     area_under_risk_coverage,
@@ -108,4 +119,12 @@ __all__ = [
     "HFProposal",
     "sample_once",
     "sample_many",
+    "sample_loop",
+    "smc_loop",
+    "best_of_n_loop",
+    "drive",
+    "HFMultiProposal",
+    "smc_steer_many",
+    "best_of_n_many",
+    "drive_many",
 ]

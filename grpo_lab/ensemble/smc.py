@@ -6,7 +6,7 @@ program. The target over complete outputs ``x`` is ``p(x) * exp(phi_final(x))``:
 restricted (``phi`` 0 / -inf) or tilted (finite ``phi``) by the program. Written from the papers, for reading.
 
 - A proposal is any callable from the generated token ids (a tuple) to next-token log-probabilities (a list,
-  one per token id), so a toy table and a Hugging Face causal LM (``hf_proposal``) plug in alike.
+  one per token id), so a toy table and a Hugging Face causal LM (``smc_hf.hf_proposal``) plug in alike.
 - Weights: extending ``x`` by token ``t`` drawn from ``q`` multiplies the weight by
   ``p(t | x) / q(t | x) * exp(phi(x t) - phi(x))`` (the potential's change is the twist); without a separate
   ``target``, ``p = q`` and only the potential's change remains. A particle that reaches EOS or ``max_tokens``
@@ -16,7 +16,7 @@ restricted (``phi`` 0 / -inf) or tilted (finite ``phi``) by the program. Written
   ``Z = E_p[exp(phi_final)]`` (``SMCResult.log_evidence``) stays unbiased.
 - ``tokens`` counts every token drawn from the proposal, for particles later discarded too: the cost to compare
   with best-of-N (``best_of_n``) at a matched budget.
-- A proposal with a ``batch`` method (``HFProposal``) is asked for all live particles at once, one batched
+- A proposal with a ``batch`` method (``smc_hf.HFProposal``) is asked for all live particles at once, one batched
   forward pass per step over a key/value cache; the draws, weights and random numbers are the same as one call
   per particle, so the result is too (up to floating-point rounding in the batched matrix products).
 - ``stop``: an optional test on the decoded text that finishes a particle (for example "the first line has
@@ -35,15 +35,17 @@ import numpy as np
 
 __all__ = [
     "BestOfN",
-    "HFProposal",
     "Particle",
     "SMCResult",
     "best_of_n",
+    "best_of_n_loop",
+    "drive",
     "ess",
-    "hf_proposal",
     "resample",
     "sample_many",
+    "sample_loop",
     "sample_once",
+    "smc_loop",
     "smc_steer",
 ]
 
@@ -157,6 +159,61 @@ def _extend(p: Particle, q, lp_target, potential, decode, eos_id, max_tokens, st
     p.ids, p.text, p.phi, p.done = ids, text, phi, done
 
 
+def drive(loop, answer: Callable):
+    """Run a loop generator (``smc_loop``, ``sample_loop``, ``best_of_n_loop``) to its end: each request it yields
+    (the prefixes it needs next-token log-probs for) is answered with ``answer(request)``; returns what the loop
+    returns. Written as generators, the loops leave the model calls to their driver, so one driver can also
+    run many loops in lockstep (``smc_hf.drive_many``)."""
+    try:
+        request = next(loop)
+        while True:
+            request = loop.send(answer(request))
+    except StopIteration as done:
+        return done.value
+
+
+def smc_loop(
+    potential: Potential,
+    *,
+    decode: Callable[[tuple[int, ...]], str],
+    eos_id: int | None,
+    n_particles: int = 16,
+    max_tokens: int = 32,
+    ess_threshold: float = 0.5,
+    method: str = "systematic",
+    stop: Stop | None = None,
+    seed: int = 0,
+    with_target: bool = False,
+):
+    """The loop of ``smc_steer`` as a generator: each step yields the live particles' token ids and receives
+    their next-token log-probs (with ``with_target``, ``(proposal, target)`` pairs); returns the ``SMCResult``.
+    ``smc_steer``'s docstring has the rules."""
+    if n_particles < 1 or max_tokens < 1:
+        raise ValueError("n_particles and max_tokens must be >= 1")
+    rng = random.Random(seed)
+    phi0 = potential("", False)
+    parts = [Particle(phi=phi0, weight=0.0 if phi0 > -math.inf else -math.inf) for _ in range(n_particles)]
+    tokens = resamples = steps = 0
+    log_z, history = 0.0, []
+    while live := [p for p in parts if not p.done and p.weight > -math.inf]:
+        # All live particles have drawn the same number of tokens (one per step), so a batched proposal can
+        # run them as one batch without padding; the draws below use the random numbers in particle order.
+        got = list((yield [p.ids for p in live]))
+        qs, targets = zip(*got) if with_target else (got, [None] * len(live))
+        for p, q, t in zip(live, qs, targets):
+            _extend(p, q, t, potential, decode, eos_id, max_tokens, stop, rng)
+        tokens, steps = tokens + len(live), steps + 1
+        history.append(ess([p.weight for p in parts]))
+        if 0 < history[-1] < ess_threshold * n_particles:
+            log_mean = _logsumexp([p.weight for p in parts]) - math.log(n_particles)
+            log_z += log_mean  # the mass so far, kept in the evidence; weights reset to its average below
+            idx = resample([p.weight for p in parts], rng, method)
+            parts = [Particle(parts[i].ids, parts[i].text, 0.0, parts[i].phi, parts[i].done) for i in idx]
+            resamples += 1
+    log_z += _logsumexp([p.weight for p in parts]) - math.log(n_particles)
+    return SMCResult(parts, tokens, resamples, log_z, steps, history)
+
+
 def smc_steer(
     proposal: Proposal,
     potential: Potential,
@@ -181,30 +238,11 @@ def smc_steer(
     ``stop``: a test on the decoded text that finishes a particle, as EOS does. Proposals (and targets) with a
     ``batch`` method get one call per step for all live particles (``HFProposal.batch``).
     """
-    if n_particles < 1 or max_tokens < 1:
-        raise ValueError("n_particles and max_tokens must be >= 1")
-    rng = random.Random(seed)
-    phi0 = potential("", False)
-    parts = [Particle(phi=phi0, weight=0.0 if phi0 > -math.inf else -math.inf) for _ in range(n_particles)]
-    tokens = resamples = steps = 0
-    log_z, history = 0.0, []
-    while live := [p for p in parts if not p.done and p.weight > -math.inf]:
-        # All live particles have drawn the same number of tokens (one per step), so a batched proposal can
-        # run them as one batch without padding; the draws below use the random numbers in particle order.
-        qs = _batched(proposal, [p.ids for p in live])
-        targets = _batched(target, [p.ids for p in live]) if target is not None else [None] * len(live)
-        for p, q, t in zip(live, qs, targets):
-            _extend(p, q, t, potential, decode, eos_id, max_tokens, stop, rng)
-        tokens, steps = tokens + len(live), steps + 1
-        history.append(ess([p.weight for p in parts]))
-        if 0 < history[-1] < ess_threshold * n_particles:
-            log_mean = _logsumexp([p.weight for p in parts]) - math.log(n_particles)
-            log_z += log_mean  # the mass so far, kept in the evidence; weights reset to its average below
-            idx = resample([p.weight for p in parts], rng, method)
-            parts = [Particle(parts[i].ids, parts[i].text, 0.0, parts[i].phi, parts[i].done) for i in idx]
-            resamples += 1
-    log_z += _logsumexp([p.weight for p in parts]) - math.log(n_particles)
-    return SMCResult(parts, tokens, resamples, log_z, steps, history)
+    loop = smc_loop(potential, decode=decode, eos_id=eos_id, n_particles=n_particles, max_tokens=max_tokens,
+                    ess_threshold=ess_threshold, method=method, stop=stop, seed=seed, with_target=target is not None)  # fmt: skip
+    if target is None:
+        return drive(loop, lambda prefixes: _batched(proposal, prefixes))
+    return drive(loop, lambda prefixes: list(zip(_batched(proposal, prefixes), _batched(target, prefixes))))
 
 
 def sample_once(
@@ -212,15 +250,21 @@ def sample_once(
 ):
     """One plain sample from ``proposal`` until EOS, ``max_tokens`` or ``stop(text)``: ``(text, tokens drawn)``,
     EOS counted."""
-    ids: tuple[int, ...] = ()
-    while len(ids) < max_tokens:
-        tok = _draw(proposal(ids), rng)
-        ids += (tok,)
-        if tok == eos_id:
-            return decode(ids[:-1]), len(ids)
-        if stop is not None and stop(decode(ids)):
-            break
-    return decode(ids), len(ids)
+    return sample_many(proposal, 1, decode, eos_id, max_tokens, rng, stop)[0]
+
+
+def sample_loop(n: int, decode, eos_id: int | None, max_tokens: int, rng: random.Random, stop: Stop | None = None):
+    """``sample_many`` as a generator (``drive`` runs it): yields the unfinished samples' token ids each step,
+    receives their next-token log-probs, returns ``[(text, tokens drawn)]``."""
+    seqs: list[tuple[int, ...]] = [()] * n
+    texts, done = [""] * n, [False] * n
+    while live := [i for i in range(n) if not done[i]]:
+        for i, q in zip(live, (yield [seqs[i] for i in live])):
+            tok = _draw(q, rng)
+            seqs[i] += (tok,)
+            texts[i] = decode(seqs[i][:-1] if tok == eos_id else seqs[i])
+            done[i] = tok == eos_id or len(seqs[i]) >= max_tokens or (stop is not None and stop(texts[i]))
+    return [(t, len(ids)) for t, ids in zip(texts, seqs)]
 
 
 def sample_many(
@@ -236,15 +280,7 @@ def sample_many(
     ``[(text, tokens drawn)]`` in order, each distributed as ``sample_once``'s. With a batched proposal this is
     one forward pass per step for all ``n``; the random numbers are used in another order than ``n`` calls of
     ``sample_once``, so the same seed gives other samples from the same distribution."""
-    seqs: list[tuple[int, ...]] = [()] * n
-    texts, done = [""] * n, [False] * n
-    while live := [i for i in range(n) if not done[i]]:
-        for i, q in zip(live, _batched(proposal, [seqs[i] for i in live])):
-            tok = _draw(q, rng)
-            seqs[i] += (tok,)
-            texts[i] = decode(seqs[i][:-1] if tok == eos_id else seqs[i])
-            done[i] = tok == eos_id or len(seqs[i]) >= max_tokens or (stop is not None and stop(texts[i]))
-    return [(t, len(ids)) for t, ids in zip(texts, seqs)]
+    return drive(sample_loop(n, decode, eos_id, max_tokens, rng, stop), lambda prefixes: _batched(proposal, prefixes))
 
 
 @dataclass
@@ -255,6 +291,56 @@ class BestOfN:
     verified: bool
     tries: int
     tokens: int
+
+
+@dataclass
+class _Tally:
+    """Best-of-N's running count over the samples taken so far; ``result`` is set once it is decided."""
+
+    tokens: int = 0
+    tries: int = 0
+    text: str | None = None
+    result: BestOfN | None = None
+
+
+def _take(tally: _Tally, samples, verify: Callable[[str], bool], budget: int | None) -> None:
+    """Take ``samples`` in order into ``tally``: stop at the first one ``verify`` accepts, or cut at ``budget``."""
+    for sample, used in samples:
+        tally.tries += 1
+        if budget is not None and tally.tokens + used > budget:
+            tally.tokens = budget  # cut at the budget, unfinished: not accepted
+            tally.result = BestOfN(tally.text, False, tally.tries, budget)
+            return
+        tally.tokens, tally.text = tally.tokens + used, sample
+        if verify(sample):
+            tally.result = BestOfN(sample, True, tally.tries, tally.tokens)
+            return
+
+
+def _more(tally: _Tally, n: int, budget: int | None) -> bool:
+    """Whether best-of-N draws again: undecided, fewer than ``n`` tries, budget left."""
+    return tally.result is None and tally.tries < n and (budget is None or tally.tokens < budget)
+
+
+def best_of_n_loop(
+    verify: Callable[[str], bool],
+    *,
+    decode,
+    eos_id: int | None,
+    n: int,
+    max_tokens: int = 32,
+    budget: int | None = None,
+    stop: Stop | None = None,
+    chunk: int = 1,
+    seed: int = 0,
+):
+    """``best_of_n`` as a generator (``drive`` runs it): ``chunk`` samples at a time through ``sample_loop``;
+    returns the ``BestOfN``. ``best_of_n``'s docstring has the rules."""
+    rng, tally = random.Random(seed), _Tally()
+    while _more(tally, n, budget):
+        k = min(max(1, chunk), n - tally.tries)
+        _take(tally, (yield from sample_loop(k, decode, eos_id, max_tokens, rng, stop)), verify, budget)
+    return tally.result or BestOfN(tally.text, False, tally.tries, tally.tokens)
 
 
 def best_of_n(
@@ -281,111 +367,7 @@ def best_of_n(
     (the rest of its chunk is computed but not counted). ``text``: the accepted sample, else the last finished
     one.
     """
-    rng, tokens, tries, text = random.Random(seed), 0, 0, None
-    step = max(1, chunk) if hasattr(proposal, "batch") else 1
-    while tries < n and (budget is None or tokens < budget):
-        k = min(step, n - tries)
-        if k == 1:
-            samples = [sample_once(proposal, decode, eos_id, max_tokens, rng, stop)]
-        else:
-            samples = sample_many(proposal, k, decode, eos_id, max_tokens, rng, stop)
-        for sample, used in samples:
-            tries += 1
-            if budget is not None and tokens + used > budget:
-                return BestOfN(text, False, tries, budget)  # cut at the budget, unfinished: not accepted
-            tokens, text = tokens + used, sample
-            if verify(sample):
-                return BestOfN(sample, True, tries, tokens)
-    return BestOfN(text, False, tries, tokens)
-
-
-class HFProposal:
-    """Next-token log-probs of a Hugging Face causal LM after ``prompt``: SMC's proposal (Lew et al., arXiv
-    2306.03081) over a real model.
-
-    - Called on one prefix (``proposal(ids)``) it runs the model on prompt + generated ids with no key/value
-      cache (quadratic in the length, but nothing to keep in step): the reference.
-    - ``batch(list_of_ids)``, what ``smc_steer`` and ``best_of_n`` use when it exists, answers every prefix of
-      one step at once. The prefixes of one step have the same length, and each extends a prefix of the step
-      before by one token, so it keeps the key/value cache of the previous batch, selects (and copies, for
-      particles resampled more than once) the rows of their parents, and runs one token per row: one forward
-      pass of ``len(batch)`` tokens per step instead of ``len(batch)`` passes over the whole text. Identical
-      prefixes are computed once. When a prefix's parent is not in the cache (the first call, or prefixes of
-      other lengths) it falls back to a full forward pass over prompt + ids, which starts a new cache.
-
-    ``temperature`` divides the logits (a sharper or flatter proposal; pass the T=1 one as ``smc_steer``'s
-    ``target`` to correct for it). Log-probs are numpy float32 arrays of the vocabulary's size. Single calls are
-    memoised per prefix (up to ``cache`` entries, ~200 kB each for a 50k vocabulary). ``forward_passes`` counts
-    model calls, ``positions`` the token positions they processed (prompt included): the compute actually
-    spent. ``decode`` and ``eos_id`` are what ``smc_steer`` and ``best_of_n`` take.
-    """
-
-    def __init__(self, model, tokenizer, prompt: str, temperature: float = 1.0, cache: int = 256):
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        self.model, self.tokenizer, self.temperature, self.cache = model, tokenizer, temperature, cache
-        self.prompt_ids = tuple(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        self.eos_id = tokenizer.eos_token_id
-        self.forward_passes = self.positions = 0
-        self._memo: dict[tuple[int, ...], np.ndarray] = {}
-        self._past = None  # the key/value cache of the last batch, one row per entry of _rows
-        self._rows: dict[tuple[int, ...], int] = {}
-
-    def _logprobs(self, logits) -> np.ndarray:
-        import torch
-
-        return torch.log_softmax(logits.float() / self.temperature, -1).cpu().numpy()
-
-    def __call__(self, ids: tuple[int, ...]) -> np.ndarray:
-        ids = tuple(ids)
-        if ids not in self._memo:
-            import torch
-
-            with torch.no_grad():
-                x = torch.tensor([self.prompt_ids + ids], device=self.model.device)
-                logits = self.model(input_ids=x, use_cache=False, logits_to_keep=1).logits[0, -1]
-            self.forward_passes, self.positions = self.forward_passes + 1, self.positions + x.shape[1]
-            if len(self._memo) >= self.cache:
-                self._memo.clear()  # a simple bound: the prefixes of one run are what repeat
-            self._memo[ids] = self._logprobs(logits)
-        return self._memo[ids]
-
-    def batch(self, batch: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """Next-token log-probs for every prefix of ``batch``, in order (the class docstring has how)."""
-        import torch
-
-        keys = [tuple(ids) for ids in batch]
-        unique = list(dict.fromkeys(keys))
-        if not unique:
-            return []
-        if len({len(k) for k in unique}) > 1:
-            return [self(k) for k in keys]  # not one SMC step: no common cache to extend
-        parents = [k[:-1] for k in unique]
-        from grpo_lab.rollout_fast import cache_kwarg, cache_of  # the cache keyword changed within 5.x
-
-        dev = self.model.device
-        with torch.no_grad():
-            if unique[0] and self._past is not None and all(p in self._rows for p in parents):
-                rows = torch.tensor([self._rows[p] for p in parents], device=dev)
-                self._past.reorder_cache(rows)  # index_select on the batch axis: the parents' rows, in order
-                x = torch.tensor([[k[-1]] for k in unique], device=dev)
-                out = self.model(
-                    input_ids=x, use_cache=True, logits_to_keep=1, **{cache_kwarg(self.model): self._past}
-                )
-            else:
-                x = torch.tensor([self.prompt_ids + k for k in unique], device=dev)
-                out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
-        self.forward_passes, self.positions = self.forward_passes + 1, self.positions + x.numel()
-        self._past, self._rows = cache_of(out), {k: i for i, k in enumerate(unique)}
-        lps = self._logprobs(out.logits[:, -1])
-        found = {k: lps[i] for i, k in enumerate(unique)}
-        return [found[k] for k in keys]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of generated token ids (special tokens skipped)."""
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-
-def hf_proposal(model, tokenizer, prompt: str, temperature: float = 1.0) -> HFProposal:
-    """An ``HFProposal`` for ``model`` after ``prompt`` (SMC's proposal, Lew et al., arXiv 2306.03081)."""
-    return HFProposal(model, tokenizer, prompt, temperature)
+    chunk = max(1, chunk) if hasattr(proposal, "batch") else 1
+    loop = best_of_n_loop(verify, decode=decode, eos_id=eos_id, n=n, max_tokens=max_tokens, budget=budget, stop=stop,
+                          chunk=chunk, seed=seed)  # fmt: skip
+    return drive(loop, lambda prefixes: _batched(proposal, prefixes))
