@@ -739,3 +739,28 @@ def test_drive_many_answers_all_loops_in_one_call_per_step():
     out = drive_many(loops, answer)
     assert [len(o) for o in out] == [1, 3, 2] and len(calls) <= LENGTH and calls[0] == 6
     assert all(1 <= used <= LENGTH for o in out for _, used in o)
+
+
+def test_multi_proposal_with_a_shared_prefix_and_greedy_loops():
+    import numpy as np
+
+    from grpo_lab.ensemble import HFMultiProposal, drive, drive_many, greedy_loop
+
+    model, tok = _tiny_lm()
+    prefix, prompts = "Few-shot examples here. ", ["Q: one", "Q: a longer second", "Q"]
+    many = HFMultiProposal(model, tok, prompts, prefix=prefix)
+    refs = [hf_proposal(model, tok, prefix + p) for p in prompts]
+    keys = [(0, ()), (1, ()), (2, ())]
+    for (t, ids), lp in zip(keys, many.batch_many(keys)):
+        assert np.allclose(lp, refs[t](ids), atol=1e-4)
+    a = tok.convert_tokens_to_ids("a")
+    keys = [(1, (a,)), (0, (a,)), (0, (a,))]  # extended from the cache, after the prefix
+    for (t, ids), lp in zip(keys, many.batch_many(keys)):
+        assert np.allclose(lp, refs[t](ids), atol=1e-4)
+    # greedy decoding of all prompts at once equals greedy decoding of each alone
+    many = HFMultiProposal(model, tok, prompts, prefix=prefix)
+    stop = lambda text: " " in text  # noqa: E731
+    out = drive_many([greedy_loop(many.decode, many.eos_id, 6, stop) for _ in prompts], many.batch_many)
+    alone = [drive(greedy_loop(r.decode, r.eos_id, 6, stop), lambda pre, r=r: [r(i) for i in pre]) for r in refs]
+    assert out == alone and all(1 <= n <= 6 for _, n in out)
+    assert many.forward_passes <= 1 + 6  # the prefix once, then one pass per step for all prompts

@@ -41,6 +41,7 @@ __all__ = [
     "best_of_n_loop",
     "drive",
     "ess",
+    "greedy_loop",
     "resample",
     "sample_many",
     "sample_loop",
@@ -281,6 +282,22 @@ def sample_many(
     one forward pass per step for all ``n``; the random numbers are used in another order than ``n`` calls of
     ``sample_once``, so the same seed gives other samples from the same distribution."""
     return drive(sample_loop(n, decode, eos_id, max_tokens, rng, stop), lambda prefixes: _batched(proposal, prefixes))
+
+
+def greedy_loop(decode, eos_id: int | None, max_tokens: int, stop: Stop | None = None):
+    """Greedy decoding as a loop generator (``drive``, ``smc_hf.drive_many``): yields ``[ids]``, receives their
+    log-probs, takes the most likely token until EOS, ``max_tokens`` or ``stop(text)``; returns ``(text, tokens)``,
+    EOS counted."""
+    ids: tuple[int, ...] = ()
+    while len(ids) < max_tokens:
+        (q,) = yield [ids]
+        tok = int(np.argmax(q))
+        ids += (tok,)
+        if tok == eos_id:
+            return decode(ids[:-1]), len(ids)
+        if stop is not None and stop(decode(ids)):
+            break
+    return decode(ids), len(ids)
 
 
 @dataclass

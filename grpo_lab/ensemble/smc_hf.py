@@ -149,19 +149,39 @@ class HFMultiProposal:
     pass. As ``HFProposal.batch``, it keeps the key/value cache of the previous call and extends the rows of
     the parents ``(t, ids[:-1])`` by one token each; otherwise (the first call, prefixes of unequal lengths, a
     parent not in the cache) it runs prompt + ids in full, left-padded. ``temperature`` divides the logits.
+    ``prefix``: text every prompt starts with (a few-shot prompt), computed once and its cache copied to every
+    row, so it costs one pass however many prompts follow it; it and each prompt are tokenized apart, so split
+    them where a special token starts (a chat turn), where the tokenization of the whole is the same.
     ``forward_passes`` and ``positions`` count the model calls and the token positions they processed (padding
     included)."""
 
-    def __init__(self, model, tokenizer, prompts: Sequence[str], temperature: float = 1.0):
+    def __init__(self, model, tokenizer, prompts: Sequence[str], temperature: float = 1.0, prefix: str = ""):
         if temperature <= 0:
             raise ValueError("temperature must be > 0")
         self.model, self.tokenizer, self.temperature = model, tokenizer, temperature
-        self.prompt_ids = [tuple(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        ids_of = lambda text: tuple(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        self.prefix_ids, self.prompt_ids = ids_of(prefix) if prefix else (), [ids_of(p) for p in prompts]
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self.forward_passes = self.positions = 0
-        self._past = self._mask = self._next_pos = None
+        self._past = self._mask = self._next_pos = self._prefix_cache = None
         self._rows: dict[Key, int] = {}
+
+    def _prefix(self, rows: int, dev):
+        """``(cache, mask)`` of the shared prefix repeated for ``rows`` rows (computed once, then copied)."""
+        import copy
+
+        import torch
+
+        from grpo_lab.rollout_fast import cache_of
+
+        if self._prefix_cache is None:
+            x = torch.tensor([self.prefix_ids], device=dev)
+            self._prefix_cache = cache_of(self.model(input_ids=x, use_cache=True, logits_to_keep=1))
+            self.forward_passes, self.positions = self.forward_passes + 1, self.positions + x.numel()
+        cache = copy.deepcopy(self._prefix_cache)
+        cache.reorder_cache(torch.zeros(rows, dtype=torch.long, device=dev))
+        return cache, torch.ones(rows, len(self.prefix_ids), dtype=torch.long, device=dev)
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of generated token ids (special tokens skipped)."""
@@ -195,8 +215,14 @@ class HFMultiProposal:
                 width = max(map(len, seqs))
                 x = torch.tensor([(self.pad_id,) * (width - len(s)) + s for s in seqs], device=dev)
                 mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=dev)
-                pos = (mask.cumsum(1) - 1).clamp(min=0)  # padding does not advance the positions
-                out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+                # padding does not advance the positions; after a shared prefix they continue from its end
+                pos = (mask.cumsum(1) - 1).clamp(min=0) + len(self.prefix_ids)
+                kw = {}
+                if self.prefix_ids:  # [prefix][padding][prompt + ids]: the padding is masked, wherever it sits
+                    cache, ones = self._prefix(len(unique), dev)
+                    mask, kw = torch.cat([ones, mask], dim=1), {cache_kwarg(self.model): cache}
+                out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                                 **kw)  # fmt: skip
                 pos = pos[:, -1:]
         self.forward_passes, self.positions = self.forward_passes + 1, self.positions + x.numel()
         self._past, self._mask, self._next_pos = cache_of(out), mask, pos + 1
