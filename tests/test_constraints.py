@@ -247,7 +247,8 @@ def test_every_prefix_of_a_dead_prefix_extension_stays_dead():
 
 # ------------------------------------------------------------------------------------------ SMC on a toy model
 
-from grpo_lab.ensemble.smc import best_of_n, ess, hf_proposal, resample, smc_steer  # noqa: E402
+from grpo_lab.ensemble import hf_proposal  # noqa: E402
+from grpo_lab.ensemble.smc import best_of_n, ess, resample, smc_steer  # noqa: E402
 
 SYMBOLS, EOS_ID, LENGTH = "abc", 3, 4
 # A Markov toy language model over a, b, c and EOS: row = the last symbol (3 = start).
@@ -393,13 +394,143 @@ def test_hf_proposal_on_a_tiny_model_steers_with_a_program():
     assert r.posterior() and all(program.potential(t, True) == 0.0 for t in r.posterior())
 
 
+def test_vectorised_draw_is_the_draw_of_random_choices():
+    from grpo_lab.ensemble.smc import _draw
+
+    lps = [math.log(x) for x in (0.1, 0.0001, 0.5, 0.3, 0.0999)]
+    for seed in range(300):  # the same single uniform, the same bisect: the same token, seed by seed
+        want = random.Random(seed).choices(range(5), weights=[math.exp(x) for x in lps])[0]
+        assert _draw(lps, random.Random(seed)) == want
+
+
+def _tiny_lm():
+    from grpo_lab.models import build_tiny_model
+
+    model, tok = build_tiny_model("nano", seed=0)
+    return model, tok
+
+
+def test_batched_hf_proposal_matches_the_unbatched_one():
+    import numpy as np
+
+    model, tok = _tiny_lm()
+    ref, lm = hf_proposal(model, tok, "Sentence:"), hf_proposal(model, tok, "Sentence:")
+    ids = [tok.convert_tokens_to_ids(c) for c in "abcde"]
+    a, b, c, d, e = ids
+
+    def same(batch):
+        got = lm.batch(batch)
+        assert len(got) == len(batch)
+        for prefix, lp in zip(batch, got):
+            assert np.allclose(lp, ref(prefix), atol=1e-5), prefix
+
+    same([()] * 3)  # the prompt alone, one row computed
+    assert lm.forward_passes == 1 and lm.positions == len(lm.prompt_ids)
+    same([(a,), (b,), (a,), (c,)])  # duplicates share a row: 3 rows of one token each from the cache
+    assert lm.forward_passes == 2 and lm.positions == len(lm.prompt_ids) + 3
+    # a resampling step: parents reordered, one taken twice, one dropped
+    same([(c, d), (a, e), (a, d), (c, d)])
+    assert lm.positions == len(lm.prompt_ids) + 3 + 3
+    same([(a, e, b), (c, d, a), (c, d, b)])
+    # a parent that is not in the cache, or prefixes of unequal length: recomputed in full, still right
+    same([(e, e, e, e), (d, d, d, d)])
+    same([(a,), (b, c)])
+    same([(e, e, e, e, a)])  # and the cache started by the full pass is extended again
+    assert lm.batch([]) == []
+
+
+def test_smc_and_best_of_n_with_the_batched_proposal_equal_the_unbatched_runs():
+    model, tok = _tiny_lm()
+    program = parse_program('[{"op": "not_contains", "letter": "e"}, {"op": "max_word_len", "n": 3}]')
+    lm = hf_proposal(model, tok, "Sentence:")
+    plain = hf_proposal(model, tok, "Sentence:")
+    one_at_a_time = lambda ids: plain(ids)  # noqa: E731  (no batch method: one call per particle)
+    kw = dict(decode=lm.decode, eos_id=lm.eos_id, n_particles=8, max_tokens=8)
+    for seed in range(3):
+        r1 = smc_steer(lm, program.potential, seed=seed, **kw)
+        r2 = smc_steer(one_at_a_time, program.potential, seed=seed, **kw)
+        assert [p.ids for p in r1.particles] == [p.ids for p in r2.particles]
+        assert [p.weight for p in r1.particles] == pytest.approx([p.weight for p in r2.particles], abs=1e-4)
+        assert (r1.tokens, r1.resamples, r1.steps) == (r2.tokens, r2.resamples, r2.steps)
+    assert lm.forward_passes < plain.forward_passes  # one pass per step instead of one per particle and step
+    # best-of-N in chunks: the same distribution, tokens counted up to the accepted sample only
+    verify = lambda t: program.potential(t, True) == 0.0  # noqa: E731
+    out = best_of_n(lm, verify, decode=lm.decode, eos_id=lm.eos_id, n=12, max_tokens=6, chunk=4, seed=1)
+    assert out.tries <= 12 and out.tokens <= 6 * out.tries and (not out.verified or verify(out.text))
+
+
+class ToyBatch:
+    """The toy model with a batch method, counting the prefixes it is asked for."""
+
+    def __init__(self):
+        self.asked = 0
+
+    def __call__(self, ids):
+        return toy_model(ids)
+
+    def batch(self, prefixes):
+        self.asked += len(prefixes)
+        return [toy_model(ids) for ids in prefixes]
+
+
+def test_best_of_n_respects_a_token_budget_and_counts_only_what_it_used():
+    common = dict(decode=toy_decode, eos_id=EOS_ID, max_tokens=LENGTH)
+    never = lambda t: False  # noqa: E731
+    for budget in (1, 5, 9, 13):
+        for proposal in (toy_model, ToyBatch()):
+            out = best_of_n(proposal, never, n=50, budget=budget, seed=budget, **common)
+            assert out.tokens == budget and not out.verified  # spent exactly, the cut sample not accepted
+    # the same samples, drawn in chunks, stop where the first accepted one is: later ones are not counted
+    toy = ToyBatch()
+    out = best_of_n(toy, lambda t: t.startswith("b"), n=40, chunk=10, seed=2, **common)
+    assert out.verified and out.text.startswith("b") and out.tokens <= out.tries * LENGTH
+    assert toy.asked >= out.tokens  # computed for the whole chunk, counted only up to the accepted sample
+
+
+def test_sample_many_has_the_distribution_of_sample_once():
+    from grpo_lab.ensemble.smc import sample_many, sample_once
+
+    # the exact law of the first symbol and of the length (EOS or the cut at LENGTH), by enumeration
+    first = dict(zip(SYMBOLS, TABLE[3]))
+    length: dict[int, float] = {}
+    for n in range(1, LENGTH + 1):
+        for ids in itertools.product(range(4), repeat=n):
+            if EOS_ID in ids[:-1] or (n < LENGTH and ids[-1] != EOS_ID):
+                continue
+            k = n - (ids[-1] == EOS_ID)
+            length[k] = length.get(k, 0.0) + math.exp(sum(toy_model(ids[:i])[t] for i, t in enumerate(ids)))
+    n, rng = 4000, random.Random(1)
+    for texts in (
+        [t for t, _ in sample_many(ToyBatch(), n, toy_decode, EOS_ID, LENGTH, random.Random(0))],
+        [sample_once(toy_model, toy_decode, EOS_ID, LENGTH, rng)[0] for _ in range(n)],
+    ):
+        for sym, pr in first.items():  # standard error <= 0.008 at n = 4000
+            assert sum(t[:1] == sym for t in texts) / n == pytest.approx(pr, abs=0.03)
+        for k, pr in length.items():
+            assert sum(len(t) == k for t in texts) / n == pytest.approx(pr, abs=0.03)
+    stopped = sample_many(ToyBatch(), 50, toy_decode, EOS_ID, LENGTH, random.Random(2), stop=lambda t: "b" in t)
+    assert all("b" not in t[:-1] for t, _ in stopped)  # a stop rule finishes a sample where it first holds
+    assert any(t.endswith("b") for t, _ in stopped)
+
+
+def test_smc_stop_rule_finishes_particles_as_eos_does():
+    stop = lambda t: t.endswith("b")  # noqa: E731
+    r = smc_steer(toy_model, toy_potential, decode=toy_decode, eos_id=EOS_ID, max_tokens=LENGTH, n_particles=40,
+                  stop=stop, seed=0)  # fmt: skip
+    assert all(p.done or p.weight == -math.inf for p in r.particles)  # finished, or dead (never extended)
+    assert all("b" not in p.text[:-1] for p in r.particles)  # nothing drawn after the stop rule held
+    assert any(p.text.endswith("b") and p.weight > -math.inf for p in r.particles)
+
+
 def test_packages_export_the_new_names():
     import grpo_lab.ensemble as ens
     import grpo_lab.tasks as tasks_pkg
     from grpo_lab.ensemble import smc as smc_mod
+    from grpo_lab.ensemble import smc_hf
     from grpo_lab.tasks import constraint_programs, constraints
 
     assert all(getattr(ens, n) is getattr(smc_mod, n) for n in smc_mod.__all__)
+    assert all(getattr(ens, n) is getattr(smc_hf, n) for n in smc_hf.__all__)
     wanted = ["ConstraintTask", "make_problem", "program_for", "sentence_of", "CONSTRAINTS_SYSTEM"]
     assert all(getattr(tasks_pkg, n) is getattr(constraints, n) for n in wanted)
     assert all(getattr(tasks_pkg, n) is getattr(constraint_programs, n) for n in ["parse_program", "ProgramError"])
@@ -463,3 +594,173 @@ def test_ice_rounds_counts_none_answers_as_changes_and_never_as_agreement():
     assert not silent.converged and silent.answer is None and silent.rounds[1].change_rate == 0.0
     with pytest.raises(ValueError):
         ice_rounds("Q?", [], max_rounds=2)
+
+
+def test_ice_many_batches_members_and_equals_ice_rounds_per_question():
+    from grpo_lab.ensemble import ice_many
+
+    def members_for(q: str):
+        # per question: a stubborn member, a copier and one that answers the question's own digit
+        return [stubborn("7"), copier("3" if q.endswith("a") else "7"), stubborn(q[-2] if q[-2].isdigit() else "7")]
+
+    questions = ["Q 1a", "Q 7b", "Q 5a", "Q 2c"]
+    calls: list[int] = []
+
+    def batched(i):
+        def member(prompts):
+            calls.append(len(prompts))
+            # each prompt starts with its question (round 0) or repeats it on its first line (revision rounds)
+            return [members_for(p.splitlines()[0])[i](p) for p in prompts]
+
+        return member
+
+    runs = ice_many(questions, [batched(i) for i in range(3)], max_rounds=3)
+    for q, run in zip(questions, runs):
+        alone = ice_rounds(q, members_for(q), max_rounds=3)
+        assert [(r.answers, r.changed, r.converged, r.tokens) for r in run.rounds] == [
+            (r.answers, r.changed, r.converged, r.tokens) for r in alone.rounds
+        ]
+        assert (run.answer, run.converged, run.tokens) == (alone.answer, alone.converged, alone.tokens)
+    # one call per member and round, with only the questions that have not converged
+    live = [sum(len(r.rounds) > k for r in runs) for k in range(3)]
+    assert calls == [n for n in live for _ in range(3)] and live[0] == 4 and live[-1] < 4
+    with pytest.raises(ValueError, match="replies"):
+        ice_many(["Q"], [lambda prompts: []], max_rounds=1)
+
+
+def test_sentence_potential_reads_the_first_line_and_agrees_with_check():
+    from grpo_lab.tasks import sentence_potential
+
+    p = problem_of({"op": "word_count", "n": 3}, {"op": "not_contains", "letter": "z"})
+    phi = sentence_potential(program_for(p))
+    assert phi('"The cat', False) == 0.0 and phi("The zebra", False) == -math.inf
+    assert phi("The cat sat", False) == 0.0  # three words so far: still possible
+    assert phi("The cat sat\n", False) == 0.0  # the line ended: judged final, and it holds
+    assert phi("The cat\n", False) == -math.inf  # ended with two words: final, fails, though unfinished
+    assert phi("The cat sat\nzzz zzz zzz zzz", False) == 0.0  # what follows the sentence is never read
+    for text in ("The cat sat.", "The cat", "A zebra sat", "  'One two three'\nmore", "", "\n\n", "x " * 400):
+        assert (phi(text, True) == 0.0) == TASK.check(p, text), text
+
+
+def test_same_program_ignores_order_repeats_and_a_one_letter_text():
+    from grpo_lab.tasks import same_program
+
+    a = parse_program('[{"op": "word_count", "n": 5}, {"op": "not_contains", "letter": "e"}]')
+    b = parse_program(
+        '[{"op": "not_contains", "text": "E"}, {"op": "word_count", "n": 5}, {"op": "word_count", "n": 5}]'
+    )
+    assert same_program(a, b) and same_program(b, a)
+    assert not same_program(a, parse_program('[{"op": "word_count", "n": 5}]'))
+    assert not same_program(a, parse_program('[{"op": "word_count", "n": 6}, {"op": "not_contains", "letter": "e"}]'))
+    assert not same_program(a, parse_program('[{"op": "word_count", "n": 5}, {"op": "contains", "letter": "e"}]'))
+
+
+def test_planner_messages_are_few_shot_question_program_pairs():
+    from grpo_lab.tasks import PLANNER_SYSTEM, planner_messages
+
+    shots = get_task("constraints").train(3, seed=0)
+    q = get_task("constraints").heldout(1, seed=0)[0].question
+    msgs = planner_messages(q, shots)
+    assert msgs[0] == {"role": "system", "content": PLANNER_SYSTEM} and msgs[-1] == {"role": "user", "content": q}
+    assert [m["role"] for m in msgs[1:-1]] == ["user", "assistant"] * 3
+    for shot, reply in zip(shots, msgs[2:-1:2]):  # each shot's reply is its program, which parses back to it
+        assert parse_program(reply["content"]) == program_for(shot)
+
+
+# ------------------------------------------------------------------------------------------ many prompts in lockstep
+
+
+def test_multi_proposal_matches_one_proposal_per_prompt():
+    import numpy as np
+
+    from grpo_lab.ensemble import HFMultiProposal
+
+    model, tok = _tiny_lm()
+    prompts = ["Sentence:", "A longer prompt, padded less:", "x"]
+    many = HFMultiProposal(model, tok, prompts)
+    refs = [hf_proposal(model, tok, p) for p in prompts]
+    a, b, c = (tok.convert_tokens_to_ids(ch) for ch in "abc")
+
+    def same(keys):
+        got = many.batch_many(keys)
+        for (t, ids), lp in zip(keys, got, strict=True):
+            assert np.allclose(lp, refs[t](ids), atol=1e-4), (t, ids)
+
+    same([(0, ()), (1, ()), (2, ()), (0, ())])  # left-padded prompts of three lengths
+    same([(2, (a,)), (0, (b,)), (0, (c,)), (1, (a,))])  # from the cache, rows reordered and duplicated
+    passes = many.forward_passes
+    same([(0, (c, a)), (0, (c, b)), (2, (a, a))])  # task 1 finished: its rows dropped
+    assert many.forward_passes == passes + 1
+    same([(1, (b, b, b)), (0, (c, b, a))])  # a parent not in the cache: recomputed in full
+    assert many.batch_many([]) == []
+
+
+def test_smc_and_best_of_n_many_equal_the_one_task_runs():
+    from grpo_lab.ensemble import HFMultiProposal, best_of_n_many, smc_steer_many
+
+    model, tok = _tiny_lm()
+    prompts = ["Sentence:", "Another, longer prompt:", "Q"]
+    progs = [
+        parse_program('[{"op": "not_contains", "letter": "e"}, {"op": "max_word_len", "n": 3}]'),
+        parse_program('[{"op": "not_contains", "letter": "a"}]'),
+        parse_program('[{"op": "word_count", "n": 2}]'),
+    ]
+    many = HFMultiProposal(model, tok, prompts)
+    got = smc_steer_many(many, [p.potential for p in progs], seeds=[3, 4, 5], n_particles=6, max_tokens=7)
+    for k, (prompt, prog) in enumerate(zip(prompts, progs)):
+        lm = hf_proposal(model, tok, prompt)
+        want = smc_steer(
+            lm, prog.potential, decode=lm.decode, eos_id=lm.eos_id, n_particles=6, max_tokens=7, seed=3 + k
+        )
+        assert [p.ids for p in got[k].particles] == [p.ids for p in want.particles]
+        assert (got[k].tokens, got[k].resamples) == (want.tokens, want.resamples)
+    verifies = [lambda t, p=p: p.potential(t, True) == 0.0 for p in progs]
+    many = HFMultiProposal(model, tok, prompts)
+    got = best_of_n_many(many, verifies, n=9, budgets=[20, None, 12], seeds=[0, 1, 2], max_tokens=5, chunk=3)
+    for k, (prompt, verify) in enumerate(zip(prompts, verifies)):
+        lm = hf_proposal(model, tok, prompt)
+        want = best_of_n(lm, verify, decode=lm.decode, eos_id=lm.eos_id, n=9, budget=[20, None, 12][k], max_tokens=5,
+                         chunk=3, seed=k)  # fmt: skip
+        assert got[k] == want
+    assert got[0].tokens <= 20 and got[2].tokens <= 12
+
+
+def test_drive_many_answers_all_loops_in_one_call_per_step():
+    from grpo_lab.ensemble import drive_many
+    from grpo_lab.ensemble.smc import sample_loop
+
+    calls = []
+
+    def answer(keys):
+        calls.append(len(keys))
+        return [toy_model(ids) for _, ids in keys]
+
+    loops = [sample_loop(n, toy_decode, EOS_ID, LENGTH, random.Random(n)) for n in (1, 3, 2)]
+    out = drive_many(loops, answer)
+    assert [len(o) for o in out] == [1, 3, 2] and len(calls) <= LENGTH and calls[0] == 6
+    assert all(1 <= used <= LENGTH for o in out for _, used in o)
+
+
+def test_multi_proposal_with_a_shared_prefix_and_greedy_loops():
+    import numpy as np
+
+    from grpo_lab.ensemble import HFMultiProposal, drive, drive_many, greedy_loop
+
+    model, tok = _tiny_lm()
+    prefix, prompts = "Few-shot examples here. ", ["Q: one", "Q: a longer second", "Q"]
+    many = HFMultiProposal(model, tok, prompts, prefix=prefix)
+    refs = [hf_proposal(model, tok, prefix + p) for p in prompts]
+    keys = [(0, ()), (1, ()), (2, ())]
+    for (t, ids), lp in zip(keys, many.batch_many(keys)):
+        assert np.allclose(lp, refs[t](ids), atol=1e-4)
+    a = tok.convert_tokens_to_ids("a")
+    keys = [(1, (a,)), (0, (a,)), (0, (a,))]  # extended from the cache, after the prefix
+    for (t, ids), lp in zip(keys, many.batch_many(keys)):
+        assert np.allclose(lp, refs[t](ids), atol=1e-4)
+    # greedy decoding of all prompts at once equals greedy decoding of each alone
+    many = HFMultiProposal(model, tok, prompts, prefix=prefix)
+    stop = lambda text: " " in text  # noqa: E731
+    out = drive_many([greedy_loop(many.decode, many.eos_id, 6, stop) for _ in prompts], many.batch_many)
+    alone = [drive(greedy_loop(r.decode, r.eos_id, 6, stop), lambda pre, r=r: [r(i) for i in pre]) for r in refs]
+    assert out == alone and all(1 <= n <= 6 for _, n in out)
+    assert many.forward_passes <= 1 + 6  # the prefix once, then one pass per step for all prompts

@@ -228,6 +228,7 @@ CONCEPTS = [
     "06-concepts",
     "06a-concepts",
     "07-concepts",
+    "07a-concepts",
     "08-concepts",
     "09-concepts",
     "10-concepts",

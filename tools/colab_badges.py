@@ -30,6 +30,7 @@ USES_SMOLLM2 = {
     "06_capstone_gsm8k.ipynb",
     "06a_code_rlvr.ipynb",
     "07_ensembles_and_consensus.ipynb",
+    "07a_steering_and_ice.ipynb",
 }
 
 # The cell runs before grpo-lab exists in the runtime, so it is plain standard-library code.

@@ -52,7 +52,7 @@ from grpo_lab.deadline import Deadline
 
 STUB_MESSAGE = "not implemented yet: replace this line with your solution"
 # The concept questions of each notebook: grpo_lab/course/questions/<name>.json (package data).
-QUESTION_FILES = ("00", "01", "02", "03", "04", "04a", "05", "06", "06a", "07", "08", "09", "10")
+QUESTION_FILES = ("00", "01", "02", "03", "04", "04a", "05", "06", "06a", "07", "07a", "08", "09", "10")
 
 
 class ExerciseTimeout(Exception):
@@ -74,11 +74,12 @@ def check_modules() -> tuple[ModuleType, ...]:
         nb05,
         nb06a,
         nb07,
+        nb07a,
         nb08,
         nb09,
     )
 
-    return (nb00, nb01, nb02, nb03, nb04_rollout, nb04_update, nb04a, nb05, nb06a, nb07, nb08, nb09)
+    return (nb00, nb01, nb02, nb03, nb04_rollout, nb04_update, nb04a, nb05, nb06a, nb07, nb07a, nb08, nb09)
 
 
 def load_questions(name: str) -> Exercise:

@@ -7,7 +7,8 @@
   ``ice_rounds`` measures revision rounds (change rate, convergence, tokens).
 - ``smc``: sequential Monte Carlo steering (Lew et al., arXiv 2306.03081), the follower side of DisCIPL (Grand
   et al., arXiv 2504.07081): ``smc_steer`` with constraint potentials, ``best_of_n`` at a counted token budget,
-  ``hf_proposal`` for a Hugging Face causal LM.
+  ``hf_proposal`` for a Hugging Face causal LM; ``smc_hf``: HF proposals, and the same for many prompts in lockstep, one forward
+  pass per step (``smc_steer_many``, ``best_of_n_many``, ``HFMultiProposal``).
 - ``sampling``: real models as voters (``sample_answers``) and as consensus members (``hf_generator``).
 
 The cost model of an ensemble (FLOPs, dated prices, expected vote accuracy) is ``grpo_lab.cost``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from grpo_lab.ensemble.consensus import (
     DEFAULT_CONSENSUS_SYSTEM,
+    BatchMember,
     ConsensusResult,
     ConsensusRound,
     ConsensusTurn,
@@ -25,6 +27,7 @@ from grpo_lab.ensemble.consensus import (
     IceRun,
     Member,
     consensus_prompt,
+    ice_many,
     ice_rounds,
     iterative_consensus,
     revision_prompt,
@@ -33,14 +36,27 @@ from grpo_lab.ensemble.consensus import (
 from grpo_lab.ensemble.sampling import hf_generator, sample_answers
 from grpo_lab.ensemble.smc import (
     BestOfN,
-    HFProposal,
     Particle,
     SMCResult,
     best_of_n,
+    best_of_n_loop,
+    drive,
     ess,
-    hf_proposal,
+    greedy_loop,
     resample,
+    sample_loop,
+    sample_many,
+    sample_once,
+    smc_loop,
     smc_steer,
+)
+from grpo_lab.ensemble.smc_hf import (
+    HFMultiProposal,
+    HFProposal,
+    best_of_n_many,
+    drive_many,
+    hf_proposal,
+    smc_steer_many,
 )
 from grpo_lab.ensemble.uncertainty import (
     area_under_risk_coverage,
@@ -89,6 +105,8 @@ __all__ = [
     "revision_prompt",
     "same_text",
     "ice_rounds",
+    "ice_many",
+    "BatchMember",
     "hf_generator",
     "sample_answers",
     "smc_steer",
@@ -100,4 +118,15 @@ __all__ = [
     "BestOfN",
     "hf_proposal",
     "HFProposal",
+    "sample_once",
+    "sample_many",
+    "sample_loop",
+    "smc_loop",
+    "best_of_n_loop",
+    "drive",
+    "greedy_loop",
+    "HFMultiProposal",
+    "smc_steer_many",
+    "best_of_n_many",
+    "drive_many",
 ]

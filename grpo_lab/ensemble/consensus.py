@@ -8,7 +8,7 @@ messages to text, so the same loop runs scripted fakes in tests and real models
 ``ice_rounds`` is the measured form: members are callables from a prompt to ``(answer, reason)``, revision
 prompts carry the others' answers with short reasons (``revision_prompt``), and each round reports the share of
 members that changed their answer, whether the members converged, and the tokens spent, so ICE can be compared
-with a vote of the same token cost.
+with a vote of the same token cost; ``ice_many`` runs those rounds for many questions with batched members.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ __all__ = [
     "revision_prompt",
     "same_text",
     "ice_rounds",
+    "ice_many",
+    "BatchMember",
 ]
 
 Generator = Callable[[list[dict]], str]  # chat messages -> reply text
@@ -276,9 +278,10 @@ class IceRun:
     members: list[str]
 
 
-def _ask(member: Member, prompt: str, count_tokens: Callable[[str], int]) -> tuple[str | None, str, int]:
-    """A member's ``(answer, reason, tokens)``; tokens counted with ``count_tokens`` when it does not say."""
-    out = tuple(member(prompt))
+def _ask(out, count_tokens: Callable[[str], int]) -> tuple[str | None, str, int]:
+    """A member's reply ``(answer, reason[, tokens])`` read as ``(answer, reason, tokens)``; tokens counted with
+    ``count_tokens`` when the member does not say."""
+    out = tuple(out)
     answer, reason = out[0], str(out[1]) if len(out) > 1 else ""
     tokens = int(out[2]) if len(out) > 2 else count_tokens(f"{answer or ''} {reason}")
     return (None if answer is None else str(answer)), reason, tokens
@@ -303,35 +306,71 @@ def ice_rounds(
     member's answer is ``same`` as the first one (a None prevents it); the run stops there. ``max_rounds`` counts
     round 0, as ``iterative_consensus`` does. ``tokens`` per round: the third element a member returns, else
     ``count_tokens(answer + reason)`` (words by default: pass the tokenizer's count for matched budgets).
+    ``ice_many`` runs the same rounds for many questions with batched members.
+    """
+    batched = [lambda prompts, m=m: [m(p) for p in prompts] for m in members]
+    return ice_many([question], batched, max_rounds=max_rounds, names=names, same=same,
+                    count_tokens=count_tokens, max_reason_chars=max_reason_chars)[0]  # fmt: skip
+
+
+BatchMember = Callable[[list[str]], Sequence[tuple]]  # prompts -> one (answer, reason[, tokens]) per prompt
+
+
+def ice_many(
+    questions: Sequence[str],
+    members: Sequence[BatchMember],
+    *,
+    max_rounds: int = 3,
+    names: Sequence[str] | None = None,
+    same: Callable[[str | None, str | None], bool] = same_text,
+    count_tokens: Callable[[str], int] = lambda s: len(s.split()),
+    max_reason_chars: int = 200,
+) -> list[IceRun]:
+    """``ice_rounds`` (ICE, Omar et al., medRxiv 10.1101/2024.12.25.24319629) for many questions at once, one
+    ``IceRun`` per question, each exactly what ``ice_rounds`` gives for it alone.
+
+    A member here takes a list of prompts and returns one reply per prompt, in order: in each round, member i
+    is called once with the prompts of every question that has not converged yet (a batched generation on a
+    real model instead of one call per question). Everything else is ``ice_rounds``'s: its docstring has the
+    rules for changes, convergence, the plurality fallback and tokens.
     """
     if not members:
         raise ValueError("ice_rounds needs at least one member")
     if max_rounds < 1:
         raise ValueError("max_rounds counts round 0, so it must be >= 1")
-    names = list(names) if names is not None else [chr(65 + i) if i < 26 else str(i) for i in range(len(members))]
-    if len(names) != len(members):
-        raise ValueError(f"{len(members)} members but {len(names)} names")
-    rounds: list[IceRound] = []
+    m = len(members)
+    names = list(names) if names is not None else [chr(65 + i) if i < 26 else str(i) for i in range(m)]
+    if len(names) != m:
+        raise ValueError(f"{m} members but {len(names)} names")
+    rounds: list[list[IceRound]] = [[] for _ in questions]
+    active = list(range(len(questions)))
     for r in range(max_rounds):
-        prev = rounds[-1] if rounds else None
-        replies = []
-        for i, member in enumerate(members):
-            if prev is None:
-                prompt = question
-            else:
-                others = [(names[k], prev.answers[k], prev.reasons[k]) for k in range(len(members)) if k != i]
-                prompt = revision_prompt(question, prev.answers[i], others, max_reason_chars)
-            replies.append(_ask(member, prompt, count_tokens))
-        answers, reasons, tokens = (list(x) for x in zip(*replies))
-        changed = [prev is not None and _revised(prev.answers[i], a, same) for i, a in enumerate(answers)]
-        converged = answers[0] is not None and all(same(a, answers[0]) for a in answers)
-        vote = answers[0] if converged else _plurality(answers, same)
-        rounds.append(
-            IceRound(r, answers, reasons, changed, sum(changed) / len(members), converged, vote, sum(tokens))
-        )
-        if converged:
+        if not active:
             break
-    return IceRun(rounds, rounds[-1].vote, rounds[-1].converged, sum(r.tokens for r in rounds), names)
+        replies: dict[int, list] = {q: [] for q in active}
+        for i, member in enumerate(members):
+            prompts = []
+            for q in active:
+                prev = rounds[q][-1] if rounds[q] else None
+                if prev is None:
+                    prompts.append(questions[q])
+                else:
+                    others = [(names[k], prev.answers[k], prev.reasons[k]) for k in range(m) if k != i]
+                    prompts.append(revision_prompt(questions[q], prev.answers[i], others, max_reason_chars))
+            outs = list(member(prompts))
+            if len(outs) != len(prompts):
+                raise ValueError(f"member {names[i]} returned {len(outs)} replies for {len(prompts)} prompts")
+            for q, out in zip(active, outs):
+                replies[q].append(_ask(out, count_tokens))
+        for q in active:
+            prev = rounds[q][-1] if rounds[q] else None
+            answers, reasons, tokens = (list(x) for x in zip(*replies[q]))
+            changed = [prev is not None and _revised(prev.answers[i], a, same) for i, a in enumerate(answers)]
+            converged = answers[0] is not None and all(same(a, answers[0]) for a in answers)
+            vote = answers[0] if converged else _plurality(answers, same)
+            rounds[q].append(IceRound(r, answers, reasons, changed, sum(changed) / m, converged, vote, sum(tokens)))
+        active = [q for q in active if not rounds[q][-1].converged]
+    return [IceRun(rs, rs[-1].vote, rs[-1].converged, sum(x.tokens for x in rs), list(names)) for rs in rounds]
 
 
 def _revised(old: str | None, new: str | None, same: Callable) -> bool:

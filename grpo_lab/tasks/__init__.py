@@ -9,8 +9,9 @@
 - ``code``: write one Python function, checked by hidden unit tests in the sandbox (``CodeTask``,
   ``extract_program``, the name rule); its problem families are in ``code_families``.
 - ``constraints``: COLLIE-style constrained sentences checked by their constraints, no gold output
-  (``ConstraintTask``, ``make_problem``, ``program_for``, ``sentence_of``); ``constraint_programs``: the JSON form of
-  those constraints a planner writes (``parse_program``, ``Program.potential`` for SMC steering, ``ProgramError``).
+  (``ConstraintTask``, ``make_problem``, ``program_for``, ``sentence_of``, ``sentence_potential``, the planner's
+  few-shot ``planner_messages``); ``constraint_programs``: the JSON form of those constraints a planner writes
+  (``parse_program``, ``Program.potential`` for SMC steering, ``ProgramError``, ``same_program``).
 - ``gsm8k``: GSM8K (Cobbe et al., arXiv 2110.14168) from the hub or the packaged jsonl, ``GSM8KTask``.
 - ``prompts``: ``model_prompt`` (the one prompt format of training and evaluation), ``is_chat_tokenizer``,
   ``format_prompt`` (plain, chat messages, a chat template rendered), ``DEFAULT_SYSTEM``, ``ANSWER_ONLY_SYSTEM``, ``CODE_SYSTEM``.
@@ -19,8 +20,17 @@
 
 from grpo_lab.tasks.base import DatasetFormatError, Problem, Task, is_heldout_key
 from grpo_lab.tasks.code import CodeTask, extract_program
-from grpo_lab.tasks.constraint_programs import Check, Program, ProgramError, parse_program, words_of
-from grpo_lab.tasks.constraints import CONSTRAINTS_SYSTEM, ConstraintTask, make_problem, program_for, sentence_of
+from grpo_lab.tasks.constraint_programs import Check, Program, ProgramError, parse_program, same_program, words_of
+from grpo_lab.tasks.constraints import (
+    CONSTRAINTS_SYSTEM,
+    PLANNER_SYSTEM,
+    ConstraintTask,
+    make_problem,
+    planner_messages,
+    program_for,
+    sentence_of,
+    sentence_potential,
+)
 from grpo_lab.tasks.gsm8k import (
     GSM8K_HUB,
     GSM8KTask,
@@ -55,6 +65,7 @@ __all__ = [
     "GSM8KTask",
     "GSM8K_HUB",
     "MixedArithmeticTask",
+    "PLANNER_SYSTEM",
     "Problem",
     "Program",
     "ProgramError",
@@ -73,7 +84,10 @@ __all__ = [
     "model_prompt",
     "parse_gsm8k_answer",
     "parse_program",
+    "planner_messages",
     "program_for",
+    "same_program",
     "sentence_of",
+    "sentence_potential",
     "words_of",
 ]

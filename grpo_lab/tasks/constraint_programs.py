@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from grpo_lab.errors import GrpoLabError
 
-__all__ = ["OPS", "Check", "Program", "ProgramError", "parse_program", "words_of"]
+__all__ = ["OPS", "Check", "Program", "ProgramError", "parse_program", "same_program", "words_of"]
 
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 _WORD_CHAR_RE = re.compile(r"[A-Za-z0-9']$")  # a prefix ending so may still be inside its last word
@@ -232,3 +232,19 @@ def parse_program(source: str | list) -> Program:
 
 
 EXAMPLE = '[{"op": "word_count", "n": 7}, {"op": "not_contains", "letter": "e"}]'
+
+
+def _canonical(check: Check) -> Check:
+    """``check`` with a one-character ``text`` read as the ``letter`` it is (the two test the same substring)."""
+    if check.text is not None and len(check.text) == 1:
+        return Check(check.op, letter=check.text)
+    return check
+
+
+def same_program(a: Program, b: Program) -> bool:
+    """Whether two programs hold the same checks, up to order, repeats and a one-character ``text`` written for
+    a ``letter``: then they accept exactly the same texts. This is how a planner's program is judged against the
+    hand-written one (DisCIPL, Grand et al., arXiv 2504.07081, has a planner write the program). It is
+    sufficient, not necessary: two different lists can still mean the same (``word_at`` k=1 and a count of one
+    word...), so a rare program judged wrong here may be right; never the reverse."""
+    return {_canonical(c) for c in a.checks} == {_canonical(c) for c in b.checks}

@@ -16,14 +16,16 @@ word-level constraints. No gold output exists; a verifier reads the constraints 
 
 from __future__ import annotations
 
+import math
 import random
 import string
+from collections.abc import Callable, Sequence
 
 from grpo_lab.tasks.base import Problem, Task
 from grpo_lab.tasks.constraint_programs import Check, Program, parse_program, words_of
 
-__all__ = ["CONSTRAINT_KINDS", "CONSTRAINTS_SYSTEM", "MAX_SENTENCE_CHARS", "VOCAB", "ConstraintTask", "make_problem", "program_for",
-           "sentence_of"]  # fmt: skip
+__all__ = ["CONSTRAINT_KINDS", "CONSTRAINTS_SYSTEM", "MAX_SENTENCE_CHARS", "PLANNER_SYSTEM", "VOCAB", "ConstraintTask",
+           "make_problem", "planner_messages", "program_for", "sentence_of", "sentence_potential"]  # fmt: skip
 
 MAX_SENTENCE_CHARS = 500  # a longer "sentence" is refused unread: no constraint here needs one, and checks stay fast
 CONSTRAINTS_SYSTEM = "Reply with the sentence only, on one line, with no explanation."
@@ -50,6 +52,41 @@ def sentence_of(completion: str | None) -> str | None:
         if line:
             return line
     return None
+
+
+def sentence_potential(program: Program) -> Callable[[str, bool], float]:
+    """The potential of ``program`` on a completion's sentence, for SMC steering (Lew et al., arXiv 2306.03081):
+    ``program.potential(sentence_of(text), final)``, where the sentence is also final once the completion holds
+    a newline after it (``sentence_of`` reads the first non-empty line only, so nothing after it can change the
+    verdict). With ``final`` it agrees with ``ConstraintTask.check``; a sentence over ``MAX_SENTENCE_CHARS``
+    characters is refused (-inf), as ``check`` refuses it."""
+
+    def potential(text: str, final: bool) -> float:
+        sentence = sentence_of(text) or ""
+        if len(sentence) > MAX_SENTENCE_CHARS:
+            return -math.inf
+        ended = final or "\n" in text.lstrip()  # a newline after the sentence has begun ends it
+        return program.potential(sentence, ended)
+
+    return potential
+
+
+PLANNER_SYSTEM = (
+    'You turn writing instructions into a JSON list of checks. Each check is an object with an "op" and its '
+    "fields: word_count (n), word_at (k, word), max_word_len (n), contains (letter or word), not_contains "
+    "(letter or word), ends_with (word). Reply with the JSON list only."
+)
+
+
+def planner_messages(question: str, shots: Sequence[Problem], system: str = PLANNER_SYSTEM) -> list[dict]:
+    """The planner's few-shot chat: ``system``, then for each shot its question as a user turn and its program
+    (``Problem.answer``, the JSON the task stores) as the assistant's reply, then ``question``. A small stand-in
+    for DisCIPL's planner (Grand et al., arXiv 2504.07081), which writes a whole inference program: here the
+    planner only writes the constraint list that ``parse_program`` compiles into potentials."""
+    messages = [{"role": "system", "content": system}]
+    for shot in shots:
+        messages += [{"role": "user", "content": shot.question}, {"role": "assistant", "content": shot.answer}]
+    return messages + [{"role": "user", "content": question}]
 
 
 def _constraint(kind: str, witness: list[str], rng: random.Random) -> dict:
