@@ -12,6 +12,8 @@ the first call does (about 8 s), later calls reuse the saved model (a trainer bu
 from __future__ import annotations
 
 import functools
+import logging
+import re
 import tempfile
 import warnings
 
@@ -21,10 +23,12 @@ import torch
 @functools.lru_cache(maxsize=1)
 def _model_dir() -> str:
     from grpo_lab.models import build_tiny_model
+    from grpo_lab.models.smollm2 import hf_bars_off
 
     d = tempfile.mkdtemp(prefix="grpo_lab_trl_eq_")
     model, tok = build_tiny_model("nano", seed=0)
-    model.save_pretrained(d)
+    with hf_bars_off():
+        model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
 
@@ -47,6 +51,38 @@ def _config(GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_co
         max_completion_length=max_completion_length,
         use_bias_correction_kl=bias_kl,
     )
+
+
+_NOTICES: list[str] = []  # what TRL's trainer logged while trl_loss built it, in order, without repeats
+
+
+class _Keep(logging.Handler):
+    def emit(self, record):
+        text = re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
+        if text not in _NOTICES:
+            _NOTICES.append(text)
+
+
+class _notices_kept:
+    """Collect TRL's ``GRPOTrainer`` log lines into ``trl_notices()`` instead of printing them: a notebook that
+    compares the loss on many configurations would print the same notice once per configuration."""
+
+    def __enter__(self):
+        self.log = logging.getLogger("trl.trainer.grpo_trainer")
+        self.handler, self.propagate = _Keep(), self.log.propagate
+        self.log.addHandler(self.handler)
+        self.log.propagate = False
+
+    def __exit__(self, *exc):
+        self.log.removeHandler(self.handler)
+        self.log.propagate = self.propagate
+
+
+def trl_notices() -> list[str]:
+    """The distinct messages TRL's ``GRPOTrainer`` logged while ``trl_loss`` built its trainers (e.g. that with
+    ``importance_sampling_level="sequence"`` the ``bnpo``/``dr_grpo``/``dapo`` losses weight each sequence by its
+    length, so they are not GSPO's per-sequence objective), without TRL's ``[RANK n]`` prefix."""
+    return list(_NOTICES)
 
 
 @functools.lru_cache(maxsize=32)
@@ -72,7 +108,9 @@ def _trainer(
             GRPOConfig, d, loss_type, beta, epsilon, epsilon_high, level, max_completion_length, batch, bias_kl
         )
     ds = Dataset.from_dict({"prompt": ["1+1="] * 2})
-    with warnings.catch_warnings():
+    from grpo_lab.models.smollm2 import hf_bars_off
+
+    with warnings.catch_warnings(), _notices_kept(), hf_bars_off():
         warnings.simplefilter("ignore")
         trainer = GRPOTrainer(
             model=d,

@@ -23,8 +23,6 @@ KNOWN_NOISE = {
     # The advantage widget's snapshot table carries its <style> block; GitHub shows the CSS as text.
     ("notebooks/02_group_relative_advantages.ipynb", "style element"),
     ("notebooks/02_group_relative_advantages.ipynb", "css as text"),
-    # Six TRL warnings inside the GSPO equality table (importance_sampling_level='sequence' with bnpo/dr_grpo/dapo).
-    ("notebooks/03_grpo_objective.ipynb", "trl rank warning"),
     # TRL's notebook callback: a 200-row "Training Loss" table (40 rows in the solution) and its progress bar.
     ("notebooks/05_grpo_with_trl.ipynb", "trl training-loss table"),
     ("notebooks/05_grpo_with_trl.ipynb", "notebook progress bar"),

@@ -270,3 +270,21 @@ def test_trl_equivalence_helper_used_by_notebook_03():
     for lt in LOSS_TYPES:
         kw = dict(ref_logps=ref, beta=0.04, epsilon_high=0.28, loss_type=lt, max_completion_length=L_MAX)
         assert abs(trl_loss(lp, old, adv, mask, **kw).item() - grpo_loss(lp, old, adv, mask, **kw).item()) < TOL
+
+
+def test_trl_notices_are_kept_once_and_not_printed(capfd):
+    # TRL logs, once per trainer, that sequence-level ratios with dapo weight sequences by length (not GSPO's
+    # objective); trl_loss keeps the notice for the notebook to show once instead of printing "[RANK 0]" lines.
+    from grpo_lab.trl_equivalence import trl_loss, trl_notices
+
+    B, T = 4, 5
+    mask = torch.ones(B, T, dtype=torch.long)
+    logps = -torch.rand(B, T, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    capfd.readouterr()
+    for beta in (0.0, 0.04):
+        trl_loss(logps, logps, torch.ones(B, dtype=torch.float64), mask, ref_logps=logps, beta=beta,
+                 loss_type="dapo", importance_sampling_level="sequence")  # fmt: skip
+    out = capfd.readouterr()
+    assert "[RANK" not in out.out + out.err
+    dapo = [n for n in trl_notices() if "'dapo'" in n and "sequence" in n]
+    assert len(dapo) == 1 and not dapo[0].startswith("[RANK")

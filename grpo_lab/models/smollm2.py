@@ -7,6 +7,7 @@ takes a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -83,24 +84,26 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
             if not (target / "model.safetensors").exists():
                 _convert_gguf(folder, target, progress=progress)
     tok = AutoTokenizer.from_pretrained(target)
-    model = _quiet_load(lambda: AutoModelForCausalLM.from_pretrained(target, dtype=dtype), quiet=not progress)
+    with hf_bars_off(active=not progress):  # progress=False means no bar at all
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
     model.to(device).eval()
     return model, tok
 
 
-def _quiet_load(load, quiet: bool):
-    """``load()`` with transformers' "Loading weights" bar switched off when ``quiet`` (``progress=False`` means no
-    bar at all; a stored notebook output should not carry one), restoring the caller's setting afterwards."""
+@contextlib.contextmanager
+def hf_bars_off(active: bool = True):
+    """Inside, transformers draws no progress bar ("Loading weights", "Writing model shards"); the caller's setting
+    comes back afterwards. Library code that loads or saves a model for a notebook uses it: those bars would land
+    in stored outputs (``tests/test_clean_outputs.py``). ``active=False`` changes nothing."""
     from transformers.utils import logging as hf_logging
 
-    if not quiet:
-        return load()
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    if active:
+        hf_logging.disable_progress_bar()
     try:
-        return load()
+        yield
     finally:
-        if was_enabled:
+        if active and was_enabled:
             hf_logging.enable_progress_bar()
 
 
