@@ -69,13 +69,15 @@ class _notices_kept:
 
     def __enter__(self):
         self.log = logging.getLogger("trl.trainer.grpo_trainer")
-        self.handler, self.propagate = _Keep(), self.log.propagate
+        self.handler, self.propagate, self.level = _Keep(), self.log.propagate, self.log.level
         self.log.addHandler(self.handler)
         self.log.propagate = False
+        self.log.setLevel(logging.WARNING)  # kept even where TRL's or transformers' verbosity was turned down
 
     def __exit__(self, *exc):
         self.log.removeHandler(self.handler)
         self.log.propagate = self.propagate
+        self.log.setLevel(self.level)
 
 
 def trl_notices() -> list[str]:
