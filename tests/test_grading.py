@@ -330,3 +330,22 @@ def test_every_decorated_test_is_collected():
             and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "exercise_test" for d in f.decorator_list)
         ]
         assert [t.fn.__name__ for t in registry.tests_of(module)] == decorated, module.__name__
+
+
+def test_a_cell_ending_in_check_shows_the_report_once(capsys):
+    """check() prints its summary; Jupyter then displays the returned report (IPython calls
+    ``_ipython_display_``), which must not print it again. A report nobody printed is shown once."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()
+    report = grading.check("00-parse-gsm8k-answer", lambda text: None)
+    printed = capsys.readouterr().out
+    assert printed.count("Exercise 00-parse-gsm8k-answer") == 1
+    from IPython.display import display  # what Jupyter does with a cell's last value
+
+    display(report)
+    assert "Exercise 00-parse-gsm8k-answer" not in capsys.readouterr().out
+    quiet = grading.check("00-parse-gsm8k-answer", lambda text: None, verbose=False)
+    assert capsys.readouterr().out == ""
+    display(quiet)
+    assert capsys.readouterr().out.count("Exercise 00-parse-gsm8k-answer") == 1

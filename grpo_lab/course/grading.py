@@ -33,7 +33,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
@@ -133,6 +133,8 @@ class TestOutcome:
 class CheckReport:
     exercise_id: str
     outcomes: list[TestOutcome]
+    # check() printed the summary already: a notebook whose cell ends in check(...) must not show it twice.
+    printed: bool = field(default=False, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -161,6 +163,12 @@ class CheckReport:
         return self.summary()
 
     _repr_pretty_ = lambda self, p, cycle: p.text(self.summary())  # noqa: E731
+
+    def _ipython_display_(self) -> None:
+        """Jupyter's display of ``check(...)`` as a cell's last expression (IPython prefers this hook to the repr):
+        the summary, unless ``check`` printed it already."""
+        if not self.printed:
+            print(self.summary())
 
 
 def _run_one(test: ExerciseTest, fn: Callable, time_scale: float) -> TestOutcome:
@@ -232,6 +240,7 @@ def check(exercise_id: str, fn: Callable | Mapping, *, verbose: bool = True, tim
     report = CheckReport(exercise_id, outcomes)
     if verbose:
         print(report.summary())
+        report.printed = True
     if os.environ.get("GRPO_LAB_STRICT_CHECKS") == "1" and not report.passed and not report.not_implemented:
         raise AssertionError(f"exercise {exercise_id} failed its checks")
     return report
