@@ -301,6 +301,27 @@ class HistoryCallback(TrainerCallback):
             cb(rec)
 
 
+class StepBar:
+    """A tqdm bar over training steps fed with history records, as ``loop.train_loop`` draws it for the
+    from-scratch trainer: description ``GRPO``, postfix the step's mean reward and, on evaluation steps, the
+    held-out accuracy."""
+
+    def __init__(self, total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="GRPO")
+
+    def __call__(self, rec: dict) -> None:
+        post = {"reward": f"{rec['reward']:.2f}"} if rec.get("reward") is not None else {}
+        if rec.get("eval_accuracy") is not None:
+            post["eval_acc"] = f"{rec['eval_accuracy']:.2f}"
+        self.bar.set_postfix(post)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _restore_forward(model) -> None:
     """Undo accelerate's mixed-precision wrapper. ``Accelerator.prepare`` sets ``model.forward`` on the instance to
     an autocast wrapper that also casts the outputs to fp32 (``functools.wraps`` chains, ``__wrapped__`` leading
@@ -413,16 +434,22 @@ def train_with_trl(
     cfg = validate(knobs, funcs, device)
     vllm_kwargs(bool(rt.get("use_vllm")))  # a missing vllm is named before anything is built
     try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        args = trl_args(
-            knobs, out / "checkpoints", device=device, progress=progress, use_vllm=bool(rt.get("use_vllm"))
-        )
+        # TRL's own display stays off: in Jupyter it is transformers' NotebookProgressCallback, an HTML table
+        # with one row per logged step (200 rows for a 200-step run in a stored notebook). The bar below is the
+        # from-scratch trainer's, so both backends show the same line.
+        args = trl_args(knobs, out / "checkpoints", device=device, progress=False, use_vllm=bool(rt.get("use_vllm")))
     except ValueError as e:
         raise ConfigError(f"TRL rejected the configuration: {e}") from None
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
-    hist, trl_cbs = _callbacks(callbacks, tokenizer, task, cfg, funcs)
-    trainer, seconds = _fit(
-        model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=progress, resume=resume_from_checkpoint
-    )
+    bar = StepBar(cfg.max_steps) if progress else None
+    hist, trl_cbs = _callbacks([*callbacks, *([bar] if bar else [])], tokenizer, task, cfg, funcs)
+    try:
+        trainer, seconds = _fit(
+            model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=False, resume=resume_from_checkpoint
+        )
+    finally:
+        if bar:
+            bar.close()
     model.eval()
     (out / "final").mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "final")

@@ -251,3 +251,30 @@ def test_mixed_precision_run_leaves_the_models_own_forward(tmp_path):
     assert model(input_ids=ids).logits.dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(input_ids=ids).logits.dtype == torch.bfloat16, "no fp32 cast of the outputs left behind"
+
+
+def test_progress_is_one_bar_not_trls_notebook_table(tmp_path, monkeypatch, capsys):
+    """In Jupyter, transformers' Trainer shows NotebookProgressCallback: an HTML table with a row per logged step
+    (200 rows in a stored 200-step notebook). ``train_with_trl(progress=True)`` keeps TRL's display off and
+    draws the from-scratch trainer's bar instead."""
+    import transformers.trainer as hf_trainer
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    from grpo_lab import trl_backend
+
+    monkeypatch.setattr(hf_trainer, "DEFAULT_PROGRESS_CALLBACK", NotebookProgressCallback)  # as inside Jupyter
+    built = []
+    real_fit = trl_backend._fit
+
+    def spy(*a, **kw):
+        trainer, seconds = real_fit(*a, **kw)
+        built.append(trainer)
+        return trainer, seconds
+
+    monkeypatch.setattr(trl_backend, "_fit", spy)
+    model, tok = build_tiny_model("nano", seed=0)
+    train_with_trl(model, tok, small_preset(max_steps=2, eval_steps=0), tmp_path, progress=True, reward_funcs=[digits])
+    kinds = {type(c).__name__ for c in built[0].callback_handler.callbacks}
+    assert not kinds & {"NotebookProgressCallback", "ProgressCallback", "PrinterCallback"}, kinds
+    err = capsys.readouterr().err
+    assert "GRPO: 100%" in err and "2/2" in err
