@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tools import prose_drift
 from tools.prose_drift import Drift, drifted_numbers, marked_numbers, number_in_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +111,33 @@ def test_a_real_stored_notebook_with_a_planted_drift_fails(tmp_path: Path):
         path.write_text(json.dumps(nb), "utf-8")
         assert len(drifted_numbers(path)) == drifts, quoted
         nb["cells"].pop()
+
+
+QUESTIONS = ROOT / "grpo_lab" / "course" / "questions"
+
+
+def _notebook_of(questions: Path) -> Path:
+    return next((ROOT / "notebooks").glob(f"{questions.stem}_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", sorted(QUESTIONS.glob("*.json")), ids=lambda p: p.name)
+def test_concept_questions_quote_what_their_notebook_printed(path: Path):
+    drifts = prose_drift.drifted_quotes(path, _notebook_of(path))
+    assert not drifts, "\n".join(d.reason for d in drifts)
+
+
+def test_a_stale_quote_in_a_question_fails(tmp_path: Path):
+    """A question quoting 0.503 where the notebook now prints 0.540 (notebook 06 after a re-render) is caught."""
+    nb = tmp_path / "06_x.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": "with a generous budget: 0.540 +- 0.029\n"}]}]}))
+    q = {"questions": [{"key": "q1", "text": "The untrained model scores 0.503.", "why": "", "answer": 0.0,
+                        "quotes": [["generous budget", "0.503"]]}]}
+    (tmp_path / "06.json").write_text(json.dumps(q))
+    assert [d.number for d in prose_drift.drifted_quotes(tmp_path / "06.json", nb)] == ["0.503"]
+    q["questions"][0]["quotes"] = [["generous budget", "0.540"]]
+    (tmp_path / "06.json").write_text(json.dumps(q))
+    assert "never uses it" in prose_drift.drifted_quotes(tmp_path / "06.json", nb)[0].reason
+    q["questions"][0]["text"] = "The untrained model scores 0.540."
+    (tmp_path / "06.json").write_text(json.dumps(q))
+    assert prose_drift.drifted_quotes(tmp_path / "06.json", nb) == []

@@ -90,3 +90,22 @@ def drifted_numbers(notebook_path: str | Path) -> list[Drift]:
                 where = f"on an output line containing {label!r}" if label else "in any stored output"
                 drifts.append(Drift(k, label, number, f"{number} does not occur {where}"))
     return drifts
+
+
+def drifted_quotes(questions_path: str | Path, notebook_path: str | Path) -> list[Drift]:
+    """Concept questions that quote a run: each ``[label, number]`` of a question's ``quotes`` in the questions
+    file at ``questions_path`` must occur in the stored outputs of the notebook at ``notebook_path`` (the rule of a
+    ``<!-- out: label -->`` marker), and in the question's own text, options or explanation, so the list cannot
+    name a number the question does not use. ``cell_index`` is the question's position in the file."""
+    data = json.loads(Path(questions_path).read_text("utf-8"))
+    nb = json.loads(Path(notebook_path).read_text("utf-8"))
+    outputs = [text for _, text in output_texts(nb, OUTPUT_MIMES, errors=False)]
+    drifts = []
+    for k, q in enumerate(data["questions"]):
+        words = " ".join([q["text"], q["why"], *q.get("options", {}).values()])
+        for label, number in q.get("quotes", []):
+            if not number_in_outputs(number, label, outputs):
+                drifts.append(Drift(k, label, number, f"{q['key']}: {number} is not on an output line with {label!r}"))
+            elif not _occurs(number, words):
+                drifts.append(Drift(k, label, number, f"{q['key']}: quotes {number} but never uses it"))
+    return drifts

@@ -99,7 +99,9 @@ class Question:
     """A concept question. ``text`` (markdown) and, for multiple choice, ``options`` (letter -> text);
     ``answer``: the right letter, or a number accepted within ``tolerance`` (absolute) when there are no
     options. ``why`` is printed when the student's answer is wrong: it explains the concept, so a wrong
-    answer still teaches."""
+    answer still teaches. ``quotes``: the numbers the question takes from its notebook's stored run, as
+    ``[label, number]`` pairs; ``tools.prose_drift.drifted_quotes`` checks each against the notebook's outputs
+    (the same rule as a ``<!-- out: label -->`` marker in its prose), so a re-render cannot leave them stale."""
 
     key: str
     text: str
@@ -107,6 +109,7 @@ class Question:
     why: str
     options: dict[str, str] = field(default_factory=dict)
     tolerance: float = 1e-6
+    quotes: list[list[str]] = field(default_factory=list)
 
     def markdown(self) -> str:
         """The question as a markdown list item (options as a sub-list), for the notebook."""
