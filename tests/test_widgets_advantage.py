@@ -185,3 +185,14 @@ def test_cross_group_changes_by_scale():
     html = advantage_values_html(after, 4, changed=[1])
     assert 'data-kind="adv" data-scale="batch" data-i="1" class="changed"' in html
     assert 'data-scale="group" data-i="1" class' not in html
+
+
+def test_values_table_carries_no_style_block():
+    """A stored notebook keeps the widget's HTML: a <style> block there shows as CSS text on GitHub (and in the
+    plain-text fallback), so every cell is styled inline and no noise pattern of the clean-output test matches."""
+    from tools.output_noise import NOISE_PATTERNS
+
+    html = advantage_values_html([0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], 4, changed=[0])
+    assert not [p.name for p in NOISE_PATTERNS if p.regex.search(html)]
+    assert html.count("<td") == html.count('style="padding:0 6px') == 32
+    assert 'font-weight:bold' in html  # the changed cell keeps its highlight

@@ -33,6 +33,8 @@ from grpo_lab.course.widgets.render import figure_output, show_figure, signed, t
 from grpo_lab.grpo import SCALE_REWARDS, group_advantages
 
 CHANGED_STYLE = "font-weight:bold;color:#c05000;background:#fff1d6"  # cells the last edit moved in other groups
+# On every cell, inline: a <style> block would reach a stored notebook, where GitHub shows its CSS as text.
+CELL_STYLE = "padding:0 6px;text-align:right;font-family:monospace"
 ZERO_STD_TOL = 1e-8  # rewards closer than this count as equal (TRL uses isclose on the std)
 
 
@@ -108,17 +110,25 @@ def advantage_values_html(
     names = [f"g{i // num_generations + 1}.{i % num_generations + 1}" for i in range(len(rewards))]
     head = "<tr><th></th>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
     rows = [
-        "<tr><th>reward</th>" + "".join(td(signed(x), kind="reward", i=i) for i, x in enumerate(rewards)) + "</tr>"
+        "<tr><th>reward</th>"
+        + "".join(td(signed(x), "", CELL_STYLE, kind="reward", i=i) for i, x in enumerate(rewards))
+        + "</tr>"
     ]
     for s in scales:
         hit = [s == "batch" and i in changed for i in range(len(rewards))]
         cells = "".join(
-            td(signed(a), "changed" if hit[i] else "", CHANGED_STYLE if hit[i] else "", kind="adv", scale=s, i=i)
+            td(
+                signed(a),
+                "changed" if hit[i] else "",
+                CELL_STYLE + (";" + CHANGED_STYLE if hit[i] else ""),
+                kind="adv",
+                scale=s,
+                i=i,
+            )
             for i, a in enumerate(table[s])
         )
         rows.append(f'<tr><th>A, "{s}"</th>{cells}</tr>')
-    style = "<style>.grpo-lab-adv-table td{padding:0 6px;text-align:right;font-family:monospace}</style>"
-    return f'{style}<table class="grpo-lab-adv-table">{head}{"".join(rows)}</table>'
+    return f'<table class="grpo-lab-adv-table">{head}{"".join(rows)}</table>'
 
 
 def cross_group_sentence(edited: int, changed: Sequence[int], num_generations: int) -> str:
