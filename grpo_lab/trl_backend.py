@@ -23,9 +23,9 @@ Design notes:
 - Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer
   autocasts each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on
   the CPU, no reporting, no hub.
-- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (vLLM shares the
-  training process and GPU). vLLM is an optional extra; without it the run stops before TRL is built. One process, ``gradient_accumulation_steps=1`` and ``steps_per_generation=1``, so
-  one optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
+- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (``vllm_kwargs``: refused on
+  a T4, named when missing). One process, ``gradient_accumulation_steps=1``, ``steps_per_generation=1``: one
+  optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
 - Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading
   ``model.config._name_or_path`` from disk. An in-memory model (a tiny model, an SFT warm start) is
   therefore saved to a temporary folder first and pointed at it, then the original name is restored.
@@ -48,7 +48,7 @@ from transformers import TrainerCallback
 
 from grpo_lab.config import GRPOConfig, validate_grpo_config
 from grpo_lab.errors import ConfigError, MissingDependencyError
-from grpo_lab.loop import model_device, scheduler_name, task_reward
+from grpo_lab.loop import NonFiniteStopCallback, model_device, scheduler_name, task_reward
 from grpo_lab.tasks import Problem, Task, get_task
 
 # grpo_lab knobs that TRL's GRPOConfig does not have, and what happens to each.
@@ -112,13 +112,10 @@ def trl_reward(task: Task) -> Callable:
 
 
 def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device) -> GRPOConfig:
-    """Refuse a configuration before TRL builds anything: unknown keys (TRL's own ``bf16``/``fp16`` flags
-    included: the setting is ``compute_dtype``), ``num_generations < 2``, a batch not divisible by
-    ``num_generations``, an unknown loss type, a ``compute_dtype`` the device cannot run (bf16 on a GPU
-    without native support), a reward function with the wrong signature, ``dynamic_sampling``. Raises
-    ``ConfigError`` naming the fix; returns the parsed config. Same rules as ``config.validate_grpo_config``
-    (TRL raises most of these too, but later and with messages about its own internals).
-    """
+    """Refuse a configuration before TRL builds anything (``ConfigError`` naming the fix; returns the parsed
+    config): ``config.validate_grpo_config``'s rules (unknown keys, TRL's ``bf16``/``fp16`` included: the setting is
+    ``compute_dtype``; G < 2; batch not divisible by G; loss type; bf16 without native support; reward signature)
+    and ``dynamic_sampling``. TRL raises most of these too, but later and about its own internals."""
     cfg = GRPOConfig.from_dict(dict(knobs))
     validate_grpo_config(cfg, list(reward_funcs), device)
     if cfg.dynamic_sampling:
@@ -129,22 +126,34 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
     return cfg
 
 
-def vllm_kwargs(use_vllm: bool) -> dict:
-    """TRL's vLLM switches: ``use_vllm=True, vllm_mode="colocate"`` when asked, else ``{}``.
+VLLM_SETTINGS = ("vllm_gpu_memory_utilization", "vllm_enable_sleep_mode", "vllm_max_model_length")
 
-    Raises ``MissingDependencyError`` (an ``ImportError``) naming ``pip install "grpo-lab[vllm]"`` when vllm
-    is not installed, before TRL builds anything (TRL would fail later, mid-setup).
-    """
+
+def vllm_kwargs(use_vllm: bool, runtime=None, capability: tuple[int, int] | None = None) -> dict:
+    """TRL's vLLM switches when asked, else ``{}``: ``use_vllm=True, vllm_mode="colocate"`` and the preset's
+    ``VLLM_SETTINGS`` (TRL 1.16 ``GRPOConfig`` fields: colocate's memory share, default 0.3; sleep mode; max length).
+    Refused before TRL builds anything: compute capability < 8 (a T4 is 7.5; None reads the CUDA device) is a
+    ``ConfigError`` with the caveats; a missing vllm a ``MissingDependencyError`` naming the install line."""
     import importlib.util
 
     if not use_vllm:
         return {}
+    if capability is None and torch.cuda.is_available():
+        capability = torch.cuda.get_device_capability()
+    if capability is not None and capability[0] < 8:
+        raise ConfigError(
+            f"use_vllm on a GPU of compute capability {capability[0]}.{capability[1]} (a T4 is 7.5): vLLM has no "
+            "FlashAttention there, Qwen2.5 in fp16 on vLLM has reported garbage (all-'!') outputs, and "
+            '`pip install "grpo-lab[vllm]"` pins its own torch, replacing Colab\'s. Set runtime use_vllm=False '
+            "(transformers generation) on this GPU, or use an Ampere or newer GPU (A100, L4, H100)"
+        )
     if importlib.util.find_spec("vllm") is None:
         raise MissingDependencyError(
             'runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
             "(a CUDA GPU is needed), or set use_vllm to False to generate with transformers"
         )
-    return {"use_vllm": True, "vllm_mode": "colocate"}
+    rt = runtime or {}
+    return {"use_vllm": True, "vllm_mode": "colocate", **{k: rt[k] for k in VLLM_SETTINGS if rt.get(k) is not None}}
 
 
 def _optimisation(cfg: GRPOConfig) -> dict:
@@ -184,6 +193,8 @@ def trl_args(
     device: torch.device | str = "cpu",
     progress: bool = True,
     use_vllm: bool = False,
+    gradient_checkpointing: bool = False,
+    runtime=None,
 ):
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
@@ -192,8 +203,10 @@ def trl_args(
     (``logging_steps=1``) so the history has one record per step; checkpoints only when ``save_steps`` is
     set. Contract: the returned config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay, same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
     (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
-    ``learning_rate`` (1e-6), ``max_completion_length`` (512). ``compute_dtype`` becomes ``bf16``/``fp16``
-    (both False for fp32); ``use_vllm`` adds ``vllm_kwargs``.
+    ``learning_rate`` (1e-6), ``max_completion_length`` (512), ``logging_nan_inf_filter`` (True would log a NaN
+    loss as the running mean, hiding it from ``loop.NonFiniteStopCallback``). ``compute_dtype`` -> ``bf16``/``fp16``;
+    ``use_vllm`` adds ``vllm_kwargs(use_vllm, runtime)``. ``gradient_checkpointing``: on CUDA only, non-reentrant
+    (as ``models.load_for_preset``); ``train_with_trl`` asks only when the model is not already checkpointing.
     """
     from trl import GRPOConfig as TRLConfig
 
@@ -224,11 +237,12 @@ def trl_args(
             save_steps=cfg.save_steps or 500,
             disable_dropout=True,
             shuffle_dataset=True,
-            # TRL 1.16's GRPOConfig turns gradient checkpointing on by default (a memory saving for big models
-            # that recomputes the forward pass in backward); the from-scratch trainer does not, and a tiny model
-            # needs no saving, so the two runs do the same work.
-            gradient_checkpointing=False,
-            **vllm_kwargs(use_vllm),
+            logging_nan_inf_filter=False,
+            # TRL 1.16's GRPOConfig turns gradient checkpointing on by default; here it follows the preset (GPU
+            # presets: on; CPU presets: off, so the two backends do the same work), CUDA only, non-reentrant.
+            gradient_checkpointing=bool(gradient_checkpointing and device.type == "cuda"),
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+            **vllm_kwargs(use_vllm, runtime),
         )
 
 
@@ -368,7 +382,8 @@ def _callbacks(callbacks: Sequence, tokenizer, task: Task, cfg: GRPOConfig, func
     hist = HistoryCallback(
         tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps, getattr(funcs[0], "__name__", None), on_record=plain
     )
-    return hist, [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
+    guard = NonFiniteStopCallback(fp16=cfg.compute_dtype == "fp16")
+    return hist, [hist, guard, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
 
 
 def train_with_trl(
@@ -411,10 +426,18 @@ def train_with_trl(
     rt = getattr(preset, "runtime", {}) or {}
     knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
     cfg = validate(knobs, funcs, device)
-    vllm_kwargs(bool(rt.get("use_vllm")))  # a missing vllm is named before anything is built
+    vllm_kwargs(bool(rt.get("use_vllm")), rt)  # a T4 or a missing vllm is named before anything is built
+    # models.load_for_preset already checkpoints a GPU preset's model: TRL is asked only when it does not.
+    checkpointing = bool(rt.get("gradient_checkpointing")) and not getattr(model, "is_gradient_checkpointing", False)
     try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
         args = trl_args(
-            knobs, out / "checkpoints", device=device, progress=progress, use_vllm=bool(rt.get("use_vllm"))
+            knobs,
+            out / "checkpoints",
+            device=device,
+            progress=progress,
+            use_vllm=bool(rt.get("use_vllm")),
+            gradient_checkpointing=checkpointing,
+            runtime=rt,
         )
     except ValueError as e:
         raise ConfigError(f"TRL rejected the configuration: {e}") from None
