@@ -1,40 +1,41 @@
 """The same GRPO run as ``jobs.run_grpo``, on TRL 1.16's ``GRPOTrainer`` (notebook 05).
 
-``train_with_trl(model, tokenizer, preset, out)`` reads the same preset, draws the same training and
-held-out problems, scores with the same reward function and records a history with the same keys as the
-from-scratch trainer, so the two backends can be plotted side by side and benchmarked.
+``train_with_trl(model, tokenizer, preset, out)`` reads the same preset, draws the same training and held-out
+problems, scores with the same reward function and records a history with the same keys as the from-scratch trainer,
+so the two backends can be plotted side by side and benchmarked.
 
 Design notes:
 
-- Knobs: ``preset.grpo`` already uses TRL's names, so ``trl_args`` copies them one to one into
-  ``trl.GRPOConfig``. The grpo_lab-only keys become TRL equivalents (``save_steps`` -> TRL's own
-  checkpointing) or a callback (``eval_steps``/``eval_size`` -> ``HeldoutEvalCallback``).
-  ``dynamic_sampling=True`` has no counterpart in TRL 1.16 (DAPO's "drop zero-std groups" is not in its
-  ``GRPOConfig``), so it is refused instead of silently running a different algorithm.
+- Knobs: ``preset.grpo`` already uses TRL's names, so ``trl_args`` copies them one to one into ``trl.GRPOConfig``.
+  The grpo_lab-only keys become TRL equivalents (``save_steps`` -> TRL's own checkpointing) or a callback
+  (``eval_steps``/``eval_size`` -> ``HeldoutEvalCallback``). ``dynamic_sampling=True`` has no counterpart in TRL
+  1.16 (DAPO's "drop zero-std groups" is not in its ``GRPOConfig``), so it is refused instead of silently running a
+  different algorithm.
 - Data: TRL's ``Dataset`` rows cannot hold ``Problem`` objects, so each row carries the problem's fields
-  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` is ``loop.task_reward(task)``,
-  the from-scratch trainers' own function, which rebuilds the ``Problem`` from those columns. The pool of prompts is
-  the same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset
-  (its ``RepeatSampler``), the from-scratch trainer draws with replacement.
-- Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length``
-  tokens and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config
-  EOS); ``trl_args`` leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution
-  is the plain tempered softmax that ``rollout.sample_groups`` draws from.
-- Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer
-  autocasts each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on
-  the CPU, no reporting, no hub.
-- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (``vllm_kwargs``: refused on
-  a T4, named when missing). One process, ``gradient_accumulation_steps=1``, ``steps_per_generation=1``: one
-  optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
-- Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading
-  ``model.config._name_or_path`` from disk. An in-memory model (a tiny model, an SFT warm start) is
-  therefore saved to a temporary folder first and pointed at it, then the original name is restored.
-- Tokenizer: always passed as ``processing_class``; otherwise TRL would call ``AutoTokenizer`` on the
-  model folder, which for a char tokenizer rebuilds the wrong pipeline (see ``models.load_tokenizer``).
+  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` is ``loop.task_reward(task)``, the
+  from-scratch trainers' own function, which rebuilds the ``Problem`` from those columns. The pool of prompts is the
+  same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset (its
+  ``RepeatSampler``), the from-scratch trainer draws with replacement.
+- Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length`` tokens
+  and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config EOS); ``trl_args``
+  leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution is the plain tempered softmax
+  that ``rollout.sample_groups`` draws from.
+- Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer autocasts
+  each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on the CPU, no
+  reporting, no hub.
+- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (``vllm_kwargs``: refused on a
+  T4, named when missing). One process, ``gradient_accumulation_steps=1``, ``steps_per_generation=1``: one optimizer
+  step per generation batch, as in ``trainer.GRPOTrainer.step``.
+- Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading ``model.config._name_or_path`` from
+  disk. An in-memory model (a tiny model, an SFT warm start) is therefore saved to a temporary folder first and
+  pointed at it, then the original name is restored.
+- Tokenizer: always passed as ``processing_class``; otherwise TRL would call ``AutoTokenizer`` on the model folder,
+  which for a char tokenizer rebuilds the wrong pipeline (see ``models.load_tokenizer``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ from transformers import TrainerCallback
 from grpo_lab.config import GRPOConfig, validate_grpo_config
 from grpo_lab.errors import ConfigError, MissingDependencyError
 from grpo_lab.loop import NonFiniteStopCallback, model_device, scheduler_name, task_reward
+from grpo_lab.models.devices import vllm_supported
 from grpo_lab.tasks import Problem, Task, get_task
 
 # grpo_lab knobs that TRL's GRPOConfig does not have, and what happens to each.
@@ -134,19 +136,9 @@ def vllm_kwargs(use_vllm: bool, runtime=None, capability: tuple[int, int] | None
     ``VLLM_SETTINGS`` (TRL 1.16 ``GRPOConfig`` fields: colocate's memory share, default 0.3; sleep mode; max length).
     Refused before TRL builds anything: compute capability < 8 (a T4 is 7.5; None reads the CUDA device) is a
     ``ConfigError`` with the caveats; a missing vllm a ``MissingDependencyError`` naming the install line."""
-    import importlib.util
-
     if not use_vllm:
         return {}
-    if capability is None and torch.cuda.is_available():
-        capability = torch.cuda.get_device_capability()
-    if capability is not None and capability[0] < 8:
-        raise ConfigError(
-            f"use_vllm on a GPU of compute capability {capability[0]}.{capability[1]} (a T4 is 7.5): vLLM has no "
-            "FlashAttention there, Qwen2.5 in fp16 on vLLM has reported garbage (all-'!') outputs, and "
-            '`pip install "grpo-lab[vllm]"` pins its own torch, replacing Colab\'s. Set runtime use_vllm=False '
-            "(transformers generation) on this GPU, or use an Ampere or newer GPU (A100, L4, H100)"
-        )
+    vllm_supported(capability)  # a T4 is refused with the caveats (models.devices)
     if importlib.util.find_spec("vllm") is None:
         raise MissingDependencyError(
             'runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
@@ -199,14 +191,15 @@ def trl_args(
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
     ``lr_scheduler_type`` goes through ``loop.scheduler_name`` (HF's plain "constant" ignores warmup, so it
-    becomes ``constant_with_warmup``, as in the from-scratch trainers). Logging every step
-    (``logging_steps=1``) so the history has one record per step; checkpoints only when ``save_steps`` is
-    set. Contract: the returned config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay, same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
-    (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
-    ``learning_rate`` (1e-6), ``max_completion_length`` (512), ``logging_nan_inf_filter`` (True would log a NaN
-    loss as the running mean, hiding it from ``loop.NonFiniteStopCallback``). ``compute_dtype`` -> ``bf16``/``fp16``;
-    ``use_vllm`` adds ``vllm_kwargs(use_vllm, runtime)``. ``gradient_checkpointing``: on CUDA only, non-reentrant
-    (as ``models.load_for_preset``); ``train_with_trl`` asks only when the model is not already checkpointing.
+    becomes ``constant_with_warmup``, as in the from-scratch trainers). Logging every step (``logging_steps=1``)
+    so the history has one record per step; checkpoints only when ``save_steps`` is set. Contract: the returned
+    config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
+    same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override (TRL 1.16
+    ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10), ``learning_rate``
+    (1e-6), ``max_completion_length`` (512), ``logging_nan_inf_filter`` (True would log a NaN loss as the running
+    mean, hiding it from ``loop.NonFiniteStopCallback``). ``compute_dtype`` -> ``bf16``/``fp16``; ``use_vllm``
+    adds ``vllm_kwargs(use_vllm, runtime)``. ``gradient_checkpointing``: on CUDA only, non-reentrant (as
+    ``models.load_for_preset``); ``train_with_trl`` asks only when the model is not already checkpointing.
     """
     from trl import GRPOConfig as TRLConfig
 
@@ -238,9 +231,7 @@ def trl_args(
             disable_dropout=True,
             shuffle_dataset=True,
             logging_nan_inf_filter=False,
-            # TRL 1.16's GRPOConfig turns gradient checkpointing on by default; here it follows the preset (GPU
-            # presets: on; CPU presets: off, so the two backends do the same work), CUDA only, non-reentrant.
-            gradient_checkpointing=bool(gradient_checkpointing and device.type == "cuda"),
+            gradient_checkpointing=bool(gradient_checkpointing and device.type == "cuda"),  # docstring
             gradient_checkpointing_kwargs={"use_reentrant": False},
             **vllm_kwargs(use_vllm, runtime),
         )
@@ -249,13 +240,12 @@ def trl_args(
 class HistoryCallback(TrainerCallback):
     """Builds the from-scratch trainer's history from TRL's logs, adding held-out accuracy and step time.
 
-    Every ``eval_steps`` (and at ``max_steps``) it runs ``evaluation.evaluate`` (greedy, the task's checker)
-    on ``eval_problems`` after the optimizer step and before TRL logs, the order of
-    ``trainer.GRPOTrainer.step``. ``step_time`` is the wall time since the previous step ended (generation,
-    scoring, update and evaluation, as in the from-scratch record). ``on_record`` callables receive each
-    finished record (the from-scratch trainer's callback protocol). Relies on ``logging_steps=1`` and on
-    the Trainer calling ``on_step_end`` before ``on_log`` (transformers 5 ``Trainer._inner_training_loop``).
-    """
+    Every ``eval_steps`` (and at ``max_steps``) it runs ``evaluation.evaluate`` (greedy, the task's checker) on
+    ``eval_problems`` after the optimizer step and before TRL logs, the order of ``trainer.GRPOTrainer.step``.
+    ``step_time`` is the wall time since the previous step ended (generation, scoring, update and evaluation, as in
+    the from-scratch record). ``on_record`` callables receive each finished record (the from-scratch trainer's
+    callback protocol). Relies on ``logging_steps=1`` and on the Trainer calling ``on_step_end`` before ``on_log``
+    (transformers 5 ``Trainer._inner_training_loop``)."""
 
     def __init__(
         self,
@@ -386,6 +376,27 @@ def _callbacks(callbacks: Sequence, tokenizer, task: Task, cfg: GRPOConfig, func
     return hist, [hist, guard, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
 
 
+def _trl_config(model, knobs: dict, rt, out: Path, device, progress: bool):
+    """``trl_args`` for ``train_with_trl`` after ``vllm_kwargs``' checks (a T4 or a missing vllm named before anything is
+    built), with gradient checkpointing only when the preset asks and ``models.load_for_preset`` has not already
+    turned it on (never enabled twice). TRL's own refusals (e.g. its num_generations/batch rule) -> ``ConfigError``."""
+    vllm = bool(rt.get("use_vllm"))
+    vllm_kwargs(vllm, rt)
+    ckpt = bool(rt.get("gradient_checkpointing")) and not getattr(model, "is_gradient_checkpointing", False)
+    try:
+        return trl_args(
+            knobs,
+            out / "checkpoints",
+            device=device,
+            progress=progress,
+            use_vllm=vllm,
+            runtime=rt,
+            gradient_checkpointing=ckpt,
+        )
+    except ValueError as e:
+        raise ConfigError(f"TRL rejected the configuration: {e}") from None
+
+
 def train_with_trl(
     model,
     tokenizer,
@@ -426,21 +437,7 @@ def train_with_trl(
     rt = getattr(preset, "runtime", {}) or {}
     knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
     cfg = validate(knobs, funcs, device)
-    vllm_kwargs(bool(rt.get("use_vllm")), rt)  # a T4 or a missing vllm is named before anything is built
-    # models.load_for_preset already checkpoints a GPU preset's model: TRL is asked only when it does not.
-    checkpointing = bool(rt.get("gradient_checkpointing")) and not getattr(model, "is_gradient_checkpointing", False)
-    try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        args = trl_args(
-            knobs,
-            out / "checkpoints",
-            device=device,
-            progress=progress,
-            use_vllm=bool(rt.get("use_vllm")),
-            gradient_checkpointing=checkpointing,
-            runtime=rt,
-        )
-    except ValueError as e:
-        raise ConfigError(f"TRL rejected the configuration: {e}") from None
+    args = _trl_config(model, knobs, rt, out, device, progress)
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
     hist, trl_cbs = _callbacks(callbacks, tokenizer, task, cfg, funcs)
     trainer, seconds = _fit(

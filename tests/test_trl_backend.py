@@ -251,3 +251,32 @@ def test_mixed_precision_run_leaves_the_models_own_forward(tmp_path):
     assert model(input_ids=ids).logits.dtype == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(input_ids=ids).logits.dtype == torch.bfloat16, "no fp32 cast of the outputs left behind"
+
+
+def test_vllm_settings_reach_trls_config_and_a_t4_is_refused_with_the_caveats(monkeypatch):
+    import dataclasses
+    import importlib.util
+
+    from trl import GRPOConfig as TRLConfig
+
+    from grpo_lab import trl_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    rt = get_preset("t4-qwen2.5-0.5b-gsm8k-lora").runtime
+    with pytest.raises(ConfigError, match=r"7\.5.*FlashAttention.*fp16.*pins its own torch.*use_vllm=False"):
+        trl_backend.vllm_kwargs(True, rt, capability=(7, 5))
+    kw = trl_backend.vllm_kwargs(True, rt, capability=(8, 0))
+    fields = {f.name for f in dataclasses.fields(TRLConfig)}
+    assert set(trl_backend.VLLM_SETTINGS) <= fields  # TRL 1.16's own names
+    assert {k: kw[k] for k in trl_backend.VLLM_SETTINGS} == {k: rt[k] for k in trl_backend.VLLM_SETTINGS}
+
+
+def test_trl_checkpoints_as_the_preset_says_on_cuda_only_and_logs_nonfinite_losses():
+    knobs = small_preset().grpo
+    cpu = trl_args(knobs, "/tmp/unused", device="cpu", progress=False, gradient_checkpointing=True)
+    assert cpu.gradient_checkpointing is False  # CPU presets and CPU runs keep the two backends' work equal
+    gpu = trl_args(knobs, "/tmp/unused", device="cuda", progress=False, gradient_checkpointing=True)
+    assert gpu.gradient_checkpointing is True and gpu.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert trl_args(knobs, "/tmp/unused", device="cuda", progress=False).gradient_checkpointing is False
+    assert cpu.logging_nan_inf_filter is False  # a NaN loss is logged as NaN, for loop.NonFiniteStopCallback

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grpo_lab.plan import GiB, estimate, runtime_of
+from grpo_lab.plan.core import GiB, estimate, runtime_of
 from grpo_lab.plan.devices import source_kinds
 
 

@@ -12,28 +12,68 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SOURCES: dict[str, dict] = {
+    "cpu.bench_step.grpo_lab": dict(
+        value=dict(step_s=17.8, gen_s=9.2, update_s=8.4, peak_rss_gb=7.3),
+        unit="s per step, s, s, GB (peak RSS of the process)",
+        kind="measured",
+        what="one step of the from-scratch trainer: SmolLM2-135M, 4 prompts x 8 completions of (36 + 64) tokens, fp32",
+        source=(
+            "benchmarks/step_times.md: `.venv/bin/python benchmarks/bench_step.py --steps 3` on the course's 2-core "
+            "Xeon VM (AVX2, 2 threads, torch 2.13 CPU), speed check 42.6 / 41.2 ms (a fast phase)"
+        ),
+    ),
+    "cpu.bench_step.trl": dict(
+        value=dict(step_s=27.2, gen_s=11.4, update_s=15.7, peak_rss_gb=13.1),
+        unit="s per step, s, s, GB (peak RSS of the process)",
+        kind="measured",
+        what="the same step on TRL 1.16's GRPOTrainer (fused LM head, torch fallback on the CPU)",
+        source="benchmarks/step_times.md, the same command and machine",
+    ),
+    "cpu.nb06.smollm2_gsm8k": dict(
+        value=dict(step_s=42.4),
+        unit="s per step",
+        kind="measured",
+        what="cpu-smollm2-gsm8k (2 prompts x 4 completions, <= 160 tokens, fp32, from-scratch), 20 steps in 853.6 s",
+        source="notebooks/06_capstone_gsm8k.ipynb, stored output of its training cell (2 CPU threads)",
+    ),
     "cpu.update_tflops": dict(
-        value=0.15,
+        value=0.21,
         unit="TFLOP/s",
         kind="measured",
-        what="the update (forward + backward) of 32 x (36 + 64) SmolLM2-135M tokens, fp32, 2 threads, ~17 s",
-        source="benchmarks/bench_step.py on a 2-core Xeon VM (AVX2), 2026-12; the course's development machine",
+        what=(
+            "loss + backward of the cpu.bench_step.grpo_lab step: ~1.77 TFLOP (prompt once per group) in 8.4 s; "
+            "step_times.md reads 200-290 GFLOP/s"
+        ),
+        source="derived from cpu.bench_step.grpo_lab",
     ),
     "cpu.gen_tflops": dict(
-        value=0.07,
+        value=0.08,
         unit="TFLOP/s",
         kind="measured",
-        what="sampling 32 completions of 64 tokens from SmolLM2-135M (prompt tokens counted once per row), ~12 s",
-        source="benchmarks/bench_step.py on the same 2-core Xeon VM",
+        what="sampling 32 x (36 + 64) tokens: 0.86 TFLOP in 9.2 s (from scratch, 0.094) and 11.4 s (TRL, 0.075)",
+        source="derived from cpu.bench_step.grpo_lab and cpu.bench_step.trl",
     ),
     "cpu.token_floor_ms": dict(
-        value=440.0,
+        value=144.0,
         unit="ms per generated token, 30 layers",
         kind="measured",
-        what="model.generate of SmolLM2-135M (30 layers), KV cache, greedy, batch 1, 48 new tokens, fp32",
+        what=(
+            "an upper bound on one decoding step of SmolLM2-135M at small batch: 64 steps of 32 rows took 9.2 s "
+            "(cpu.bench_step.grpo_lab); a step of fewer rows costs no more"
+        ),
+        source="derived from cpu.bench_step.grpo_lab",
+    ),
+    "cpu.hf_generate_batch1_ms": dict(
+        value=439.0,
+        unit="ms per generated token",
+        kind="measured",
+        what=(
+            "model.generate of SmolLM2-135M, batch 1, 48 new tokens, fp32, on the development VM while other jobs "
+            "shared its 2 cores (load average 6-9: about 3x slower than a fast phase); not used by the plan"
+        ),
         source=(
-            "OMP_NUM_THREADS=2 python benchmarks/decode_latency.py --model smollm2 --batch 1 8 32 --new 48 on the "
-            "2-core development VM shared with other jobs (load ~2), 2026-12-06: 439 ms/token at batch 1"
+            "OMP_NUM_THREADS=2 python benchmarks/decode_latency.py --model smollm2 --batch 1 8 32 --new 48, "
+            "2026-12-06 (a second run at load 8 read 877 ms)"
         ),
     ),
     "t4.token_floor_ms": dict(
@@ -112,7 +152,7 @@ class Device:
     sources: tuple = ()
 
 
-def _floor(key: str) -> float:
+def _value(key: str) -> float:
     return float(SOURCES[key]["value"])
 
 
@@ -120,15 +160,15 @@ DEVICES: dict[str, Device] = {
     "cpu": Device(
         "CPU (2 cores)",
         16.0,
-        0.15,
-        0.07,
+        _value("cpu.update_tflops"),
+        _value("cpu.gen_tflops"),
         20.0,
         0.0,
         False,
-        _floor("cpu.token_floor_ms"),
+        _value("cpu.token_floor_ms"),
         30,
         cuda=False,
-        sources=("cpu.update_tflops", "cpu.gen_tflops", "cpu.token_floor_ms"),
+        sources=("cpu.update_tflops", "cpu.gen_tflops", "cpu.token_floor_ms", "cpu.bench_step.grpo_lab"),
     ),
     "t4": Device(
         "NVIDIA T4 16 GB",
@@ -138,7 +178,7 @@ DEVICES: dict[str, Device] = {
         320.0,
         0.6,
         False,
-        _floor("t4.token_floor_ms"),
+        _value("t4.token_floor_ms"),
         sources=("t4.tflops", "t4.token_floor_ms"),
     ),
     "a100-40": Device(
@@ -149,7 +189,7 @@ DEVICES: dict[str, Device] = {
         1555.0,
         0.8,
         True,
-        _floor("a100.token_floor_ms"),
+        _value("a100.token_floor_ms"),
         sources=("a100.tflops", "a100.token_floor_ms"),
     ),
     "a100": Device(
@@ -160,7 +200,7 @@ DEVICES: dict[str, Device] = {
         2039.0,
         0.8,
         True,
-        _floor("a100.token_floor_ms"),
+        _value("a100.token_floor_ms"),
         sources=("a100.tflops", "a100.token_floor_ms"),
     ),
     "h100": Device(
@@ -171,7 +211,7 @@ DEVICES: dict[str, Device] = {
         3350.0,
         0.8,
         True,
-        _floor("h100.token_floor_ms"),
+        _value("h100.token_floor_ms"),
         sources=("h100.tflops", "h100.token_floor_ms"),
     ),
 }

@@ -20,7 +20,8 @@ SELECTIVE_ROWS = 8
 class Shape:
     """The sizes one step works on: ``B`` completions (``rows`` of them in one update forward), ``Lp`` prompt and
     ``T`` completion tokens, ``w``/``c`` bytes of the stored and the autocast dtype, ``r`` of the residual stream
-    (the embeddings' stored dtype), ``trainable`` parameters."""
+    (the embeddings' stored dtype), ``trainable`` parameters; ``G`` completions a prompt, whose prompt runs once
+    for the group when ``shared_prompt`` (the from-scratch trainer's ``rollout_fast``, unless checkpointing)."""
 
     B: int
     rows: int
@@ -31,10 +32,16 @@ class Shape:
     trainable: int
     lora: bool
     checkpointing: bool
+    G: int = 1
+    shared_prompt: bool = False
 
     @property
     def L(self) -> int:
         return self.Lp + self.T
+
+    def tokens(self, rows: int) -> int:
+        """Tokens one forward over ``rows`` completions runs: the prompt once per group when it is shared."""
+        return rows // self.G * self.Lp + rows * self.T if self.shared_prompt else rows * self.L
 
 
 def resident(arch: dict, P: int, s: Shape, reference: bool) -> dict:
@@ -74,7 +81,7 @@ def activations(arch: dict, s: Shape) -> int:
     kv = arch["num_key_value_heads"] * arch["head_dim"]
     r = s.w  # the embeddings' dtype: fp32 master weights keep an fp32 residual stream under autocast
     per_token_layer = 2 * h * r + (5 * h + 2 * kv) * s.c + 4 * i * s.c
-    tokens = s.rows * s.L
+    tokens = s.tokens(s.rows)
     if s.checkpointing:
         return tokens * h * r * arch["num_hidden_layers"] + tokens * per_token_layer
     return tokens * per_token_layer * arch["num_hidden_layers"]
