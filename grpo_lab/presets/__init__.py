@@ -85,8 +85,8 @@ def choose_preset(
     - no CUDA: ``cpu-smollm2-gsm8k`` if SmolLM2 loads offline, else ``cpu-tiny-gsm8k``;
     - a GPU with >= 35 GiB and native bf16 (compute capability >= 8, ``bf16_native``): ``a100-qwen2.5-0.5b-gsm8k``;
     - any other GPU (a T4 reports ~14.7 GiB; a 32 GB V100 has no bf16): the LoRA preset
-      ``t4-qwen2.5-0.5b-gsm8k-lora`` when peft is installed (~3.4 GiB by ``grpo_lab.plan``; the T4 default),
-      else the full fine-tune ``t4-qwen2.5-0.5b-gsm8k`` when the GPU has >= 14 GiB (~7 GiB by the plan);
+      ``t4-qwen2.5-0.5b-gsm8k-lora`` when peft is installed (~3.5 GiB by ``grpo_lab.plan``; the T4 default),
+      else the full fine-tune ``t4-qwen2.5-0.5b-gsm8k`` when the GPU has >= 14 GiB (~12 GiB by the plan);
     - otherwise the CPU choice.
 
     ``device_properties``: an object with ``total_memory`` (bytes) and ``major`` (compute capability), as

@@ -300,7 +300,7 @@ PRESETS: dict[str, Preset] = {
                 **_VLLM_T4,
             ),
             notes=(
-                "The T4 default (choose_preset, when peft is installed): ~3.4 GiB by grpo_lab.plan, so 384 completion "
+                "The T4 default (choose_preset, when peft is installed): ~3.5 GiB by grpo_lab.plan, so 384 completion "
                 "tokens fit with room to spare, and an fp16 frozen base leaves no fp32 master copy to overflow. lr "
                 "1e-5 after 10 warmup steps: LoRA wants ~10x full fine-tuning's lr (LoRA Without Regret; TRL's guide), "
                 "and 1e-5 is TRL's LoRA figure (sources in grpo_lab/presets/catalog.py)."
@@ -340,7 +340,12 @@ PRESETS: dict[str, Preset] = {
                 **_GSM8K_EVAL,
                 **_VLLM_A100,
             ),
-            notes="Sized for 40 GB by the logits of 64 completions (estimate ~31 GiB); on 80 GB 128 completions fit.",
+            notes=(
+                "64 completions of up to 512 tokens: ~16 GiB with TRL (its fused LM head builds no [B,T,V] logits) and "
+                "~20 GiB with --backend grpo_lab (micro_batch_size=16) by grpo_lab.plan, so a 40 GB GPU has room to "
+                "spare; generation is ~85% of a step (a launch-bound decode), so more completions a step cost little "
+                "extra time."
+            ),
         ),
         Preset(
             name="a100-qwen2.5-0.5b-gsm8k-lora",
