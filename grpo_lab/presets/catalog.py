@@ -21,11 +21,11 @@ _COMMON = dict(
 
 # Learning rates of the GPU presets, and where they come from (the published range spans 1e-6 .. 2e-5):
 # - 1e-6: TRL 1.16's GRPOConfig default (trl/trainer/grpo_config.py), and DeepSeekMath's GRPO policy lr (Shao et al.,
-#   arXiv 2402.03300, section 4.2), both with batches far larger than ours (DeepSeekMath: 1024 completions a step).
+#   arXiv 2402.03300, section 4.2), both with batches far larger than ours (DeepSeekMath: a batch of 1024, 64 samples a question).
 # - 2e-5 with warmup: open-r1's Qwen2.5-1.5B-Instruct GRPO demo (huggingface/open-r1
 #   recipes/Qwen2.5-1.5B-Instruct/grpo/config_demo.yaml: learning_rate 2.0e-05, cosine, warmup_ratio 0.1).
 # - LoRA ~10x full fine-tuning: Schulman et al., "LoRA Without Regret" (Thinking Machines, 2025), reproduced in TRL's
-#   guide (huggingface.co/docs/trl/main/en/lora_without_regret), whose GRPO example issue #30 reads as 1e-5 for LoRA.
+#   guide (huggingface.co/docs/trl/main/en/lora_without_regret); 1e-5 is 10x TRL's 1e-6 default.
 # Our choice: 32 completions a step is a small batch, so the T4 presets sit above TRL's default but well under
 # open-r1's: full fine-tuning 2e-6, LoRA 1e-5, each after 10 warmup steps (constant after: loop.scheduler_name makes
 # "constant" constant_with_warmup for both backends); the 40-80 GB presets, with 2-4x the batch, 2e-6 and 2e-5.
@@ -34,10 +34,11 @@ _COMMON = dict(
 #   length-bias fix of Dr. GRPO (arXiv 2503.20783) is loss_type="dr_grpo" with scale_rewards="none".
 # Evaluation: 500 held-out problems. The standard error of an accuracy p over n problems is sqrt(p(1-p)/n):
 # about 2.2 points near p = 0.4 with n = 500; the before/after difference is paired (same problems), so its
-# standard error (evaluation.paired_difference) is smaller, but a change of a few points is still noise.
+# standard error (evaluation.paired_difference) is usually smaller, but a change of a few points is still noise.
 # vLLM (runtime use_vllm, TRL backend only; off by default): colocate mode's memory share, sleep mode (vLLM's
 # weights and KV cache released during the update) and its maximum length (prompt 160 + completion <= 1024 tokens)
-# are set per preset; on a T4 trl_backend.vllm_kwargs refuses vLLM (no FlashAttention on sm75, fp16 Qwen2.5 reports).
+# are set per preset; trl_backend.vllm_kwargs refuses vLLM on a T4 (no FlashAttention on sm75, fp16 Qwen2.5 reports),
+# so the T4 presets' values apply when they run on an Ampere 16-24 GB GPU (an L4, an A10).
 _QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
 _GSM8K_EVAL = dict(eval_k=4, eval_max_new_tokens=512, prompt_length=160)
 _VLLM_T4 = dict(vllm_gpu_memory_utilization=0.25, vllm_enable_sleep_mode=True, vllm_max_model_length=1024)
@@ -302,8 +303,8 @@ PRESETS: dict[str, Preset] = {
             notes=(
                 "The T4 default (choose_preset, when peft is installed): ~3.5 GiB by grpo_lab.plan, so 384 completion "
                 "tokens fit with room to spare, and an fp16 frozen base leaves no fp32 master copy to overflow. lr "
-                "1e-5 after 10 warmup steps: LoRA wants ~10x full fine-tuning's lr (LoRA Without Regret; TRL's guide), "
-                "and 1e-5 is TRL's LoRA figure (sources in grpo_lab/presets/catalog.py)."
+                "1e-5 after 10 warmup steps: LoRA wants ~10x full fine-tuning's lr (LoRA Without Regret, reproduced in "
+                "TRL's guide), and 1e-5 is 10x TRL's 1e-6 default (sources in grpo_lab/presets/catalog.py)."
             ),
         ),
         Preset(
