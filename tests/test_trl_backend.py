@@ -280,3 +280,16 @@ def test_trl_checkpoints_as_the_preset_says_on_cuda_only_and_logs_nonfinite_loss
     assert gpu.gradient_checkpointing is True and gpu.gradient_checkpointing_kwargs == {"use_reentrant": False}
     assert trl_args(knobs, "/tmp/unused", device="cuda", progress=False).gradient_checkpointing is False
     assert cpu.logging_nan_inf_filter is False  # a NaN loss is logged as NaN, for loop.NonFiniteStopCallback
+
+
+def test_trl_is_not_asked_to_checkpoint_a_model_that_already_does(tmp_path):
+    """models.load_for_preset turns checkpointing on for a GPU preset; train_with_trl must not enable it a second time
+    (TRL's Trainer would call activation_checkpointing_enable again and add a second input-grad hook)."""
+    from grpo_lab.trl_backend import _trl_config
+
+    rt = {"gradient_checkpointing": True}
+    model, _ = build_tiny_model("nano", seed=0)
+    assert _trl_config(model, small_preset().grpo, rt, tmp_path, "cuda", False).gradient_checkpointing is True
+    model.gradient_checkpointing_enable()  # what load_for_preset does on CUDA
+    assert _trl_config(model, small_preset().grpo, rt, tmp_path, "cuda", False).gradient_checkpointing is False
+    assert _trl_config(model, small_preset().grpo, {}, tmp_path, "cuda", False).gradient_checkpointing is False
