@@ -42,8 +42,9 @@ class Estimate:
         return self.peak_bytes / GiB
 
     def total_seconds(self, steps: int) -> float:
-        """``steps`` training steps plus the evaluations before (with the generous baseline, if any) and after."""
-        return steps * self.step_seconds + 2 * self.eval_seconds + self.baseline_eval_seconds
+        """``steps`` training steps plus the evaluations before and after, each also at the generous baseline budget
+        when the preset has one (``jobs.train``'s ``_evaluate_before`` / ``_evaluate_after``)."""
+        return steps * self.step_seconds + 2 * (self.eval_seconds + self.baseline_eval_seconds)
 
 
 def runtime_of(preset) -> dict:

@@ -89,10 +89,11 @@ def describe_plan(preset, steps: int | None = None, device: str | None = None) -
         "every batch to the budget)",
     ]
     n = g.get("max_steps", 0)
-    base = f" + generous baseline {_fmt_s(est.baseline_eval_seconds)}" if est.baseline_eval_seconds else ""
+    extra = ", pass@n and transfer evaluations" if rt.get("eval_pass_n") or rt.get("transfer_task_args") else ""
+    base = f" + generous baseline 2 x {_fmt_s(est.baseline_eval_seconds)}" if est.baseline_eval_seconds else ""
     lines.append(
         f"  total (estimate): {_fmt_s(est.total_seconds(n))} = {n} steps {_fmt_s(n * est.step_seconds)} + "
-        f"evaluation before and after {_fmt_s(2 * est.eval_seconds)}{base} (+ model loading)"
+        f"evaluation before and after {_fmt_s(2 * est.eval_seconds)}{base} (+ model loading{extra})"
     )
     lines.append(f"  inputs ({dev.name}): {source_kinds(dev)} (grpo_lab/plan/devices.py SOURCES)")
     return "\n".join(lines)
