@@ -44,3 +44,8 @@ class ConfigError(GrpoLabError, ValueError):
 class SandboxInfrastructureError(GrpoLabError, RuntimeError):
     """The code sandbox could not score a program (it could not start or set itself up, or the machine starved
     it), even after retries: no reward is known, so none is made up; the message names the fix."""
+
+
+class TrainingDivergedError(GrpoLabError, FloatingPointError):
+    """A run stopped because its loss stayed non-finite, or fp16's loss scaler skipped most updates
+    (``loop.NonFiniteGuard``); the message names the fixes (bf16, a lower learning rate, the LoRA preset)."""

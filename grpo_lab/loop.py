@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,8 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, get_scheduler
 
 from grpo_lab import checkpoint as ckpt
-from grpo_lab.errors import ConfigError
+from grpo_lab.errors import ConfigError, TrainingDivergedError
+from grpo_lab.progress import StepBar
 from grpo_lab.rollout import make_generator  # noqa: F401  (the trainers' rule, kept importable from here)
 from grpo_lab.tasks import Problem, Task
 
@@ -203,6 +205,68 @@ def make_scheduler(optimizer: torch.optim.Optimizer, args):
 # --------------------------------------------------------------------------------------------------
 
 
+class NonFiniteGuard:
+    """Stops a run that cannot learn: its loss non-finite for ``patience`` consecutive steps, or more than
+    ``max_skip_share`` of the last ``window`` optimizer updates skipped (fp16's ``torch.amp.GradScaler`` skips an
+    update whose gradients overflowed and halves its scale; a fresh scaler at 2**16 may skip a few at the start, so
+    the share is judged only once ``window`` updates were seen). Both trainers call ``observe`` once a step
+    (``trainer.GRPOTrainer.step``, ``trl_backend.NonFiniteStopCallback``); it raises ``TrainingDivergedError``.
+
+    Why: Qwen2.x was trained in bf16 and fp16 overflows are reported for it on pre-Ampere GPUs (a T4 has no
+    bf16); an fp16 run whose every update is skipped otherwise runs to the end and reports "no learning"."""
+
+    def __init__(self, patience: int = 3, window: int = 20, max_skip_share: float = 0.5):
+        self.patience, self.window, self.max_skip_share = patience, window, max_skip_share
+        self.streak = 0
+        self.skips: list[int] = []
+
+    def observe(self, loss: float, skipped: int = 0, updates: int = 1) -> None:
+        """One step: its loss, and how many of its ``updates`` optimizer updates were skipped."""
+        self.streak = self.streak + 1 if not math.isfinite(loss) else 0
+        self.skips += [1] * min(skipped, updates) + [0] * max(0, updates - skipped)
+        recent = self.skips[-self.window :]
+        why = None
+        if self.streak >= self.patience:
+            why = f"the loss was non-finite ({loss}) for {self.streak} consecutive steps"
+        elif len(recent) >= self.window and sum(recent) > self.max_skip_share * len(recent):
+            why = f"the fp16 loss scaler skipped {sum(recent)} of the last {len(recent)} updates"
+        if why:
+            raise TrainingDivergedError(
+                f"training stopped: {why}, so the model is not learning. Fixes: train in bf16 on a GPU that has it "
+                "(compute capability >= 8, compute_dtype='bf16'), lower learning_rate (e.g. by 2-5x), or use the "
+                "LoRA preset t4-qwen2.5-0.5b-gsm8k-lora (fp16 frozen base, fp32 adapters)"
+            )
+
+
+class NonFiniteStopCallback(TrainerCallback):
+    """``loop.NonFiniteGuard`` for TRL: reads each step's loss from TRL's log (``trl_args`` turns HF Trainer's
+    ``logging_nan_inf_filter`` off, so a NaN is logged as NaN) and whether the update was skipped: under fp16,
+    accelerate's ``AcceleratedOptimizer.step_was_skipped`` (the GradScaler found inf/NaN gradients); otherwise,
+    like the from-scratch trainer, a non-finite gradient is dropped before ``optimizer.step()``
+    (``on_pre_optimizer_step``: AdamW skips a parameter whose grad is None), so one bad step does not turn every
+    weight into NaN. Raises ``TrainingDivergedError`` from ``on_log``, which stops ``trainer.train``."""
+
+    def __init__(self, fp16: bool, guard: NonFiniteGuard | None = None):
+        self.fp16, self.guard, self._skipped = fp16, guard or NonFiniteGuard(), 0
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+        if self.fp16 or model is None:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads and not all(bool(torch.isfinite(g).all()) for g in grads):
+            model.zero_grad(set_to_none=True)
+            self._skipped = 1
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kw):
+        if self.fp16 and getattr(optimizer, "step_was_skipped", False):
+            self._skipped = 1
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs and "reward" in logs:  # a step's record, not the end-of-training summary
+            skipped, self._skipped = self._skipped, 0
+            self.guard.observe(float(logs["loss"]), skipped)
+
+
 def _is_trainer_callback(cb) -> bool:
     return isinstance(cb, TrainerCallback) or any(hasattr(cb, n) for n in ("on_log", "on_step_end"))
 
@@ -352,8 +416,6 @@ class LoopTrainer:
 def train_loop(trainer: LoopTrainer, progress: bool = True, resume_from_checkpoint=None) -> TrainResult:
     """``trainer.step()`` until ``args.max_steps`` with a progress bar, after an optional resume; held-out
     accuracy first when starting at step 0 with ``eval_steps`` set: the algorithm's effect is the rise from there."""
-    from tqdm.auto import tqdm
-
     args = trainer.args
     if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
         trainer.load_checkpoint(ckpt.resolve(resume_from_checkpoint, args.output_dir))
@@ -362,12 +424,9 @@ def train_loop(trainer: LoopTrainer, progress: bool = True, resume_from_checkpoi
         trainer.eval_at_start = trainer.evaluate()
     trainer.control.should_training_stop = False
     trainer.fire("on_train_begin")
-    bar = tqdm(total=args.max_steps, initial=trainer.step_idx, desc=trainer.desc, disable=not progress)
+    bar = StepBar(args.max_steps, initial=trainer.step_idx, desc=trainer.desc, postfix=trainer.postfix, show=progress)
     while trainer.step_idx < args.max_steps and not trainer.control.should_training_stop:
-        rec = trainer.step()
-        extra = {"eval_acc": f"{rec['eval_accuracy']:.2f}"} if "eval_accuracy" in rec else {}
-        bar.set_postfix({**trainer.postfix(rec), **extra})
-        bar.update(1)
+        bar(trainer.step())
     bar.close()
     trainer.fire("on_train_end")
     return TrainResult(trainer.history, time.perf_counter() - t0, trainer.step_idx)

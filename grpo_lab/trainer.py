@@ -21,7 +21,9 @@ Design notes:
   (rollout, loss forward, reference forward, evaluation), never around ``optimizer.step()``: autocast
   caches the low-precision copy of each weight until its outermost region exits, so one region around
   the whole run would keep every later forward on the first step's weights (``models.devices``). fp16
-  adds a ``GradScaler`` (unscaled before clipping; skipped updates are counted in the record).
+  adds a ``GradScaler`` (unscaled before clipping; skipped updates are counted in the record). Without a scaler
+  an update whose gradient norm is non-finite is skipped too, and ``loop.NonFiniteGuard`` stops a run whose loss
+  stays non-finite or whose scaler skips most updates (``TrainingDivergedError`` naming the fixes).
 - With ``beta > 0`` the reference is a frozen copy of the model, or, for a LoRA (peft) model, the same
   model with its adapters disabled (``model.disable_adapter()``): no second copy of the base weights.
 - Dynamic sampling (DAPO, arXiv 2503.14476) is implemented by dropping groups with zero reward std from
@@ -51,7 +53,7 @@ import torch
 from grpo_lab import grpo
 from grpo_lab.config import GRPOConfig, check_reward_signature, validate_grpo_config
 from grpo_lab.errors import ConfigError
-from grpo_lab.loop import LoopTrainer, TrainResult, latest_checkpoint, make_scheduler, task_reward
+from grpo_lab.loop import LoopTrainer, NonFiniteGuard, TrainResult, latest_checkpoint, make_scheduler, task_reward
 from grpo_lab.models.devices import autocast, grad_scaler
 from grpo_lab.rollout import Rollout, completion_logps, sample_groups
 from grpo_lab.tasks import Task
@@ -122,6 +124,7 @@ class GRPOTrainer(LoopTrainer):
         )
         self.sched = make_scheduler(self.opt, args)
         self.weights = torch.tensor(args.reward_weights or [1.0] * len(self.reward_funcs), dtype=torch.float32)
+        self.guard = NonFiniteGuard()  # stops a run whose loss stays non-finite or whose fp16 updates are skipped
 
     # ----------------------------------------------------------------------------------------------
     def step(self) -> dict:
@@ -172,11 +175,15 @@ class GRPOTrainer(LoopTrainer):
         self.step_idx += 1
         rec = self.record(rollout, rewards, per_func, zero_std, keep, update)
         rec["rollout_seconds"] = t_rollout  # sampling only; reward_seconds (scoring) is in the record too
-        return self.log_step(rec, t0)
+        rec = self.log_step(rec, t0)  # logged (and checkpointed) first, so the failing step is in the history
+        if update is not None:
+            self.guard.observe(rec["loss"], update.skipped, cfg.num_iterations)
+        return rec
 
     def update(self, pi, pm, ci, cm, adv) -> Update:
         """``num_iterations`` optimizer steps on one rollout; returns the last iteration's ``Update``
-        (``skipped`` counts fp16 updates that ``torch.amp.GradScaler`` dropped and lowered its scale for).
+        (``skipped`` counts fp16 updates that ``torch.amp.GradScaler`` dropped and lowered its scale for, and, without
+        a scaler, updates whose gradient norm was non-finite, which are not applied either).
         With ``micro_batch_size`` the gradient is accumulated over slices of rows (``_backward``)."""
         cfg, old, skipped = self.args, None, 0
         ref = self.ref_logps(pi, pm, ci, cm)
@@ -188,7 +195,10 @@ class GRPOTrainer(LoopTrainer):
             terms = self._terms(logps, old, adv, cm, ref)  # on detached log-probs: the whole batch's loss and metrics
             if self.scaler is None:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.opt.step()
+                if torch.isfinite(grad_norm):
+                    self.opt.step()
+                else:  # as GradScaler does for fp16: a NaN/inf gradient would turn every weight into NaN
+                    skipped += 1
                 continue
             self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)

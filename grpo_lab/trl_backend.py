@@ -1,40 +1,40 @@
 """The same GRPO run as ``jobs.run_grpo``, on TRL 1.16's ``GRPOTrainer`` (notebook 05).
 
-``train_with_trl(model, tokenizer, preset, out)`` reads the same preset, draws the same training and
-held-out problems, scores with the same reward function and records a history with the same keys as the
-from-scratch trainer, so the two backends can be plotted side by side and benchmarked.
+``train_with_trl(model, tokenizer, preset, out)`` reads the same preset, draws the same problems, scores with the
+same reward and records a history with the from-scratch trainer's keys (and its progress bar): compare side by side.
 
 Design notes:
 
-- Knobs: ``preset.grpo`` already uses TRL's names, so ``trl_args`` copies them one to one into
-  ``trl.GRPOConfig``. The grpo_lab-only keys become TRL equivalents (``save_steps`` -> TRL's own
-  checkpointing) or a callback (``eval_steps``/``eval_size`` -> ``HeldoutEvalCallback``).
-  ``dynamic_sampling=True`` has no counterpart in TRL 1.16 (DAPO's "drop zero-std groups" is not in its
-  ``GRPOConfig``), so it is refused instead of silently running a different algorithm.
+- Knobs: ``preset.grpo`` already uses TRL's names, so ``trl_args`` copies them one to one into ``trl.GRPOConfig``.
+  The grpo_lab-only keys become TRL equivalents (``save_steps`` -> TRL's own checkpointing) or a callback
+  (``eval_steps``/``eval_size`` -> ``HeldoutEvalCallback``). ``dynamic_sampling=True`` has no counterpart in TRL
+  1.16 (DAPO's "drop zero-std groups" is not in its ``GRPOConfig``), so it is refused instead of silently running a
+  different algorithm.
 - Data: TRL's ``Dataset`` rows cannot hold ``Problem`` objects, so each row carries the problem's fields
-  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` is ``loop.task_reward(task)``,
-  the from-scratch trainers' own function, which rebuilds the ``Problem`` from those columns. The pool of prompts is
-  the same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset
-  (its ``RepeatSampler``), the from-scratch trainer draws with replacement.
-- Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length``
-  tokens and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config
-  EOS); ``trl_args`` leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution
-  is the plain tempered softmax that ``rollout.sample_groups`` draws from.
-- Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer
-  autocasts each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on
-  the CPU, no reporting, no hub.
-- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (vLLM shares the
-  training process and GPU). vLLM is an optional extra; without it the run stops before TRL is built. One process, ``gradient_accumulation_steps=1`` and ``steps_per_generation=1``, so
-  one optimizer step per generation batch, as in ``trainer.GRPOTrainer.step``.
-- Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading
-  ``model.config._name_or_path`` from disk. An in-memory model (a tiny model, an SFT warm start) is
-  therefore saved to a temporary folder first and pointed at it, then the original name is restored.
-- Tokenizer: always passed as ``processing_class``; otherwise TRL would call ``AutoTokenizer`` on the
-  model folder, which for a char tokenizer rebuilds the wrong pipeline (see ``models.load_tokenizer``).
+  (``prompt``, ``question``, ``answer`` and its ``meta`` as JSON); ``trl_reward`` is ``loop.task_reward(task)``, the
+  from-scratch trainers' own function, which rebuilds the ``Problem`` from those columns. The pool of prompts is the
+  same (``task.train(20000, seed + 1)``); the order differs: TRL walks a seeded shuffle of the dataset (its
+  ``RepeatSampler``), the from-scratch trainer draws with replacement.
+- Generation: TRL samples with ``model.generate`` at ``temperature`` for at most ``max_completion_length`` tokens
+  and stops a row at any of its EOS ids (the tokenizer's EOS plus the model's generation-config EOS); ``trl_args``
+  leaves ``top_p=1``, ``min_p=None`` and ``repetition_penalty=1`` so the distribution is the plain tempered softmax
+  that ``rollout.sample_groups`` draws from.
+- Precision: the preset's ``runtime["compute_dtype"]`` becomes TRL's ``bf16``/``fp16`` flags (HF Trainer autocasts
+  each forward and scales fp16 losses with its GradScaler); ``use_cpu`` when the model sits on the CPU, no
+  reporting, no hub.
+- vLLM: ``runtime["use_vllm"]`` turns on TRL's vLLM generation in ``colocate`` mode (``vllm_kwargs``: refused on a
+  T4, named when missing). One process, ``gradient_accumulation_steps=1``, ``steps_per_generation=1``: one optimizer
+  step per generation batch, as in ``trainer.GRPOTrainer.step``.
+- Reference model: with ``beta > 0`` TRL 1.16 builds the reference by loading ``model.config._name_or_path`` from
+  disk. An in-memory model (a tiny model, an SFT warm start) is therefore saved to a temporary folder first and
+  pointed at it, then the original name is restored.
+- Tokenizer: always passed as ``processing_class``; otherwise TRL would call ``AutoTokenizer`` on the model folder,
+  which for a char tokenizer rebuilds the wrong pipeline (see ``models.load_tokenizer``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -45,10 +45,13 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from grpo_lab.config import GRPOConfig, validate_grpo_config
 from grpo_lab.errors import ConfigError, MissingDependencyError
-from grpo_lab.loop import model_device, scheduler_name, task_reward
+from grpo_lab.loop import NonFiniteStopCallback, model_device, scheduler_name, task_reward
+from grpo_lab.models.devices import vllm_supported
+from grpo_lab.progress import StepBar
 from grpo_lab.tasks import Problem, Task, get_task
 
 # grpo_lab knobs that TRL's GRPOConfig does not have, and what happens to each.
@@ -112,13 +115,10 @@ def trl_reward(task: Task) -> Callable:
 
 
 def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device) -> GRPOConfig:
-    """Refuse a configuration before TRL builds anything: unknown keys (TRL's own ``bf16``/``fp16`` flags
-    included: the setting is ``compute_dtype``), ``num_generations < 2``, a batch not divisible by
-    ``num_generations``, an unknown loss type, a ``compute_dtype`` the device cannot run (bf16 on a GPU
-    without native support), a reward function with the wrong signature, ``dynamic_sampling``. Raises
-    ``ConfigError`` naming the fix; returns the parsed config. Same rules as ``config.validate_grpo_config``
-    (TRL raises most of these too, but later and with messages about its own internals).
-    """
+    """Refuse a configuration before TRL builds anything (``ConfigError`` naming the fix; returns the parsed
+    config): ``config.validate_grpo_config``'s rules (unknown keys, TRL's ``bf16``/``fp16`` included: the setting is
+    ``compute_dtype``; G < 2; batch not divisible by G; loss type; bf16 without native support; reward signature)
+    and ``dynamic_sampling``. TRL raises most of these too, but later and about its own internals."""
     cfg = GRPOConfig.from_dict(dict(knobs))
     validate_grpo_config(cfg, list(reward_funcs), device)
     if cfg.dynamic_sampling:
@@ -129,22 +129,24 @@ def validate(knobs: dict, reward_funcs: Sequence[Callable], device: torch.device
     return cfg
 
 
-def vllm_kwargs(use_vllm: bool) -> dict:
-    """TRL's vLLM switches: ``use_vllm=True, vllm_mode="colocate"`` when asked, else ``{}``.
+VLLM_SETTINGS = ("vllm_gpu_memory_utilization", "vllm_enable_sleep_mode", "vllm_max_model_length")
 
-    Raises ``MissingDependencyError`` (an ``ImportError``) naming ``pip install "grpo-lab[vllm]"`` when vllm
-    is not installed, before TRL builds anything (TRL would fail later, mid-setup).
-    """
-    import importlib.util
 
+def vllm_kwargs(use_vllm: bool, runtime=None, capability: tuple[int, int] | None = None) -> dict:
+    """TRL's vLLM switches when asked, else ``{}``: ``use_vllm=True, vllm_mode="colocate"`` and the preset's
+    ``VLLM_SETTINGS`` (TRL 1.16 ``GRPOConfig`` fields: colocate's memory share, default 0.3; sleep mode; max length).
+    Refused before TRL builds anything: compute capability < 8 (a T4 is 7.5; None reads the CUDA device) is a
+    ``ConfigError`` with the caveats; a missing vllm a ``MissingDependencyError`` naming the install line."""
     if not use_vllm:
         return {}
+    vllm_supported(capability)  # a T4 is refused with the caveats (models.devices)
     if importlib.util.find_spec("vllm") is None:
         raise MissingDependencyError(
             'runtime["use_vllm"] is set but vllm is not installed: pip install "grpo-lab[vllm]" '
             "(a CUDA GPU is needed), or set use_vllm to False to generate with transformers"
         )
-    return {"use_vllm": True, "vllm_mode": "colocate"}
+    rt = runtime or {}
+    return {"use_vllm": True, "vllm_mode": "colocate", **{k: rt[k] for k in VLLM_SETTINGS if rt.get(k) is not None}}
 
 
 def _optimisation(cfg: GRPOConfig) -> dict:
@@ -184,16 +186,21 @@ def trl_args(
     device: torch.device | str = "cpu",
     progress: bool = True,
     use_vllm: bool = False,
+    gradient_checkpointing: bool = False,
+    runtime=None,
 ):
     """``trl.GRPOConfig`` for a preset's ``grpo`` dict (TRL names, mapped one to one).
 
     ``lr_scheduler_type`` goes through ``loop.scheduler_name`` (HF's plain "constant" ignores warmup, so it
-    becomes ``constant_with_warmup``, as in the from-scratch trainers). Logging every step
-    (``logging_steps=1``) so the history has one record per step; checkpoints only when ``save_steps`` is
-    set. Contract: the returned config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay, same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override
-    (TRL 1.16 ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10),
-    ``learning_rate`` (1e-6), ``max_completion_length`` (512). ``compute_dtype`` becomes ``bf16``/``fp16``
-    (both False for fp32); ``use_vllm`` adds ``vllm_kwargs``.
+    becomes ``constant_with_warmup``, as in the from-scratch trainers). Logging every step (``logging_steps=1``)
+    so the history has one record per step; checkpoints only when ``save_steps`` is set. Contract: the returned
+    config describes the same ``config.GRPOConfig`` on the same dict (AdamW with the same betas and weight decay,
+    same clipping, one update per generation batch per ``num_iterations``). TRL defaults we override (TRL 1.16
+    ``GRPOConfig``): ``bf16`` (on), ``gradient_checkpointing`` (on), ``logging_steps`` (10), ``learning_rate``
+    (1e-6), ``max_completion_length`` (512), ``logging_nan_inf_filter`` (True would log a NaN loss as the running
+    mean, hiding it from ``loop.NonFiniteStopCallback``). ``compute_dtype`` -> ``bf16``/``fp16``; ``use_vllm``
+    adds ``vllm_kwargs(use_vllm, runtime)``. ``gradient_checkpointing``: on CUDA only, non-reentrant (as
+    ``models.load_for_preset``); ``train_with_trl`` asks only when the model is not already checkpointing.
     """
     from trl import GRPOConfig as TRLConfig
 
@@ -224,24 +231,22 @@ def trl_args(
             save_steps=cfg.save_steps or 500,
             disable_dropout=True,
             shuffle_dataset=True,
-            # TRL 1.16's GRPOConfig turns gradient checkpointing on by default (a memory saving for big models
-            # that recomputes the forward pass in backward); the from-scratch trainer does not, and a tiny model
-            # needs no saving, so the two runs do the same work.
-            gradient_checkpointing=False,
-            **vllm_kwargs(use_vllm),
+            logging_nan_inf_filter=False,
+            gradient_checkpointing=bool(gradient_checkpointing and device.type == "cuda"),  # docstring
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+            **vllm_kwargs(use_vllm, runtime),
         )
 
 
 class HistoryCallback(TrainerCallback):
     """Builds the from-scratch trainer's history from TRL's logs, adding held-out accuracy and step time.
 
-    Every ``eval_steps`` (and at ``max_steps``) it runs ``evaluation.evaluate`` (greedy, the task's checker)
-    on ``eval_problems`` after the optimizer step and before TRL logs, the order of
-    ``trainer.GRPOTrainer.step``. ``step_time`` is the wall time since the previous step ended (generation,
-    scoring, update and evaluation, as in the from-scratch record). ``on_record`` callables receive each
-    finished record (the from-scratch trainer's callback protocol). Relies on ``logging_steps=1`` and on
-    the Trainer calling ``on_step_end`` before ``on_log`` (transformers 5 ``Trainer._inner_training_loop``).
-    """
+    Every ``eval_steps`` (and at ``max_steps``) it runs ``evaluation.evaluate`` (greedy, the task's checker) on
+    ``eval_problems`` after the optimizer step and before TRL logs, the order of ``trainer.GRPOTrainer.step``.
+    ``step_time`` is the wall time since the previous step ended (generation, scoring, update and evaluation, as in
+    the from-scratch record). ``on_record`` callables receive each finished record (the from-scratch trainer's
+    callback protocol). Relies on ``logging_steps=1`` and on the Trainer calling ``on_step_end`` before ``on_log``
+    (transformers 5 ``Trainer._inner_training_loop``)."""
 
     def __init__(
         self,
@@ -301,27 +306,6 @@ class HistoryCallback(TrainerCallback):
             cb(rec)
 
 
-class StepBar:
-    """A tqdm bar over training steps fed with history records, as ``loop.train_loop`` draws it for the
-    from-scratch trainer: description ``GRPO``, postfix the step's mean reward and, on evaluation steps, the
-    held-out accuracy."""
-
-    def __init__(self, total: int):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="GRPO")
-
-    def __call__(self, rec: dict) -> None:
-        post = {"reward": f"{rec['reward']:.2f}"} if rec.get("reward") is not None else {}
-        if rec.get("eval_accuracy") is not None:
-            post["eval_acc"] = f"{rec['eval_accuracy']:.2f}"
-        self.bar.set_postfix(post)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _restore_forward(model) -> None:
     """Undo accelerate's mixed-precision wrapper. ``Accelerator.prepare`` sets ``model.forward`` on the instance to
     an autocast wrapper that also casts the outputs to fp32 (``functools.wraps`` chains, ``__wrapped__`` leading
@@ -337,7 +321,7 @@ def _restore_forward(model) -> None:
         del model.__dict__["forward"]
 
 
-def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progress: bool, resume=None):
+def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, resume=None):
     """Build ``trl.GRPOTrainer`` and train (``resume``: TRL's own ``resume_from_checkpoint``); returns
     ``(trainer, seconds)``.
 
@@ -363,10 +347,7 @@ def _fit(model, tokenizer, args, funcs, train, callbacks, *, beta: float, progre
                 processing_class=tokenizer,
                 callbacks=callbacks,
             )
-        if progress is False:  # Trainer adds a printer callback when tqdm is off; we print nothing
-            from transformers.trainer_callback import PrinterCallback
-
-            trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(PrinterCallback)  # Trainer prints log dicts when tqdm is off; the StepBar shows steps
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
@@ -389,7 +370,29 @@ def _callbacks(callbacks: Sequence, tokenizer, task: Task, cfg: GRPOConfig, func
     hist = HistoryCallback(
         tokenizer, task, evalp, cfg.eval_steps, cfg.max_steps, getattr(funcs[0], "__name__", None), on_record=plain
     )
-    return hist, [hist, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
+    guard = NonFiniteStopCallback(fp16=cfg.compute_dtype == "fp16")
+    return hist, [hist, guard, *[c for c in callbacks if isinstance(c, TrainerCallback)]]
+
+
+def _trl_config(model, knobs: dict, rt, out: Path, device, progress: bool):
+    """``trl_args`` for ``train_with_trl`` after ``vllm_kwargs``' checks (a T4 or a missing vllm named before anything is
+    built), with gradient checkpointing only when the preset asks and ``models.load_for_preset`` has not already
+    turned it on (never enabled twice). TRL's own refusals (e.g. its num_generations/batch rule) -> ``ConfigError``."""
+    vllm = bool(rt.get("use_vllm"))
+    vllm_kwargs(vllm, rt)
+    ckpt = bool(rt.get("gradient_checkpointing")) and not getattr(model, "is_gradient_checkpointing", False)
+    try:
+        return trl_args(
+            knobs,
+            out / "checkpoints",
+            device=device,
+            progress=progress,
+            use_vllm=vllm,
+            runtime=rt,
+            gradient_checkpointing=ckpt,
+        )
+    except ValueError as e:
+        raise ConfigError(f"TRL rejected the configuration: {e}") from None
 
 
 def train_with_trl(
@@ -423,33 +426,23 @@ def train_with_trl(
     """
     out = Path(out)
     task = task or get_task(preset.task)
-    funcs = (
-        [trl_reward(task)]
-        if reward_funcs is None
-        else (list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs])
-    )
+    funcs = [trl_reward(task)] if reward_funcs is None else reward_funcs
+    funcs = list(funcs) if isinstance(funcs, (list, tuple)) else [funcs]
     device = model_device(model)
     rt = getattr(preset, "runtime", {}) or {}
     knobs = {"compute_dtype": rt.get("compute_dtype") or "fp32", **preset.grpo}  # an explicit grpo key wins
     cfg = validate(knobs, funcs, device)
-    vllm_kwargs(bool(rt.get("use_vllm")))  # a missing vllm is named before anything is built
-    try:  # TRL's own checks (e.g. its num_generations/batch rule) also surface as ConfigError
-        # TRL's own display stays off: in Jupyter it is transformers' NotebookProgressCallback, an HTML table
-        # with one row per logged step (200 rows for a 200-step run in a stored notebook). The bar below is the
-        # from-scratch trainer's, so both backends show the same line.
-        args = trl_args(knobs, out / "checkpoints", device=device, progress=False, use_vllm=bool(rt.get("use_vllm")))
-    except ValueError as e:
-        raise ConfigError(f"TRL rejected the configuration: {e}") from None
+    # TRL's display off: in Jupyter it is NotebookProgressCallback, an HTML table with a row per logged step.
+    args = _trl_config(model, knobs, rt, out, device, progress=False)
     train = problems_to_dataset(task.train(20000, seed=cfg.seed + 1))
-    bar = StepBar(cfg.max_steps) if progress else None
-    hist, trl_cbs = _callbacks([*callbacks, *([bar] if bar else [])], tokenizer, task, cfg, funcs)
+    bar = StepBar(cfg.max_steps, show=progress)
+    hist, trl_cbs = _callbacks([*callbacks, bar], tokenizer, task, cfg, funcs)
     try:
         trainer, seconds = _fit(
-            model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, progress=False, resume=resume_from_checkpoint
+            model, tokenizer, args, funcs, train, trl_cbs, beta=cfg.beta, resume=resume_from_checkpoint
         )
     finally:
-        if bar:
-            bar.close()
+        bar.close()
     model.eval()
     (out / "final").mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out / "final")

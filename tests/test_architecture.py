@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "deadline": 0,
     "errors": 0,
     "env": 1,
+    "progress": 1,
     "tasks": 1,
     "models": 1,
     "rewards": 1,

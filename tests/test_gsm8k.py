@@ -23,23 +23,28 @@ needs_gsm8k = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize(
-    "mem_gib,peft,want",
+    "mem_gib,major,peft,want",
     [
-        (14.75, False, "t4-qwen2.5-0.5b-gsm8k"),  # what a Colab T4 reports
-        (39.4, False, "a100-qwen2.5-0.5b-gsm8k"),
-        (79.3, False, "a100-qwen2.5-0.5b-gsm8k"),
-        (139.8, False, "a100-qwen2.5-0.5b-gsm8k"),
-        (7.8, True, "t4-qwen2.5-0.5b-gsm8k-lora"),
-        (7.8, False, "cpu-smollm2-gsm8k"),
+        (14.75, 7, True, "t4-qwen2.5-0.5b-gsm8k-lora"),  # what a Colab T4 reports (sm75): LoRA is the T4 default
+        (14.75, 7, False, "t4-qwen2.5-0.5b-gsm8k"),  # without peft, the full fine-tune still fits
+        (39.4, 8, False, "a100-qwen2.5-0.5b-gsm8k"),
+        (79.3, 9, True, "a100-qwen2.5-0.5b-gsm8k"),
+        (139.8, 9, False, "a100-qwen2.5-0.5b-gsm8k"),
+        (31.7, 7, True, "t4-qwen2.5-0.5b-gsm8k-lora"),  # a 32 GB V100 (sm70): no native bf16, so never the bf16 preset
+        (47.5, 7, False, "t4-qwen2.5-0.5b-gsm8k"),  # a big pre-Ampere GPU (e.g. Quadro RTX 8000, sm75): fp16 presets
+        (7.8, 8, True, "t4-qwen2.5-0.5b-gsm8k-lora"),
+        (7.8, 8, False, "cpu-smollm2-gsm8k"),
     ],
 )
-def test_preset_choice_from_mocked_cuda_properties(monkeypatch, mem_gib, peft, want):
+def test_preset_choice_from_mocked_cuda_properties(monkeypatch, mem_gib, major, peft, want):
+    """Stand-in ``torch.cuda.get_device_properties``: memory and compute capability (``major``) decide; bf16 only
+    with native support (compute capability >= 8), whatever the memory."""
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(
-        torch.cuda, "get_device_properties", lambda i=0: SimpleNamespace(total_memory=int(mem_gib * GiB), name="mock")
-    )
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # says yes on a T4 (emulation)
+    props = SimpleNamespace(total_memory=int(mem_gib * GiB), major=major, minor=5 if major == 7 else 0, name="mock")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: props)
     assert choose_preset(test=False, peft_available=peft, smollm2_available=True) == want
 
 

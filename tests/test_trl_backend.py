@@ -278,3 +278,45 @@ def test_progress_is_one_bar_not_trls_notebook_table(tmp_path, monkeypatch, caps
     assert not kinds & {"NotebookProgressCallback", "ProgressCallback", "PrinterCallback"}, kinds
     err = capsys.readouterr().err
     assert "GRPO: 100%" in err and "2/2" in err
+
+
+def test_vllm_settings_reach_trls_config_and_a_t4_is_refused_with_the_caveats(monkeypatch):
+    import dataclasses
+    import importlib.util
+
+    from trl import GRPOConfig as TRLConfig
+
+    from grpo_lab import trl_backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    rt = get_preset("t4-qwen2.5-0.5b-gsm8k-lora").runtime
+    with pytest.raises(ConfigError, match=r"7\.5.*FlashAttention.*fp16.*pins its own torch.*use_vllm=False"):
+        trl_backend.vllm_kwargs(True, rt, capability=(7, 5))
+    kw = trl_backend.vllm_kwargs(True, rt, capability=(8, 0))
+    fields = {f.name for f in dataclasses.fields(TRLConfig)}
+    assert set(trl_backend.VLLM_SETTINGS) <= fields  # TRL 1.16's own names
+    assert {k: kw[k] for k in trl_backend.VLLM_SETTINGS} == {k: rt[k] for k in trl_backend.VLLM_SETTINGS}
+
+
+def test_trl_checkpoints_as_the_preset_says_on_cuda_only_and_logs_nonfinite_losses():
+    knobs = small_preset().grpo
+    cpu = trl_args(knobs, "/tmp/unused", device="cpu", progress=False, gradient_checkpointing=True)
+    assert cpu.gradient_checkpointing is False  # CPU presets and CPU runs keep the two backends' work equal
+    gpu = trl_args(knobs, "/tmp/unused", device="cuda", progress=False, gradient_checkpointing=True)
+    assert gpu.gradient_checkpointing is True and gpu.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert trl_args(knobs, "/tmp/unused", device="cuda", progress=False).gradient_checkpointing is False
+    assert cpu.logging_nan_inf_filter is False  # a NaN loss is logged as NaN, for loop.NonFiniteStopCallback
+
+
+def test_trl_is_not_asked_to_checkpoint_a_model_that_already_does(tmp_path):
+    """models.load_for_preset turns checkpointing on for a GPU preset; train_with_trl must not enable it a second time
+    (TRL's Trainer would call activation_checkpointing_enable again and add a second input-grad hook)."""
+    from grpo_lab.trl_backend import _trl_config
+
+    rt = {"gradient_checkpointing": True}
+    model, _ = build_tiny_model("nano", seed=0)
+    assert _trl_config(model, small_preset().grpo, rt, tmp_path, "cuda", False).gradient_checkpointing is True
+    model.gradient_checkpointing_enable()  # what load_for_preset does on CUDA
+    assert _trl_config(model, small_preset().grpo, rt, tmp_path, "cuda", False).gradient_checkpointing is False
+    assert _trl_config(model, small_preset().grpo, {}, tmp_path, "cuda", False).gradient_checkpointing is False

@@ -100,6 +100,9 @@ def lm_collapse(
     replacing it avoids collapse), with the same number of SFT steps, so only the data differs. A generation
     left with no example (nothing verified, no real data) is carried over unchanged.
 
+    Why one function: the recursion is one loop whose every step feeds the next (sample, measure, build the next
+    generation's data, train); split up, the state it threads (model, pool, generator) would travel in arguments.
+
     Measures per generation (``LMGeneration``): greedy held-out accuracy, share of correct samples, distinct-1
     (distinct answers / samples), char distinct-2, mean per-prompt answer entropy, tail mass of numeric answers
     outside the real answers' central ``1 - tail`` band. Returns an ``LMCollapseRun``; ``model`` is unchanged.

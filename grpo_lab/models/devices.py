@@ -59,6 +59,24 @@ def bf16_supported(device: str | torch.device) -> bool:
     return torch.cuda.get_device_capability(device)[0] >= 8
 
 
+def vllm_supported(capability: tuple[int, int] | None = None) -> None:
+    """Raise ``ConfigError`` with the caveats when vLLM is asked for on a GPU of compute capability < 8 (a T4 is 7.5;
+    ``capability`` None reads the current CUDA device, and a machine without CUDA passes): vLLM has no
+    FlashAttention on sm75, Qwen2.5 in fp16 on vLLM has reported all-"!" outputs, and the ``[vllm]`` extra pins its
+    own torch, which replaces Colab's (``trl_backend.vllm_kwargs`` calls this first)."""
+    from grpo_lab.errors import ConfigError
+
+    if capability is None and torch.cuda.is_available():
+        capability = torch.cuda.get_device_capability()
+    if capability is not None and capability[0] < 8:
+        raise ConfigError(
+            f"use_vllm on a GPU of compute capability {capability[0]}.{capability[1]} (a T4 is 7.5): vLLM has no "
+            "FlashAttention there, Qwen2.5 in fp16 on vLLM has reported garbage (all-'!') outputs, and "
+            '`pip install "grpo-lab[vllm]"` pins its own torch, replacing Colab\'s. Set runtime use_vllm=False '
+            "(transformers generation) on this GPU, or use an Ampere or newer GPU (A100, L4, H100)"
+        )
+
+
 def pick_dtype(device: str | torch.device) -> torch.dtype:
     """bf16 where natively supported, fp16 on older CUDA GPUs (T4), fp32 on CPU and MPS."""
     device = torch.device(device)

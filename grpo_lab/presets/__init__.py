@@ -37,6 +37,7 @@ __all__ = [
     "get_preset",
     "resolve",
     "choose_preset",
+    "bf16_native",
 ]
 
 
@@ -64,6 +65,13 @@ def resolve(preset: str | Preset | None) -> Preset:
     raise UsageError(f"a preset is a name or a presets.Preset, not {type(preset).__name__}")
 
 
+def bf16_native(device_properties) -> bool:
+    """True when a CUDA device runs bf16 natively: compute capability >= 8.0 (Ampere and newer), read from
+    ``device_properties.major`` (what ``torch.cuda.get_device_properties`` returns). ``torch.cuda.is_bf16_supported()``
+    without ``including_emulation=False`` says True on a T4 (7.5), where bf16 is emulated and slow."""
+    return int(getattr(device_properties, "major", 0)) >= 8
+
+
 def choose_preset(
     device_properties=None,
     *,
@@ -75,12 +83,14 @@ def choose_preset(
 
     - test mode (``GRPO_LAB_TEST_MODE``): ``cpu-tiny-gsm8k``;
     - no CUDA: ``cpu-smollm2-gsm8k`` if SmolLM2 loads offline, else ``cpu-tiny-gsm8k``;
-    - a GPU with >= 35 GiB: ``a100-qwen2.5-0.5b-gsm8k``;
-    - >= 14 GiB (a T4 reports ~14.7 GiB): ``t4-qwen2.5-0.5b-gsm8k``;
-    - smaller GPUs: the LoRA preset if peft is installed, else the CPU choice.
+    - a GPU with >= 35 GiB and native bf16 (compute capability >= 8, ``bf16_native``): ``a100-qwen2.5-0.5b-gsm8k``;
+    - any other GPU (a T4 reports ~14.7 GiB; a 32 GB V100 has no bf16): the LoRA preset
+      ``t4-qwen2.5-0.5b-gsm8k-lora`` when peft is installed (~3.5 GiB by ``grpo_lab.plan``; the T4 default),
+      else the full fine-tune ``t4-qwen2.5-0.5b-gsm8k`` when the GPU has >= 14 GiB (~12 GiB by the plan);
+    - otherwise the CPU choice.
 
-    ``device_properties``: an object with ``total_memory`` (bytes), as ``torch.cuda.get_device_properties(0)``
-    returns (tests pass a stand-in); None reads the real device.
+    ``device_properties``: an object with ``total_memory`` (bytes) and ``major`` (compute capability), as
+    ``torch.cuda.get_device_properties(0)`` returns (tests pass a stand-in); None reads the real device.
     """
     import importlib.util
 
@@ -100,10 +110,11 @@ def choose_preset(
             return cpu_choice
         device_properties = torch.cuda.get_device_properties(0)
     gib = device_properties.total_memory / 1024**3
-    if gib >= 35:
+    if gib >= 35 and bf16_native(device_properties):
         return "a100-qwen2.5-0.5b-gsm8k"
+    peft = peft_available if peft_available is not None else importlib.util.find_spec("peft") is not None
+    if peft:
+        return "t4-qwen2.5-0.5b-gsm8k-lora"
     if gib >= 14:
         return "t4-qwen2.5-0.5b-gsm8k"
-    if peft_available if peft_available is not None else importlib.util.find_spec("peft") is not None:
-        return "t4-qwen2.5-0.5b-gsm8k-lora"
     return cpu_choice

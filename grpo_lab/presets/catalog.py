@@ -19,20 +19,30 @@ _COMMON = dict(
     lr_scheduler_type="constant",
 )
 
-# Learning rates of the GPU presets, and where they come from:
-# - full fine-tuning 1e-6 .. 3e-6: DeepSeekMath trains its GRPO policy at 1e-6 (Shao et al., arXiv 2402.03300,
-#   section 4.2); 1e-6 is also TRL 1.16's GRPOConfig default (trl/trainer/grpo_config.py). Our 0.5B models get
-#   1e-6 with 4 prompts a step on a T4 and 2e-6 with 8 prompts on a 40-80 GB GPU (a larger batch, less noise).
-# - LoRA 1e-5 .. 5e-5: the best LoRA learning rate is about 10x the full fine-tuning one (Schulman et al.,
-#   "LoRA Without Regret", Thinking Machines 2025, reproduced in TRL's "LoRA Without Regret" guide), so 1e-5
-#   on the T4 and 2e-5 with the larger batch.
+# Learning rates of the GPU presets, and where they come from (the published range spans 1e-6 .. 2e-5):
+# - 1e-6: TRL 1.16's GRPOConfig default (trl/trainer/grpo_config.py), and DeepSeekMath's GRPO policy lr (Shao et al.,
+#   arXiv 2402.03300, section 4.2), both with batches far larger than ours (DeepSeekMath: a batch of 1024, 64 samples a question).
+# - 2e-5 with warmup: open-r1's Qwen2.5-1.5B-Instruct GRPO demo (huggingface/open-r1
+#   recipes/Qwen2.5-1.5B-Instruct/grpo/config_demo.yaml: learning_rate 2.0e-05, cosine, warmup_ratio 0.1).
+# - LoRA ~10x full fine-tuning: Schulman et al., "LoRA Without Regret" (Thinking Machines, 2025), reproduced in TRL's
+#   guide (huggingface.co/docs/trl/main/en/lora_without_regret); 1e-5 is 10x TRL's 1e-6 default.
+# Our choice: 32 completions a step is a small batch, so the T4 presets sit above TRL's default but well under
+# open-r1's: full fine-tuning 2e-6, LoRA 1e-5, each after 10 warmup steps (constant after: loop.scheduler_name makes
+# "constant" constant_with_warmup for both backends); the 40-80 GB presets, with 2-4x the batch, 2e-6 and 2e-5.
 # - beta 0 (no reference model, no KL term): TRL 1.16's default; DAPO (arXiv 2503.14476) drops the KL term too.
 # - loss_type "dapo" (token-level normalisation over the batch) with clip-higher 0.2/0.28, DAPO's choices; the
 #   length-bias fix of Dr. GRPO (arXiv 2503.20783) is loss_type="dr_grpo" with scale_rewards="none".
 # Evaluation: 500 held-out problems. The standard error of an accuracy p over n problems is sqrt(p(1-p)/n):
-# about 2.2 points near p = 0.4 with n = 500, so a before/after change under ~6 points is noise.
+# about 2.2 points near p = 0.4 with n = 500; the before/after difference is paired (same problems), so its
+# standard error (evaluation.paired_difference) is usually smaller, but a change of a few points is still noise.
+# vLLM (runtime use_vllm, TRL backend only; off by default): colocate mode's memory share, sleep mode (vLLM's
+# weights and KV cache released during the update) and its maximum length (prompt 160 + completion <= 1024 tokens)
+# are set per preset; trl_backend.vllm_kwargs refuses vLLM on a T4 (no FlashAttention on sm75, fp16 Qwen2.5 reports),
+# so the T4 presets' values apply when they run on an Ampere 16-24 GB GPU (an L4, an A10).
 _QWEN = "Qwen/Qwen2.5-0.5B-Instruct"
 _GSM8K_EVAL = dict(eval_k=4, eval_max_new_tokens=512, prompt_length=160)
+_VLLM_T4 = dict(vllm_gpu_memory_utilization=0.25, vllm_enable_sleep_mode=True, vllm_max_model_length=1024)
+_VLLM_A100 = dict(vllm_gpu_memory_utilization=0.3, vllm_enable_sleep_mode=False, vllm_max_model_length=1024)
 
 
 PRESETS: dict[str, Preset] = {
@@ -223,12 +233,14 @@ PRESETS: dict[str, Preset] = {
             backend="trl",
             grpo=dict(
                 _COMMON,
-                learning_rate=1e-6,
+                learning_rate=2e-6,
+                warmup_steps=10,
                 num_generations=8,
                 per_device_train_batch_size=32,
-                max_completion_length=192,
+                max_completion_length=320,
                 max_steps=250,
                 save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
+                micro_batch_size=8,  # --backend grpo_lab: the update runs 8 completions at a time (same gradient)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -241,11 +253,16 @@ PRESETS: dict[str, Preset] = {
                 lora_r=16,
                 lora_alpha=32,
                 **_GSM8K_EVAL,
+                **_VLLM_T4,
             ),
             notes=(
-                "8 GB of fp32 weights, gradients and Adam moments leave ~5 GB of a T4 for the 32 completions' "
-                "logits (151,936-token vocabulary), hence 192 completion tokens; the LoRA preset affords 320. Default "
-                "backend trl: on CUDA its fused log-prob kernel needs no fp32 copy of the logits (grpo_lab.plan)."
+                "Full fine-tuning on a T4: the LoRA preset is the default there (choose_preset). fp32 weights, gradients "
+                "and Adam moments hold 7.4 GiB; TRL's fused LM head builds no [B,T,V] logits, but --backend grpo_lab "
+                "does, so 320 completion tokens (the LoRA preset affords 384) keep both backends under a T4's 15 GiB "
+                "by grpo_lab.plan. lr 2e-6 after 10 warmup "
+                "steps: above TRL's 1e-6 default (meant for much larger batches), far under open-r1's 2e-5 demo "
+                "(sources in grpo_lab/presets/catalog.py). fp16 on a T4: a run whose loss stays non-finite or whose "
+                "loss scaler skips most steps is stopped with the fix named (loop.NonFiniteGuard)."
             ),
         ),
         Preset(
@@ -262,11 +279,13 @@ PRESETS: dict[str, Preset] = {
             grpo=dict(
                 _COMMON,
                 learning_rate=1e-5,
+                warmup_steps=10,
                 num_generations=8,
                 per_device_train_batch_size=32,
-                max_completion_length=320,
+                max_completion_length=384,
                 max_steps=250,
                 save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
+                micro_batch_size=8,  # --backend grpo_lab: the update runs 8 completions at a time (same gradient)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -279,8 +298,14 @@ PRESETS: dict[str, Preset] = {
                 lora_r=16,
                 lora_alpha=32,
                 **_GSM8K_EVAL,
+                **_VLLM_T4,
             ),
-            notes="LoRA's learning rate is ~10x full fine-tuning's (fewer, freshly initialised parameters).",
+            notes=(
+                "The T4 default (choose_preset, when peft is installed): ~3.5 GiB by grpo_lab.plan, so 384 completion "
+                "tokens fit with room to spare, and an fp16 frozen base leaves no fp32 master copy to overflow. lr "
+                "1e-5 after 10 warmup steps: LoRA wants ~10x full fine-tuning's lr (LoRA Without Regret, reproduced in "
+                "TRL's guide), and 1e-5 is 10x TRL's 1e-6 default (sources in grpo_lab/presets/catalog.py)."
+            ),
         ),
         Preset(
             name="a100-qwen2.5-0.5b-gsm8k",
@@ -301,6 +326,7 @@ PRESETS: dict[str, Preset] = {
                 max_completion_length=512,
                 max_steps=300,
                 save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
+                micro_batch_size=16,  # --backend grpo_lab: the update runs 16 completions at a time (same gradient)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -313,8 +339,14 @@ PRESETS: dict[str, Preset] = {
                 lora_r=16,
                 lora_alpha=32,
                 **_GSM8K_EVAL,
+                **_VLLM_A100,
             ),
-            notes="Sized for 40 GB by the logits of 64 completions (estimate ~31 GiB); on 80 GB 128 completions fit.",
+            notes=(
+                "64 completions of up to 512 tokens: ~16 GiB with TRL (its fused LM head builds no [B,T,V] logits) and "
+                "~20 GiB with --backend grpo_lab (micro_batch_size=16) by grpo_lab.plan, so a 40 GB GPU has room to "
+                "spare; generation is ~85% of a step (a launch-bound decode), so more completions a step cost little "
+                "extra time."
+            ),
         ),
         Preset(
             name="a100-qwen2.5-0.5b-gsm8k-lora",
@@ -335,6 +367,7 @@ PRESETS: dict[str, Preset] = {
                 max_completion_length=384,
                 max_steps=300,
                 save_steps=50,  # a GPU run is long: a checkpoint every 50 steps (grpo-lab train --resume)
+                micro_batch_size=32,  # --backend grpo_lab: the update runs 32 completions at a time (same gradient)
                 beta=0.0,
                 loss_type="dapo",
                 eval_size=500,
@@ -347,6 +380,7 @@ PRESETS: dict[str, Preset] = {
                 lora_r=16,
                 lora_alpha=32,
                 **_GSM8K_EVAL,
+                **_VLLM_A100,
             ),
             notes="LoRA's learning rate is ~10x full fine-tuning's (fewer, freshly initialised parameters).",
         ),

@@ -18,7 +18,8 @@ class Runtime:
     ``lora_r``/``lora_alpha`` (needs ``pip install peft``), ``prompt_length`` (tokens, for estimates),
     ``eval_k`` (samples per problem for pass@k / majority@k), ``eval_max_new_tokens`` (the evaluation budget,
     the training cap on the CPU presets), ``baseline_max_new_tokens`` (a generous budget for the untrained
-    model's honest baseline), ``use_vllm`` (TRL backend only: ``pip install "grpo-lab[vllm]"``),
+    model's honest baseline), ``use_vllm`` (TRL backend only: ``pip install "grpo-lab[vllm]"``) with TRL 1.16's ``vllm_gpu_memory_utilization``
+    (colocate's share of GPU memory), ``vllm_enable_sleep_mode`` and ``vllm_max_model_length`` (``trl_backend.vllm_kwargs``),
     ``eval_pass_n`` samples a problem for the unbiased pass@k before and after, on the first ``eval_pass_size``
     held-out problems, and ``transfer_task_args`` (task settings, e.g. ``{"families": "unseen"}``) for a second
     held-out set of ``transfer_size`` problems reported beside the first (does the skill transfer?).
@@ -39,6 +40,9 @@ class Runtime:
     eval_max_new_tokens: int | None = None
     baseline_max_new_tokens: int | None = None
     use_vllm: bool | None = None
+    vllm_gpu_memory_utilization: float | None = None
+    vllm_enable_sleep_mode: bool | None = None
+    vllm_max_model_length: int | None = None
     eval_pass_n: int | None = None
     eval_pass_size: int | None = None
     transfer_task_args: dict | None = None
