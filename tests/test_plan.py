@@ -242,3 +242,27 @@ def test_plan_peak_memory_against_a_step_measured_now(backend, monkeypatch):
     est = plan.estimate(p, backend=backend, device="cpu")
     expected = est.peak_bytes - est.memory["weights"]
     assert _within(expected, measured["peak_delta_bytes"], 2.0), (backend, expected, measured)
+
+
+def test_evaluation_batches_wider_on_a_gpu_and_the_plan_counts_the_same_batches(monkeypatch):
+    """On a GPU decoding is launch-bound, so evaluate decodes 128 prompts at once instead of 32 (an evaluation of
+    500 GSM8K problems takes 4 greedy batches, not 16); the plan's evaluation time uses the same rule."""
+    from grpo_lab import evaluation
+    from grpo_lab.models import build_tiny_model
+    from grpo_lab.tasks import AdditionTask
+
+    assert evaluation.eval_batch_size(512, cuda=True) == 128 and evaluation.eval_batch_size(512, cuda=False) == 32
+    assert evaluation.eval_batch_size(16, cuda=True) == evaluation.eval_batch_size(16, cuda=False) == 512
+    seen = []
+    real = evaluation.rollout.greedy_complete
+    monkeypatch.setattr(
+        evaluation.rollout, "greedy_complete", lambda m, t, p, n, b, **kw: seen.append(b) or real(m, t, p, n, b, **kw)
+    )
+    model, tok = build_tiny_model("nano", seed=0)
+    task = AdditionTask()
+    evaluation.evaluate(model, tok, task, task.heldout(4, seed=0), max_new_tokens=40)
+    assert seen == [32]  # a CPU model
+    calls = []
+    monkeypatch.setattr(plan.core, "eval_batch_size", lambda new, cuda: calls.append(cuda) or 128)
+    plan.eval_seconds(get_preset("t4-qwen2.5-0.5b-gsm8k-lora"), device="t4")
+    assert calls == [True]

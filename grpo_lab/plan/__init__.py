@@ -47,7 +47,6 @@ from __future__ import annotations
 from grpo_lab.plan.arch import KNOWN_ARCHS, architecture, hf_config, lora_param_count, param_count
 from grpo_lab.plan.core import (
     DTYPE_BYTES,
-    EVAL_BATCH,
     Estimate,
     GiB,
     decode_seconds,
@@ -62,7 +61,6 @@ __all__ = [
     "DEVICES",
     "DTYPE_BYTES",
     "Device",
-    "EVAL_BATCH",
     "Estimate",
     "GiB",
     "KNOWN_ARCHS",

@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass, field
 
 import grpo_lab.plan.memory as _mem
+from grpo_lab.evaluation import eval_batch_size
 from grpo_lab.plan.arch import architecture, lora_param_count, param_count
 from grpo_lab.plan.devices import DEVICES, Device
 
 GiB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2}
-EVAL_BATCH = 32  # evaluation.evaluate's batch for answers over 32 tokens
 
 
 @dataclass
@@ -86,8 +86,8 @@ def decode_seconds(arch: dict, P: int, rows: int, prompt: int, new: int, c: int,
 
 def eval_seconds(preset, device: str | None = None, max_new_tokens: int | None = None, k: int | None = None) -> float:
     """One evaluation of ``preset.eval_size`` held-out problems as ``evaluation.evaluate`` batches it: greedy in
-    batches of ``EVAL_BATCH`` and, with ``k >= 2`` (``runtime.eval_k``), k samples a problem in batches of
-    ``EVAL_BATCH // k`` problems; every batch decoded to ``max_new_tokens`` (``runtime.eval_max_new_tokens``)."""
+    batches of ``evaluation.eval_batch_size`` (the same function) and, with ``k >= 2`` (``runtime.eval_k``), k
+    samples a problem in batches of a k-th as many problems; every batch decoded to ``max_new_tokens`` (``runtime.eval_max_new_tokens``)."""
     rt = runtime_of(preset)
     dev = DEVICES[device or rt["device"]]
     arch = architecture(preset.model)
@@ -95,7 +95,7 @@ def eval_seconds(preset, device: str | None = None, max_new_tokens: int | None =
     n, Lp = int(preset.eval_size), _prompt_length(preset, rt)
     new = int(max_new_tokens or rt.get("eval_max_new_tokens") or preset.grpo.get("max_completion_length", 256))
     k = int(rt.get("eval_k") or 0) if k is None else k
-    batch = 512 if new <= 32 else EVAL_BATCH
+    batch = eval_batch_size(new, dev.cuda)
     total = math.ceil(n / batch) * decode_seconds(arch, P, min(n, batch), Lp, new, c, dev)
     if k >= 2:
         per = max(1, batch // k)
