@@ -50,6 +50,7 @@ PACKAGES = {
     "peft": ("LoRA", 'pip install "grpo-lab[lora]" (or pip install peft)'),
 }
 TRL_NEEDS = {"trl", "datasets"}
+DTYPES = ("bf16", "fp16")
 
 
 @dataclass
@@ -83,6 +84,12 @@ def plan_checks(args, device) -> list[Check]:
     from grpo_lab.presets import PRESETS
 
     smoke = args.cpu_smoke
+
+    def cap(name):  # the allocator cap of the preset's GPU class; none on the CPU
+        if smoke:
+            return None
+        return args.t4_cap_gib if PRESETS[name].hardware == "t4" else args.big_cap_gib
+
     checks = [Check([f"weights-move/{d}"], lambda s, d=d: [weights_move_row(s, d)], setup=True) for d in DTYPES]
     for backend in ("grpo_lab", "trl"):
         for d in DTYPES:
@@ -105,15 +112,7 @@ def plan_checks(args, device) -> list[Check]:
         run = lambda s, n=n, b=p.backend: [shape_row(n, b, smoke, device, cap(n), "memory")]  # noqa: E731
         checks.append(Check([f"memory/{n}/{p.backend}"], run, needs, optional_in_smoke="peft" in needs))
 
-    def cap(name):
-        if smoke:
-            return None
-        return args.t4_cap_gib if PRESETS[name].hardware == "t4" else args.big_cap_gib
-
     return checks
-
-
-DTYPES = ("bf16", "fp16")
 
 
 def selected(check: Check, only: list[str]) -> bool:

@@ -50,8 +50,12 @@ def test_cpu_smoke_passes_every_check_on_the_shipped_code(clean_run):
         assert learned["paired"]["diff"] > 0 and learned["after"] > learned["before"]
     # TRL's fp16 cannot run on a CPU (accelerate ignores it there): skipped, and the row says why
     assert rows["dtype/trl/fp16"]["status"] == "SKIP" and "skipped-on-CPU" in rows["dtype/trl/fp16"]["detail"]
-    assert rows["scratch-checkpointing/t4-qwen2.5-0.5b-gsm8k"]["status"] == "PASS"
-    assert rows["memory/t4-qwen2.5-0.5b-gsm8k/trl"]["status"] == "PASS"
+    # the GPU presets by kind (their names belong to the presets): the full fine-tune runs, LoRA needs peft
+    scratch = [r for n, r in rows.items() if n.startswith("scratch-checkpointing/")]
+    memory = [r for n, r in rows.items() if n.startswith("memory/")]
+    assert len(scratch) == 1 and scratch[0]["status"] == "PASS", scratch
+    assert memory and all(r["status"] == "PASS" or (r["status"] == "SKIP" and not HAVE_PEFT) for r in memory), memory
+    assert any(r["status"] == "PASS" for r in memory)
     assert rows["weights-move/bf16"]["numbers"]["logp_change"] > 0
     lora = rows["lora/trl/bf16"]
     assert lora["status"] == ("PASS" if HAVE_PEFT else "SKIP"), lora
@@ -64,7 +68,7 @@ def test_cpu_smoke_passes_every_check_on_the_shipped_code(clean_run):
 # Each defect with the --only filter that runs just the checks it must break, and the row that must fail.
 INJECTIONS = [
     ("forward-wrapper", "eval-precision/trl/bf16", "eval-precision/trl/bf16"),
-    ("no-cache", "scratch-checkpointing", "scratch-checkpointing/t4-qwen2.5-0.5b-gsm8k"),
+    ("no-cache", "scratch-checkpointing", "scratch-checkpointing/"),
     ("dtype", "dtype/trl/bf16", "dtype/trl/bf16"),
     ("stale-weights", "weights-move", "weights-move/bf16"),
 ]
@@ -78,8 +82,9 @@ def test_each_injected_defect_fails_its_check_with_a_nonzero_exit(tmp_path, defe
     args = ["--only", only, "--learn-steps", "3", "--eval-size", "50"]
     r, rows = run_check(tmp_path, *args, GRPO_LAB_GPU_CHECK_INJECT=defect)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
-    assert rows[row]["status"] == "FAIL", rows[row]
-    assert "FAILED:" in r.stdout and row in r.stdout.splitlines()[-2]
+    name = next(n for n in rows if n.startswith(row))  # the one row of that check (a preset's name may follow)
+    assert rows[name]["status"] == "FAIL", rows[name]
+    assert "FAILED:" in r.stdout and name in r.stdout.splitlines()[-2]
 
 
 @pytest.mark.full
