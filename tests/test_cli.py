@@ -1,5 +1,6 @@
 """The command line as a user meets it: one-line errors that name the fix, the eval line, presets."""
 
+import json
 import subprocess
 import sys
 
@@ -179,3 +180,20 @@ def test_a_dry_run_for_a_model_with_no_architecture_on_file_is_one_line(monkeypa
     with pytest.raises(UnknownNameError, match="known"):
         plan.architecture("someone/unknown-model")
     assert cli.main(["train", "--preset", "cpu-addition", "--dry-run", "--set", "max_steps=2"]) == 0
+
+
+def test_eval_loads_a_lora_runs_adapter_folder_and_takes_another_base(tmp_path, capsys):
+    """A LoRA run's final/ holds only the adapter; `grpo-lab eval` loads it over the base the adapter names, or over
+    ``--base`` (here the adapter names a hub model that this offline machine does not have)."""
+    pytest.importorskip("peft")
+    from grpo_lab.models import apply_lora, build_tiny_model
+
+    model, tok = build_tiny_model("nano")
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    apply_lora(model, {"lora_r": 4, "lora_alpha": 8}).save_pretrained(tmp_path / "final")
+    f = tmp_path / "final" / "adapter_config.json"
+    f.write_text(json.dumps({**json.loads(f.read_text()), "base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}))
+    args = ["eval", "--model", str(tmp_path / "final"), "--task", "addition", "--n", "5"]
+    assert cli.main([*args, "--base", str(tmp_path / "base")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("accuracy: ")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+import types
 
 import pytest
+import torch
 
 from grpo_lab.cost import vote_accuracy
 from grpo_lab.ensemble import (
@@ -253,6 +255,65 @@ def test_hf_generator_wraps_a_real_model():
     # an untrained model gives no parsable answer, so no consensus: two recorded rounds, then the fallback
     assert len(res.rounds) == (1 if res.converged else 2)
     assert res.rounds[0].turns[0].text == res.rounds[0].turns[1].text == out1
+
+
+class _OnAnotherDevice(torch.nn.Module):
+    """A model whose weights live off the CPU (the meta device stands in for a GPU, which this machine lacks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.empty(1, device="meta"))
+
+
+def _record_generators(monkeypatch):
+    """``rollout.make_generator`` as is, recording the device it was asked for; returns the list of calls."""
+    from grpo_lab import rollout
+
+    calls, real = [], rollout.make_generator
+
+    def recording(device, seed):
+        calls.append(torch.device(device))
+        return real("cpu", seed)
+
+    monkeypatch.setattr(rollout, "make_generator", recording)
+    return calls
+
+
+def test_sample_answers_draws_from_a_seeded_generator_on_the_models_device(monkeypatch):
+    """Off the CPU the sampler used to get no generator (an unseeded draw from the device's global one), so pass@k
+    before and after training were different random draws on a GPU (issue #30)."""
+    from grpo_lab import rollout
+    from grpo_lab.ensemble import sample_answers
+
+    calls, seen = _record_generators(monkeypatch), []
+
+    def fake_sample_groups(model, tok, prompts, n, **kw):
+        seen.append(kw["generator"])
+        return types.SimpleNamespace(texts=["7"] * (len(prompts) * n))
+
+    monkeypatch.setattr(rollout, "sample_groups", fake_sample_groups)
+    texts, answers = sample_answers(_OnAnotherDevice(), None, ["1+6="], 2, seed=5)
+    assert texts == [["7", "7"]] and answers == [["7", "7"]]
+    assert calls == [torch.device("meta")], "the generator must be made for the model's device"
+    assert seen[0] is not None and seen[0].initial_seed() == 5
+
+
+def test_hf_generator_samples_from_a_seeded_generator_on_the_models_device(monkeypatch):
+    from grpo_lab import rollout
+
+    calls, seen = _record_generators(monkeypatch), []
+
+    def fake_generate(model, ids, mask, **kw):
+        seen.append(kw["generator"])
+        return torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 1), None, None
+
+    monkeypatch.setattr(rollout, "encode_prompts", lambda tok, prompts, device: (None, None))
+    monkeypatch.setattr(rollout, "generate", fake_generate)
+    tok = types.SimpleNamespace(
+        eos_token_id=0, pad_token_id=0, apply_chat_template=lambda m, **kw: "p", decode=lambda *a, **kw: "x"
+    )
+    assert hf_generator(_OnAnotherDevice(), tok, temperature=1.0, seed=3)([{"role": "user", "content": "q"}]) == "x"
+    assert calls == [torch.device("meta")] and seen[0] is not None and seen[0].initial_seed() == 3
 
 
 def test_package_exports_every_submodule_name_and_no_cost_model():

@@ -36,11 +36,16 @@ def test_demo_writes_models_plot_and_report(tmp_path, capsys):
         "history",
         "accuracy_after_all_heldout",
         "machine",
+        "paired_gain",
     ):
         assert key in saved, key
     assert {"cpu", "threads", "torch"} <= set(saved["machine"])
     printed = capsys.readouterr().out
     assert "None" not in printed and "30 steps of 64" in printed and "55%" in printed and "seed 3" in printed
+    # before/after on the same problems: the paired difference is the plain one, with a paired standard error
+    gain = saved["paired_gain"]
+    assert gain["diff"] == pytest.approx(saved["accuracy_after"] - saved["accuracy_before"]) and gain["n"] == 64
+    assert f"{gain['diff']:+.3f} +- {gain['se']:.3f} (paired standard error" in printed
     # The training seed reaches both phases (GRPO's config is saved; SFT's seed is the same number).
     assert saved["seed"] == 3 and saved["grpo_config"]["seed"] == 3
     assert len(saved["history"]) == 4 and all("reward" in r and "frac_reward_zero_std" in r for r in saved["history"])
@@ -91,6 +96,14 @@ def test_train_report_has_the_honest_baseline_lengths_samples_seed_and_machine(t
     assert json.loads((tmp_path / "final" / jobs.TASK_FILE).read_text())["task_args"]["max_terms"] == 2
     assert rep["status"] == "done" and isinstance(rep, jobs.Report) and saved == rep.to_dict()
     assert not any(k.startswith("_") for k in saved)  # no objects inside the report
+
+
+def test_train_prints_the_gain_with_its_paired_standard_error(tmp_path, toy_arithmetic, capsys):
+    rep = jobs.run_train(preset=toy_arithmetic, out=tmp_path, seed=3, progress=True)
+    gain, printed = rep["paired_gain"], capsys.readouterr().out
+    assert gain["diff"] == pytest.approx(rep["accuracy_after"] - rep["accuracy_before"])
+    line = next(x for x in printed.splitlines() if "against the honest baseline" in x)
+    assert f"gain {gain['diff']:+.3f} +- {gain['se']:.3f} (paired standard error" in line
 
 
 def test_report_is_on_disk_before_training_and_survives_a_crash(tmp_path, monkeypatch, toy_arithmetic):

@@ -140,3 +140,60 @@ def test_a_quiet_smollm2_load_draws_no_weight_loading_bar(capfd):
     out = capfd.readouterr()
     assert "Loading weights" not in out.err + out.out
     assert hf_logging.is_progress_bar_enabled()
+
+
+# --------------------------------------------------------------------------- LoRA adapter folders (grpo-lab eval)
+
+
+def _adapter_folder(tmp_path, base_name: str | None = None):
+    """A LoRA run's final folder as the trainers write it (peft's save_pretrained + the tokenizer), over a tiny
+    base saved in ``tmp_path/base`` (loaded from there, so peft records that folder as the base), with adapters
+    that change the output (LoRA's B starts at zero, which would make any base look right)."""
+    pytest.importorskip("peft")
+    m, tok = models.build_tiny_model("nano", seed=0)
+    m.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    base, tok = models.load_model(str(tmp_path / "base"), device="cpu")
+    lora = models.apply_lora(base, {"lora_r": 4, "lora_alpha": 8})
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(n)))
+    lora.save_pretrained(tmp_path / "final")
+    tok.save_pretrained(tmp_path / "final")
+    if base_name is not None:
+        f = tmp_path / "final" / "adapter_config.json"
+        f.write_text(f.read_text().replace(str(tmp_path / "base"), base_name))
+    return lora.eval(), tok
+
+
+def test_a_lora_adapter_folder_loads_over_its_base_and_computes_what_was_trained(tmp_path):
+    """``grpo-lab eval --model runs/x/final`` of a LoRA run: before, 'not a model folder (no config.json)'."""
+    trained, tok = _adapter_folder(tmp_path)
+    loaded, tok2 = models.load_model(str(tmp_path / "final"), device="cpu")
+    ids = tok("12+35=", return_tensors="pt").input_ids
+    with torch.no_grad():
+        want, got = trained(input_ids=ids).logits, loaded(input_ids=ids).logits
+        plain, _ = models.load_model(str(tmp_path / "base"), device="cpu")
+        without = plain(input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(without, want, atol=1e-3)
+    assert tok2.decode(tok2.encode("12+35=", add_special_tokens=False)) == "12+35="
+    assert all(p.dtype == torch.float32 for n, p in loaded.named_parameters() if "lora_" in n)
+
+
+def test_a_lora_adapter_whose_base_is_not_available_offline_names_the_fix(tmp_path, monkeypatch):
+    _adapter_folder(tmp_path, base_name="Qwen/Qwen2.5-0.5B-Instruct")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))  # nothing cached
+    with pytest.raises(models.ModelLoadError, match=r"trained on 'Qwen/Qwen2.5-0.5B-Instruct'.*--base"):
+        models.load_model(str(tmp_path / "final"), device="cpu")
+    loaded, _ = models.load_model(str(tmp_path / "final"), device="cpu", base=str(tmp_path / "base"))
+    assert hasattr(loaded, "peft_config")
+
+
+def test_a_lora_adapter_without_peft_names_the_install(tmp_path, monkeypatch):
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "adapter_config.json").write_text('{"base_model_name_or_path": "x"}')
+    monkeypatch.setitem(__import__("sys").modules, "peft", None)  # import peft raises ImportError
+    with pytest.raises(ImportError, match="pip install peft"):
+        models.load_model(str(tmp_path / "final"), device="cpu")

@@ -1,7 +1,9 @@
 """Real models as voters: sampled answers for self-consistency and chat generators for consensus.
 
 Both decode with ``grpo_lab.rollout`` (KV cache, batched), so a notebook gets the same sampler that GRPO
-training uses. Sampling on the CPU uses an explicit ``torch.Generator`` so a run is reproducible.
+training uses. Sampling draws from an explicit ``torch.Generator`` on the model's device, seeded
+(``rollout.make_generator``, the trainers' rule: ``torch.multinomial`` on CUDA needs a CUDA generator), so a run is
+reproducible on any device; passing no generator on a GPU would draw from the device's global, unseeded one.
 """
 
 from __future__ import annotations
@@ -27,18 +29,16 @@ def hf_generator(
 
     The messages are rendered with the tokenizer's chat template (generation prompt appended) and decoded
     with ``grpo_lab.rollout.generate`` (KV cache): greedy when ``temperature == 0``, else sampled at
-    ``temperature`` (optionally ``top_k``) from a ``torch.Generator`` seeded with ``seed``, so a run is
-    reproducible (on a GPU the sampler uses the device's global generator: seed it with ``torch.manual_seed``).
-    Returns the completion text without special tokens.
+    ``temperature`` (optionally ``top_k``) from a generator on the model's device (``rollout.make_generator``)
+    seeded with ``seed``, so a run is reproducible on any device; ``seed`` None: the default seed of a fresh
+    ``torch.Generator`` (what an unseeded call always drew from). Returns the completion text without special tokens.
     """
     import torch
 
-    from grpo_lab.rollout import encode_prompts, generate
+    from grpo_lab.rollout import encode_prompts, generate, make_generator
 
     device = next(model.parameters()).device
-    gen = torch.Generator(device="cpu")
-    if seed is not None:
-        gen.manual_seed(seed)
+    gen = make_generator(device, torch.Generator().initial_seed() if seed is None else seed)
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
 
@@ -49,7 +49,6 @@ def hf_generator(
         model.eval()
         try:
             sample = temperature > 0
-            # Sampling on CPU with an explicit generator keeps runs reproducible on any device.
             toks, cmask, _, _ = generate(
                 model,
                 ids,
@@ -60,7 +59,7 @@ def hf_generator(
                 temperature=temperature if sample else 1.0,
                 top_k=top_k,
                 do_sample=sample,
-                generator=gen if (sample and device.type == "cpu") else None,
+                generator=gen if sample else None,
             )
         finally:
             model.train(was_training)
@@ -82,13 +81,11 @@ def sample_answers(
     extract: Callable[[str], str | None] = extract_answer,
 ) -> tuple[list[list[str]], list[list[str | None]]]:
     """``n`` sampled completions per prompt (already formatted, e.g. with a chat template), decoded in one
-    batch by ``grpo_lab.rollout.sample_groups``; returns ``(texts, answers)``, each ``[len(prompts)][n]``.
-    The input of self-consistency: ``majority_vote(answers[i])``."""
-    import torch
+    batch by ``grpo_lab.rollout.sample_groups`` from a generator on the model's device seeded with ``seed``
+    (``rollout.make_generator``: the same draws for the same seed on a GPU too); returns ``(texts, answers)``,
+    each ``[len(prompts)][n]``. The input of self-consistency: ``majority_vote(answers[i])``."""
+    from grpo_lab.rollout import make_generator, sample_groups
 
-    from grpo_lab.rollout import sample_groups
-
-    g = torch.Generator(device="cpu").manual_seed(seed)
     device = next(model.parameters()).device
     r = sample_groups(
         model,
@@ -99,7 +96,7 @@ def sample_answers(
         temperature=temperature,
         top_k=top_k,
         do_sample=True,
-        generator=g if device.type == "cpu" else None,
+        generator=make_generator(device, seed),
     )
     texts = [r.texts[i * n : (i + 1) * n] for i in range(len(prompts))]
     return texts, [[extract(t) for t in row] for row in texts]

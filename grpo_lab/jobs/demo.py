@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from grpo_lab.evaluation import evaluate
+from grpo_lab.evaluation import evaluate, paired_difference
 from grpo_lab.jobs.backends import run_grpo
 from grpo_lab.jobs.report import Report, machine_info, plot_history
 from grpo_lab.models import build_tiny_model
@@ -30,8 +30,9 @@ def run_demo(
     and sampling (``None``: the preset's ``grpo["seed"]``). The held-out problems never depend on it, so runs
     with different seeds are scored on the same problems. Writes ``out/sft/`` and ``out/final/``
     (``save_pretrained`` model + tokenizer), ``out/grpo.png`` and ``out/report.json`` (a ``Report``:
-    ``accuracy_before``/``accuracy_after`` on problems never trained on, ``seconds_sft``, ``seconds_train``,
-    the per-step history).
+    ``accuracy_before``/``accuracy_after`` on problems never trained on, ``paired_gain``: the difference on those
+    same problems with its paired standard error (``evaluation.paired_difference``), ``seconds_sft``,
+    ``seconds_train``, the per-step history).
     """
     from grpo_lab.env import set_threads
 
@@ -71,10 +72,10 @@ def run_demo(
     )
     report.write(out)
     print(f"      held-out greedy accuracy after SFT: {before.accuracy:.3f}  ({sft.seconds:.0f} s, {sft.steps} steps)")
-    return _grpo_phase(model, tok, preset, task, heldout, out, report, progress, t_start)
+    return _grpo_phase(model, tok, preset, task, heldout, out, report, progress, t_start, before)
 
 
-def _grpo_phase(model, tok, preset, task, heldout, out: Path, report: Report, progress, t_start) -> Report:
+def _grpo_phase(model, tok, preset, task, heldout, out: Path, report: Report, progress, t_start, before) -> Report:
     g = preset.grpo
     print(
         f"[2/2] GRPO: {g['max_steps']} steps, G={g['num_generations']}, lr={g['learning_rate']}, "
@@ -84,8 +85,10 @@ def _grpo_phase(model, tok, preset, task, heldout, out: Path, report: Report, pr
     after = evaluate(model, tok, task, heldout)
     # Every held-out problem too (1,694 for 2-digit addition): the sample of 500 has a standard error of ~1.3 points.
     every = evaluate(model, tok, task, task.all_problems("test")).accuracy if hasattr(task, "all_problems") else None
+    gain = paired_difference(after.correct, before.correct)  # the same problems: pair them (McNemar's errors)
     report.update(
         accuracy_after=after.accuracy,
+        paired_gain=gain,
         accuracy_after_all_heldout=every,
         seconds_train=round(summary["seconds"], 2),
         steps=summary["steps"],
@@ -104,6 +107,10 @@ def _grpo_phase(model, tok, preset, task, heldout, out: Path, report: Report, pr
     print(
         f"      held-out greedy accuracy after GRPO: {after.accuracy:.3f}  ({summary['seconds']:.0f} s)"
         + (f"; on all {len(task.all_problems('test'))} held-out problems: {every:.3f}" if every is not None else "")
+    )
+    print(
+        f"      gain on the same {gain['n']} problems: {gain['diff']:+.3f} +- {gain['se']:.3f} (paired standard "
+        f"error; {gain['b']} fixed, {gain['c']} broken)"
     )
     print(f"Wrote {out}/sft, {out}/final, {out}/grpo.png, {out}/report.json")
     return report

@@ -232,11 +232,12 @@ def _print_outcome(report: Report, baseline: EvalResult, before: EvalResult, aft
         f"      at the training budget: {before.accuracy:.3f} -> {after.accuracy:.3f}; mean length "
         f"{before.mean_length:.1f} -> {after.mean_length:.1f} tokens"
     )
-    if baseline is not before:
-        say(
-            f"      against the honest baseline ({baseline.max_new_tokens} new tokens, {baseline.accuracy:.3f}): "
-            f"gain {after.accuracy - baseline.accuracy:+.3f} (+- {(baseline.stderr**2 + after.stderr**2) ** 0.5:.3f})"
-        )
+    gain = report.paired_gain  # after minus the baseline on the same problems, with the paired standard error
+    what = f"the honest baseline ({baseline.max_new_tokens} new tokens, {baseline.accuracy:.3f})"
+    say(
+        f"      against {what if baseline is not before else 'the untrained model'}: gain {gain['diff']:+.3f} "
+        f"+- {gain['se']:.3f} (paired standard error; {gain['b']} fixed, {gain['c']} broken of {gain['n']})"
+    )
     print(
         f"accuracy: {report.accuracy_before:.3f} -> {report.accuracy_after:.3f} in {report.seconds_train:.0f} s "
         f"of training ({report.backend}); wrote {out}/final and {out}/report.json"

