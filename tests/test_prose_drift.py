@@ -129,10 +129,36 @@ def test_concept_questions_quote_what_their_notebook_printed(path: Path):
 def test_a_stale_quote_in_a_question_fails(tmp_path: Path):
     """A question quoting 0.503 where the notebook now prints 0.540 (notebook 06 after a re-render) is caught."""
     nb = tmp_path / "06_x.ipynb"
-    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": [
-        {"output_type": "stream", "name": "stdout", "text": "with a generous budget: 0.540 +- 0.029\n"}]}]}))
-    q = {"questions": [{"key": "q1", "text": "The untrained model scores 0.503.", "why": "", "answer": 0.0,
-                        "quotes": [["generous budget", "0.503"]]}]}
+    nb.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "source": "",
+                        "outputs": [
+                            {
+                                "output_type": "stream",
+                                "name": "stdout",
+                                "text": "with a generous budget: 0.540 +- 0.029\n",
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    q = {
+        "questions": [
+            {
+                "key": "q1",
+                "text": "The untrained model scores 0.503.",
+                "why": "",
+                "answer": 0.0,
+                "quotes": [["generous budget", "0.503"]],
+            }
+        ]
+    }
     (tmp_path / "06.json").write_text(json.dumps(q))
     assert [d.number for d in prose_drift.drifted_quotes(tmp_path / "06.json", nb)] == ["0.503"]
     q["questions"][0]["quotes"] = [["generous budget", "0.540"]]

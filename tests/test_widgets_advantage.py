@@ -195,4 +195,4 @@ def test_values_table_carries_no_style_block():
     html = advantage_values_html([0, 0, 0, 1, 0.5, 0.5, 0.5, 0.6], 4, changed=[0])
     assert not [p.name for p in NOISE_PATTERNS if p.regex.search(html)]
     assert html.count("<td") == html.count('style="padding:0 6px') == 32
-    assert 'font-weight:bold' in html  # the changed cell keeps its highlight
+    assert "font-weight:bold" in html  # the changed cell keeps its highlight
