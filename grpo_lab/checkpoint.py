@@ -34,6 +34,7 @@ import torch
 from transformers import TrainerState
 
 from grpo_lab.errors import ConfigError, MissingDataError
+from grpo_lab.models.smollm2 import hf_bars_off
 
 STATE = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -113,7 +114,8 @@ def save(trainer, output_dir: Path) -> Path:
     tmp = output_dir / f"tmp-{final.name}"
     clean_partial(output_dir)
     tmp.mkdir(parents=True)
-    trainer.model.save_pretrained(tmp)
+    with hf_bars_off():  # "Writing model shards" bars would land in a notebook's stored output
+        trainer.model.save_pretrained(tmp)
     if hasattr(trainer.processing_class, "save_pretrained"):
         trainer.processing_class.save_pretrained(tmp)
     torch.save(trainer.opt.state_dict(), tmp / "optimizer.pt")

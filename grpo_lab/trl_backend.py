@@ -50,6 +50,7 @@ from transformers.trainer_callback import PrinterCallback
 from grpo_lab.config import GRPOConfig, validate_grpo_config
 from grpo_lab.errors import ConfigError, MissingDependencyError
 from grpo_lab.loop import NonFiniteStopCallback, model_device, scheduler_name, task_reward
+from grpo_lab.models import save_model
 from grpo_lab.models.devices import vllm_supported
 from grpo_lab.progress import StepBar
 from grpo_lab.tasks import Problem, Task, get_task
@@ -444,7 +445,5 @@ def train_with_trl(
     finally:
         bar.close()
     model.eval()
-    (out / "final").mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "final")
-    tokenizer.save_pretrained(out / "final")
+    save_model(model, tokenizer, out / "final")
     return {"seconds": seconds, "steps": trainer.state.global_step}, hist.history

@@ -197,3 +197,17 @@ def test_a_lora_adapter_without_peft_names_the_install(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "peft", None)  # import peft raises ImportError
     with pytest.raises(ImportError, match="pip install peft"):
         models.load_model(str(tmp_path / "final"), device="cpu")
+
+
+def test_loading_and_saving_for_a_job_draw_no_transformers_bar(tmp_path, capfd):
+    """The jobs print their own progress lines; transformers' "Loading weights" and "Writing model shards" bars
+    landed in notebook 06's stored output when run_train loaded SmolLM2 and saved the trained model."""
+    from grpo_lab.models import load_model, save_model, smollm2_available
+
+    model, tok = models.build_tiny_model("nano", seed=0)
+    save_model(model, tok, tmp_path / "m")
+    if smollm2_available():
+        load_model("smollm2")
+    err = capfd.readouterr().err
+    assert "Writing model shards" not in err and "Loading weights" not in err
+    assert (tmp_path / "m" / "config.json").exists()

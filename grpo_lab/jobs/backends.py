@@ -17,6 +17,7 @@ from pathlib import Path
 
 from grpo_lab.checkpoint import latest_checkpoint
 from grpo_lab.errors import GrpoLabError, MissingDataError
+from grpo_lab.models import save_model  # noqa: F401  (re-exported: jobs.save_model)
 from grpo_lab.presets import Preset
 from grpo_lab.tasks import Task, get_task
 
@@ -25,13 +26,6 @@ BACKENDS = ("grpo_lab", "trl")
 
 class UnknownBackendError(GrpoLabError, ValueError):
     """A backend name that is not one of ``BACKENDS``."""
-
-
-def save_model(model, tokenizer, folder: Path) -> None:
-    """``save_pretrained`` of model and tokenizer into ``folder`` (created)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 def checkpoint_to_resume(resume, out: Path | None) -> Path | None:

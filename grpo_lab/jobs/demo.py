@@ -8,7 +8,7 @@ from pathlib import Path
 from grpo_lab.evaluation import evaluate, paired_difference
 from grpo_lab.jobs.backends import run_grpo
 from grpo_lab.jobs.report import Report, machine_info, plot_history
-from grpo_lab.models import build_tiny_model
+from grpo_lab.models import build_tiny_model, save_model
 from grpo_lab.presets import Preset, resolve
 from grpo_lab.sft import sft_train
 from grpo_lab.tasks import get_task
@@ -54,8 +54,7 @@ def run_demo(
         f"sloppy teacher (forgets the final carry {sk.get('teacher_drop', 0):.0%} of the time), seed {seed}"
     )
     sft = sft_train(model, tok, task, progress=progress, **preset.sft)
-    model.save_pretrained(out / "sft")
-    tok.save_pretrained(out / "sft")
+    save_model(model, tok, out / "sft")
     before = evaluate(model, tok, task, heldout)
     report = Report(
         preset=preset.name,

@@ -36,6 +36,7 @@ from grpo_lab.models.loading import (
     load_adapter_dir,
     load_for_preset,
     load_model,
+    save_model,
 )
 from grpo_lab.models.smollm2 import (
     SMOLLM2_ALIASES,
@@ -96,6 +97,7 @@ __all__ = [
     "load_for_preset",
     "load_hub_model",
     "load_model",
+    "save_model",
     "load_pretrained_dir",
     "load_smollm2",
     "load_tokenizer",

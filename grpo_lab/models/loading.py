@@ -14,7 +14,7 @@ import torch
 from grpo_lab.errors import MissingDependencyError
 from grpo_lab.models.devices import TORCH_DTYPES, ModelLoadError, pick_device
 from grpo_lab.models.hub import HUB_SUGGESTIONS, load_hub_model, load_pretrained_dir, load_tokenizer
-from grpo_lab.models.smollm2 import SMOLLM2_ALIASES, SMOLLM2_NAME, load_smollm2, smollm2_available
+from grpo_lab.models.smollm2 import SMOLLM2_ALIASES, SMOLLM2_NAME, hf_bars_off, load_smollm2, smollm2_available
 from grpo_lab.models.tiny import TINY_SIZES, build_tiny_model, count_parameters
 
 # LoRA on every linear map of a Llama/Qwen2 decoder layer (attention and gated MLP).
@@ -44,7 +44,9 @@ def load_model(
         model, tok = build_tiny_model(name.split(":", 1)[1], seed=seed)
         return model.to(device), tok
     if name.lower() in SMOLLM2_ALIASES and (name.lower() != SMOLLM2_NAME.lower() or smollm2_available()):
-        return load_smollm2(dtype=dtype or torch.float32, device=device)
+        return load_smollm2(
+            dtype=dtype or torch.float32, device=device, progress=False
+        )  # the jobs print their own lines
     path = Path(name).expanduser()
     if is_adapter_dir(path):
         return load_adapter_dir(path, dtype=dtype, device=device, base=base)
@@ -176,3 +178,13 @@ def describe_zoo() -> list[ZooEntry]:
     for name, size in [("Qwen/Qwen2.5-0.5B-Instruct", "494M"), ("HuggingFaceTB/SmolLM2-360M-Instruct", "362M")]:
         rows.append(ZooEntry(name, size, False, "hub download (GPU track, Colab)"))
     return rows
+
+
+def save_model(model, tokenizer, folder: Path) -> None:
+    """``save_pretrained`` of model and tokenizer into ``folder`` (created), with transformers' "Writing model
+    shards" bar off: the jobs print their own progress lines, and the bar would land in stored notebooks."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with hf_bars_off():
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
