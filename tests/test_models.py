@@ -206,6 +206,7 @@ def test_loading_and_saving_for_a_job_draw_no_transformers_bar(tmp_path, capfd):
 
     model, tok = models.build_tiny_model("nano", seed=0)
     save_model(model, tok, tmp_path / "m")
+    models.load_pretrained_dir(tmp_path / "m")
     if smollm2_available():
         load_model("smollm2")
     err = capfd.readouterr().err

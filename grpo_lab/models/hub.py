@@ -29,7 +29,10 @@ def load_pretrained_dir(path: str | Path, dtype: torch.dtype | None = None, devi
             "e.g. runs/demo/sft after `make demo`"
         )
     tok = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    from grpo_lab.models.smollm2 import hf_bars_off  # smollm2 imports this module
+
+    with hf_bars_off():  # a local folder loads in a blink; the bar would only land in stored notebooks
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
     model.to(device).eval()
     return model, tok
 
