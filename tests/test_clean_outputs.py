@@ -19,18 +19,7 @@ PATTERNS = {p.name: p for p in NOISE_PATTERNS}
 # Noise the stored renders hold today, as (notebook, pattern). Each entry is an open fault of issue #27, to be
 # removed when its cause is fixed and the notebook re-rendered (test_every_known_noise_entry_still_occurs then
 # fails until it is). An entry names one notebook and one pattern, never a cell: a cell index moves with edits.
-KNOWN_NOISE = {
-    # The advantage widget's snapshot table carries its <style> block; GitHub shows the CSS as text.
-    ("notebooks/02_group_relative_advantages.ipynb", "style element"),
-    ("notebooks/02_group_relative_advantages.ipynb", "css as text"),
-    # TRL's notebook callback: a 200-row "Training Loss" table (40 rows in the solution) and its progress bar.
-    ("notebooks/05_grpo_with_trl.ipynb", "trl training-loss table"),
-    ("notebooks/05_grpo_with_trl.ipynb", "notebook progress bar"),
-    ("solutions/05_grpo_with_trl.ipynb", "trl training-loss table"),
-    ("solutions/05_grpo_with_trl.ipynb", "notebook progress bar"),
-    # "peak GPU memory nan GiB" printed by the GPU track's plan check on a CPU.
-    ("notebooks/06_capstone_gsm8k.ipynb", "nan memory"),
-}
+KNOWN_NOISE: set[tuple[str, str]] = set()
 
 
 def _rel(path: Path) -> str:
