@@ -185,7 +185,7 @@ def evaluate(
     t0 = time.perf_counter()
     problems = list(problems)
     max_new_tokens = max_new_tokens or max_answer_tokens(task)
-    batch_size = batch_size or eval_batch_size(max_new_tokens, next(model.parameters()).device.type == "cuda")
+    batch_size = batch_size or eval_batch_size(max_new_tokens, str(getattr(model, "device", "cpu")).startswith("cuda"))
     strict = task.has_strict_check if strict is None else strict
     comps = rollout.greedy_complete(
         model, tokenizer, [p.prompt for p in problems], max_new_tokens, batch_size, **_stop_kw(task, tokenizer)

@@ -6,6 +6,7 @@ Offline, a hub model that is not cached fails with a ``ModelLoadError`` naming t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -29,8 +30,6 @@ def load_pretrained_dir(path: str | Path, dtype: torch.dtype | None = None, devi
             "e.g. runs/demo/sft after `make demo`"
         )
     tok = load_tokenizer(path)
-    from grpo_lab.models.smollm2 import hf_bars_off  # smollm2 imports this module
-
     with hf_bars_off():  # a local folder loads in a blink; the bar would only land in stored notebooks
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
     model.to(device).eval()
@@ -108,3 +107,20 @@ def load_hub_model(name: str, dtype: torch.dtype | None = None, device: str | to
         ) from err
     model.to(device).eval()
     return model, tok
+
+
+@contextlib.contextmanager
+def hf_bars_off(active: bool = True):
+    """Inside, transformers draws no progress bar ("Loading weights", "Writing model shards"); the caller's setting
+    comes back afterwards. Library code that loads or saves a model for a notebook uses it: those bars would land
+    in stored outputs (``tests/test_clean_outputs.py``). ``active=False`` changes nothing."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if active:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if active and was_enabled:
+            hf_logging.enable_progress_bar()

