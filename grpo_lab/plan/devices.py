@@ -34,7 +34,10 @@ SOURCES: dict[str, dict] = {
         unit="s per step",
         kind="measured",
         what="cpu-smollm2-gsm8k (2 prompts x 4 completions, <= 160 tokens, fp32, from-scratch), 20 steps in 853.6 s",
-        source="notebooks/06_capstone_gsm8k.ipynb, stored output of its training cell (2 CPU threads)",
+        source=(
+            "notebooks/06_capstone_gsm8k.ipynb as rendered on 2026-11-30 (its GPU-track cell then trained on a CPU; "
+            "the notebook no longer does), stored output of that training cell (2 CPU threads)"
+        ),
     ),
     "cpu.update_tflops": dict(
         value=0.21,
